@@ -1,0 +1,87 @@
+import type { MatchValue } from '../bus/event';
+import type { SerializedError } from '../errors/serialized-error';
+
+/** `up` runs steps forward; `down` compensates them backward. */
+export const Direction = { Up: 'up', Down: 'down' } as const;
+export type Direction = (typeof Direction)[keyof typeof Direction];
+
+/** Which handler of a step is (or was last) called. */
+export const StepFunc = {
+  Run: 'run',
+  RunHandleInfo: 'runHandleInfo',
+  Rollback: 'rollback',
+  RollbackHandleInfo: 'rollbackHandleInfo',
+} as const;
+export type StepFunc = (typeof StepFunc)[keyof typeof StepFunc];
+
+/** Where an instance is in its life. The last three are final. */
+export const InstanceStatus = {
+  Running: 'running',
+  Waiting: 'waiting',
+  Completed: 'completed',
+  RollingBack: 'rolling_back',
+  RolledBack: 'rolled_back',
+  CompensationFailed: 'compensation_failed',
+} as const;
+export type InstanceStatus = (typeof InstanceStatus)[keyof typeof InstanceStatus];
+
+/** True for `completed`, `rolled_back` and `compensation_failed`. */
+export function isFinalStatus(status: InstanceStatus): boolean {
+  return status === 'completed' || status === 'rolled_back' || status === 'compensation_failed';
+}
+
+/** A persisted wait: what a continued step waits for, with an absolute deadline. */
+export interface Wait {
+  readonly topics: readonly string[];
+  readonly match: Readonly<Record<string, MatchValue>>;
+  /** Absolute time (ms since epoch) at which the wait fails with `TIMEOUT`, or null. */
+  readonly deadline: number | null;
+}
+
+/** A short, persisted summary of the last result a handler produced. */
+export interface ResultSummary {
+  readonly kind: 'ok' | 'error' | 'continue' | 'goto';
+  readonly step: string;
+  readonly func: StepFunc;
+  readonly code?: string;
+}
+
+/** One parallel branch as it is kept on the compensation stack after its group succeeded. */
+export interface BranchStackEntry {
+  readonly name: string;
+  readonly key: string;
+  /** The branch's own output state; its compensations see this state. */
+  readonly state: unknown;
+  /** The branch's own compensation stack (steps that started, in start order). */
+  readonly stack: readonly StackEntry[];
+  /** Order in which the branch settled (0 = first); sequential compensation goes in reverse of it. */
+  readonly settledSeq: number;
+}
+
+/** What the compensation stack holds: steps that started and groups that ran. */
+export type StackEntry =
+  | { readonly kind: 'step'; readonly name: string; readonly index: number }
+  | { readonly kind: 'group'; readonly name: string; readonly index: number; readonly branches: readonly BranchStackEntry[] };
+
+/**
+ * The flow fields (DESIGN §5): persisted with the state, for the whole instance and for each parallel branch.
+ */
+export interface FlowFields {
+  direction: Direction;
+  errorReason: SerializedError | null;
+  /** Index of the current node: in the workflow's step list, or in a branch's step sequence. */
+  stepIndex: number;
+  /** Name of the current step (or group), or null before the first and after the last. */
+  stepName: string | null;
+  stepFunc: StepFunc;
+  lastResult: ResultSummary | null;
+  status: InstanceStatus;
+  /** Attempt number of the current handler, from 1. */
+  attempt: number;
+  /** What the current step waits for, when it continued. */
+  wait: Wait | null;
+  /** Steps and groups that started, in start order. Going down walks it in reverse. */
+  stack: StackEntry[];
+  /** True while a handler call is in flight (intent recorded, result not yet). */
+  inFlight: boolean;
+}

@@ -1,0 +1,25 @@
+import type { FlowView } from '../observers/observer';
+import type { InstanceRecord, TrackRef } from './instance-record';
+import { trackOf } from './instance-record';
+
+/** The read-only flow view of one track of a record, as hooks receive it. */
+export function flowView(record: InstanceRecord, ref: TrackRef): FlowView {
+  const t = trackOf(record, ref) ?? record;
+  const f = t.flow;
+  const view: FlowView = {
+    instanceId: record.id,
+    workflow: record.workflow,
+    direction: f.direction,
+    status: record.flow.status,
+    stepName: f.stepName,
+    stepIndex: f.stepIndex,
+    stepFunc: f.stepFunc,
+    attempt: f.attempt,
+    errorReason: ref === null ? f.errorReason : (f.errorReason ?? record.flow.errorReason),
+    wait: f.wait,
+    lastResult: f.lastResult,
+  };
+  if (ref === null || record.group === null) return Object.freeze(view);
+  const branch = record.group.branches.find((b) => b.key === ref);
+  return Object.freeze({ ...view, group: record.group.name, branch: branch?.name ?? ref });
+}

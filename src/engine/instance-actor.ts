@@ -1,0 +1,223 @@
+import type { SagaEventInput } from '../bus/event';
+import { serializeError } from '../errors/serialized-error';
+import type { ObserverRunner } from '../observers/observer-runner';
+import type { PublishReceipt } from '../runtime/publish-receipt';
+import type { Logger } from '../runtime/logger';
+import type { StateCodec } from '../state/state-codec';
+import type { BaseStep, StepClass } from '../steps/base-step';
+import type { StepContext } from '../steps/step-context';
+import type { InstanceStore } from '../store/instance-store';
+import type { Clock } from '../time/clock';
+import type { WorkflowDefinition } from '../workflow/workflow-definition';
+import { applyHappening, type DecideEnv, type Effect, type Happening, type LifecycleHook } from './decide';
+import type { Wait } from './flow-fields';
+import { flowView } from './flow-view';
+import type { InstanceRecord, TrackRef } from './instance-record';
+import { invokeStep } from './step-invoker';
+
+/** The per-workflow pieces an actor uses, built once per runtime and workflow. */
+export interface WorkflowServices {
+  readonly def: WorkflowDefinition;
+  readonly codec: StateCodec;
+  readonly observers: ObserverRunner;
+}
+
+/** What an actor needs from the runtime that owns it. */
+export interface ActorHost {
+  readonly store: InstanceStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  resolveStep(cls: StepClass): BaseStep<unknown>;
+  publish(event: SagaEventInput): Promise<PublishReceipt>;
+  watch(instanceId: string, track: TrackRef, wait: Wait): void;
+  finished(record: InstanceRecord): void;
+  idle(actor: InstanceActor): void;
+  reportFailure(instanceId: string, message: string, error: unknown): void;
+}
+
+interface Queued {
+  readonly happening: Happening;
+  readonly resolve: (changed: boolean) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+function trackKey(ref: TrackRef): string {
+  return ref ?? '\u0000main';
+}
+
+/**
+ * Runs one instance: applies happenings one at a time (decide, call lifecycle hooks, persist, then perform
+ * the effects), and runs handler calls concurrently, feeding their results back as happenings.
+ */
+export class InstanceActor {
+  private readonly queue: Queued[] = [];
+  private draining = false;
+  private readonly inFlight = new Map<string, AbortController>();
+
+  constructor(
+    private readonly host: ActorHost,
+    private readonly services: WorkflowServices,
+    private rec: InstanceRecord,
+  ) {}
+
+  get id(): string {
+    return this.rec.id;
+  }
+
+  /** The last persisted record (do not mutate). */
+  get record(): InstanceRecord {
+    return this.rec;
+  }
+
+  /** True when nothing is queued or running. */
+  get idle(): boolean {
+    return !this.draining && this.queue.length === 0 && this.inFlight.size === 0;
+  }
+
+  /** Queues a happening; resolves true once it changed the record and the change was persisted. */
+  post(happening: Happening): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.queue.push({ happening, resolve, reject });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  /** Aborts every handler call in flight (runtime shutdown). */
+  abortAll(reason: string): void {
+    for (const controller of this.inFlight.values()) controller.abort(reason);
+  }
+
+  private env(): DecideEnv {
+    const { def, codec } = this.services;
+    return { def, now: this.host.clock.now(), hydrate: (s) => codec.hydrate(s), dehydrate: (s) => codec.dehydrate(s, 'returned by into') };
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      for (let item = this.queue.shift(); item !== undefined; item = this.queue.shift()) {
+        try {
+          item.resolve(await this.apply(item.happening));
+        } catch (error) {
+          item.reject(error);
+        }
+      }
+    } finally {
+      this.draining = false;
+      if (this.idle) this.host.idle(this);
+    }
+  }
+
+  private async apply(happening: Happening): Promise<boolean> {
+    const draft = structuredClone(this.rec);
+    const { changed, effects } = applyHappening(this.env(), draft, happening);
+    if (!changed) return false;
+    for (const effect of effects) if (effect.type === 'hook') await this.lifecycle(draft, effect.hook, effect.group);
+    try {
+      draft.version = await this.host.store.save(draft);
+    } catch (error) {
+      // Someone else changed the instance (another worker) or the store failed: drop the effects and
+      // continue from what is stored.
+      const stored = await this.host.store.load(this.rec.id).catch(() => undefined);
+      if (stored !== undefined) this.rec = stored;
+      throw error;
+    }
+    this.rec = draft;
+    for (const effect of effects) this.perform(effect);
+    return true;
+  }
+
+  private async lifecycle(draft: InstanceRecord, hook: LifecycleHook, group: string | null): Promise<void> {
+    const { observers, codec } = this.services;
+    if (!observers.has(hook)) return;
+    // A group hook is about the group, wherever the rest of the transition moved the main line (to the next
+    // step, or to the compensation of the step before).
+    const view =
+      group === null
+        ? flowView(draft, null)
+        : { ...flowView(draft, null), stepName: group, stepIndex: this.services.def.nodeIndex.get(group) ?? draft.flow.stepIndex, group };
+    const changesState = hook !== 'handleGroupStart' && hook !== 'handleGroupEnd';
+    const round = await observers.run(hook, codec.hydrate(draft.state), view, 'report');
+    if (!changesState) return;
+    try {
+      draft.state = codec.dehydrate(round.state, `returned by ${hook}`);
+    } catch (error) {
+      this.host.reportFailure(draft.id, `${hook} returned a state that cannot be stored; it was ignored`, error);
+    }
+  }
+
+  private perform(effect: Effect): void {
+    switch (effect.type) {
+      case 'invoke':
+        this.invoke(effect);
+        return;
+      case 'abort':
+        this.inFlight.get(trackKey(effect.track))?.abort(effect.reason);
+        return;
+      case 'watch':
+        this.host.watch(this.rec.id, effect.track, effect.wait);
+        return;
+      case 'finished':
+        this.host.finished(this.rec);
+        return;
+      case 'hook':
+        return;
+    }
+  }
+
+  private invoke(effect: Extract<Effect, { type: 'invoke' }>): void {
+    const { def, codec, observers } = this.services;
+    const compiled = def.steps.get(effect.step);
+    const key = trackKey(effect.track);
+    const controller = new AbortController();
+    this.inFlight.get(key)?.abort('superseded');
+    this.inFlight.set(key, controller);
+    const record = this.rec;
+    const view = flowView(record, effect.track);
+    const track = effect.track === null ? record : record.group?.branches.find((b) => b.key === effect.track);
+    const storedState = track?.state;
+    const direction = effect.func === 'run' || effect.func === 'runHandleInfo' ? 'up' : 'down';
+    const ctx: StepContext = {
+      instanceId: record.id,
+      workflow: record.workflow,
+      stepName: effect.step,
+      direction,
+      stepFunc: effect.func,
+      attempt: view.attempt,
+      idempotencyKey: `${record.id}:${effect.step}:${direction}:${view.attempt}`,
+      signal: controller.signal,
+      clock: this.host.clock,
+      logger: this.host.logger,
+      ...(view.group === undefined ? {} : { group: view.group }),
+      ...(view.branch === undefined ? {} : { branch: view.branch }),
+      publish: (event) => this.host.publish(event),
+    };
+    const run = async (): Promise<void> => {
+      const outcome =
+        compiled === undefined
+          ? ({
+              kind: 'error',
+              error: serializeError({ code: 'UNKNOWN_STEP', message: `workflow ${def.name} has no step ${JSON.stringify(effect.step)} (the record was written by another definition)` }),
+              started: true,
+            } as const)
+          : await invokeStep({
+              step: this.host.resolveStep(compiled.cls),
+              func: effect.func,
+              storedState,
+              event: effect.event,
+              view,
+              ctx,
+              codec,
+              observers,
+              validateAfter: def.validateStateAfterEachStep,
+            });
+      if (this.inFlight.get(key) === controller) this.inFlight.delete(key);
+      await this.post({ type: 'settled', track: effect.track, token: effect.token, outcome });
+    };
+    run().catch((error: unknown) => {
+      if (this.inFlight.get(key) === controller) this.inFlight.delete(key);
+      this.host.reportFailure(record.id, `recording the result of ${effect.step} ${effect.func} failed`, error);
+      if (this.idle) this.host.idle(this);
+    });
+  }
+}

@@ -1,0 +1,130 @@
+import type { SagaEvent } from '../bus/event';
+import type { SerializedError } from '../errors/serialized-error';
+import type { BranchOutcome } from '../parallel/parallel-results';
+import type { FlowFields } from './flow-fields';
+
+/** The version of the persisted record layout. A record with a higher version is refused, not guessed at. */
+export const RECORD_SCHEMA_VERSION = 1;
+
+/** Where a parallel branch is in its life. */
+export type BranchPhase =
+  | 'pending'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'aborted'
+  | 'queued'
+  | 'compensating'
+  | 'compensated'
+  | 'compensation_failed';
+
+/** The part of a record the step machinery works on: a state and its flow fields. */
+export interface Track {
+  state: unknown;
+  flow: TrackFlow;
+}
+
+/** Flow fields plus the bookkeeping a track needs to be resumed exactly. */
+export interface TrackFlow extends FlowFields {
+  /** Incremented at every handler call; a result carrying an older token is stale and ignored. */
+  token: number;
+  /** The event a `*HandleInfo` call in flight is handling, so a recovery can call it again. */
+  handling: SagaEvent | null;
+}
+
+/** A parallel branch while its group runs or is compensated. */
+export interface BranchRun extends Track {
+  readonly name: string;
+  readonly key: string;
+  phase: BranchPhase;
+  settledSeq: number | null;
+  outcome: BranchOutcome | null;
+}
+
+/** What a group does once its branches have settled and the chosen ones are compensated. */
+export type GroupPlan =
+  | { readonly kind: 'succeed'; readonly state: unknown; readonly gotoIndex: number | null; readonly keep: readonly string[] }
+  | { readonly kind: 'fail' }
+  | { readonly kind: 'unwind' };
+
+/** A parallel group in progress: every branch's position, state and stack. */
+export interface GroupRun {
+  readonly name: string;
+  readonly index: number;
+  /** `up`: branches run; `settling`: no new branch starts, running ones are aborted; `down`: branches are compensated. */
+  mode: 'up' | 'settling' | 'down';
+  branches: BranchRun[];
+  /** Why the group fails, once it does. */
+  failure: SerializedError | null;
+  nextSeq: number;
+  /** The winning branch of a `join: 'any'` group. */
+  winner: string | null;
+  plan: GroupPlan | null;
+}
+
+/** A compensation that failed. */
+export interface CompensationFailure {
+  readonly step: string;
+  readonly branch?: string;
+  readonly error: SerializedError;
+}
+
+/** One instance, as the store keeps it: plain, versioned JSON. */
+export interface InstanceRecord extends Track {
+  readonly schemaVersion: number;
+  readonly id: string;
+  readonly workflow: string;
+  group: GroupRun | null;
+  /** A rollback asked for while a handler was in flight; applied when it settles. */
+  rollbackRequested: SerializedError | null;
+  compensationFailures: CompensationFailure[];
+  /** Optimistic-concurrency version, incremented by every save. */
+  version: number;
+  readonly createdAt: number;
+  updatedAt: number;
+}
+
+/** Flow fields of a track that has not started. */
+export function freshFlow(): TrackFlow {
+  return {
+    direction: 'up',
+    errorReason: null,
+    stepIndex: 0,
+    stepName: null,
+    stepFunc: 'run',
+    lastResult: null,
+    status: 'running',
+    attempt: 1,
+    wait: null,
+    stack: [],
+    inFlight: false,
+    token: 0,
+    handling: null,
+  };
+}
+
+/** A new record for an instance that has not run its first step yet. */
+export function newRecord(id: string, workflow: string, state: unknown, now: number): InstanceRecord {
+  return {
+    schemaVersion: RECORD_SCHEMA_VERSION,
+    id,
+    workflow,
+    state,
+    flow: freshFlow(),
+    group: null,
+    rollbackRequested: null,
+    compensationFailures: [],
+    version: 0,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+/** `null` is the main line; a string is a branch key of the current group. */
+export type TrackRef = string | null;
+
+/** The track a ref points at, if it exists now. */
+export function trackOf(record: InstanceRecord, ref: TrackRef): Track | undefined {
+  if (ref === null) return record;
+  return record.group?.branches.find((b) => b.key === ref);
+}

@@ -1,0 +1,57 @@
+import { SagaflowError } from './sagaflow-error';
+
+/** No instance with this id exists in the store. */
+export class UnknownInstanceError extends SagaflowError {
+  readonly instanceId: string;
+  constructor(instanceId: string) {
+    super('UNKNOWN_INSTANCE', `no saga instance with id ${JSON.stringify(instanceId)} exists; check the id or list instances`, {
+      instanceId,
+    });
+    this.instanceId = instanceId;
+  }
+}
+
+/** The workflow was never registered with this runtime. */
+export class UnknownWorkflowError extends SagaflowError {
+  readonly workflow: string;
+  constructor(workflow: string, where: string) {
+    super(
+      'UNKNOWN_WORKFLOW',
+      `workflow ${JSON.stringify(workflow)} is not registered with this runtime (${where}); call runtime.register(...) first`,
+      { workflow },
+    );
+    this.workflow = workflow;
+  }
+}
+
+/** An event handed to the runtime or the bus does not have the shape of a saga event. */
+export class InvalidEventError extends SagaflowError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('INVALID_EVENT', message, details);
+  }
+}
+
+/** A record was changed by someone else since it was loaded (optimistic concurrency). */
+export class VersionConflictError extends SagaflowError {
+  constructor(instanceId: string, expected: number, actual: number | undefined) {
+    super(
+      'VERSION_CONFLICT',
+      `instance ${JSON.stringify(instanceId)} was changed concurrently: expected version ${expected}, found ${actual ?? 'none'}`,
+      { instanceId, expected, actual },
+    );
+  }
+}
+
+/** A stored record cannot be read: corrupted JSON, a missing field, or a newer schema version. */
+export class CorruptRecordError extends SagaflowError {
+  constructor(instanceId: string, reason: string) {
+    super('CORRUPT_RECORD', `stored instance ${JSON.stringify(instanceId)} cannot be read: ${reason}`, { instanceId });
+  }
+}
+
+/** The runtime was closed; it accepts no more work. */
+export class RuntimeClosedError extends SagaflowError {
+  constructor(action: string) {
+    super('RUNTIME_CLOSED', `the runtime is closed and cannot ${action}; create a new runtime`);
+  }
+}

@@ -1,0 +1,30 @@
+import { SagaflowError } from './sagaflow-error';
+
+/** One property that failed validation. */
+export interface InvalidProperty {
+  readonly property: string;
+  readonly value: unknown;
+  readonly constraints: Readonly<Record<string, string>>;
+}
+
+/** The state failed class-validator's checks. At `start`, nothing is persisted. */
+export class StateValidationError extends SagaflowError {
+  readonly properties: readonly InvalidProperty[];
+  constructor(workflow: string, properties: InvalidProperty[], where: string) {
+    const list = properties
+      .map((p) => `${p.property} (${Object.values(p.constraints).join('; ') || 'invalid'})`)
+      .join(', ');
+    super('STATE_INVALID', `the state of workflow ${JSON.stringify(workflow)} is invalid ${where}: ${list}`, {
+      workflow,
+      properties: properties.map((p) => ({ property: p.property, constraints: p.constraints })),
+    });
+    this.properties = properties;
+  }
+}
+
+/** The state cannot be stored as JSON (a BigInt, a cycle, …). */
+export class StateNotSerializableError extends SagaflowError {
+  constructor(where: string, cause: string) {
+    super('STATE_NOT_SERIALIZABLE', `the state ${where} cannot be stored as JSON: ${cause}`, { cause });
+  }
+}

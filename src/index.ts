@@ -1,0 +1,94 @@
+/**
+ * sagaflow — a saga / rollback orchestrator with linear up/down steps.
+ *
+ * A workflow runs its steps forward ("up"); when a step fails it turns around ("down") and compensates every
+ * step that started, in reverse, the failing one first — parallel groups included.
+ *
+ * - Write steps: extend {@link BaseStep}, decorate with {@link Step}, return {@link ok}, {@link error},
+ *   {@link continueWith} (wait for an event) or {@link goto}.
+ * - Declare workflows with {@link Workflow} (or {@link defineWorkflow}); group steps with {@link parallel}.
+ * - Observe with {@link Observer}s: hooks before and after each step and at lifecycle points.
+ * - Run with {@link SagaRuntime}: `start`, `publish`, `rollback`, `get`, and `start()` to resume after a restart.
+ * - Test with `sagaflow/testing`: `SimulatedClock`, `RecordingObserver`.
+ *
+ * @packageDocumentation
+ */
+import 'reflect-metadata';
+
+// Steps and results
+export { BaseStep, type StepClass } from './steps/base-step';
+export { Step, type StepOptions } from './steps/step-decorator';
+export type { StepContext } from './steps/step-context';
+export {
+  ok,
+  error,
+  continueWith,
+  goto,
+  type StepResult,
+  type StepReturn,
+  type OkResult,
+  type ErrorResult,
+  type ContinueResult,
+  type GotoResult,
+  type WaitSpec,
+} from './steps/step-result';
+
+// Workflows and parallel groups
+export { Workflow, type WorkflowRef } from './workflow/workflow-decorator';
+export { defineWorkflow, type WorkflowOptions, type WorkflowNode } from './workflow/compile-workflow';
+export type { WorkflowDefinition, StateClass } from './workflow/workflow-definition';
+export { parallel, branch, type ParallelOptions, type IntoResult, type BranchSpec, type ParallelSpec } from './parallel/parallel';
+export {
+  parallelResults,
+  parallelResult,
+  parallelOk,
+  PARALLEL_RESULTS_KEY,
+  type BranchOutcome,
+  type ParallelResults,
+} from './parallel/parallel-results';
+
+// Observers
+export type { Observer, ObserverClass, ObserverRegistration, ObserverSpec, FlowView, HookResult, HookReturn, ObserverHook } from './observers/observer';
+
+// Flow fields and records
+export {
+  Direction,
+  StepFunc,
+  InstanceStatus,
+  isFinalStatus,
+  type FlowFields,
+  type Wait,
+  type StackEntry,
+  type BranchStackEntry,
+  type ResultSummary,
+} from './engine/flow-fields';
+export type { InstanceRecord, GroupRun, BranchRun, BranchPhase, CompensationFailure } from './engine/instance-record';
+export { decide, type Happening, type Outcome, type Effect, type Transition, type DecideEnv } from './engine/decide';
+
+// Runtime, bus, store, time
+export {
+  SagaRuntime,
+  type SagaRuntimeOptions,
+  type StartOptions,
+  type WorkflowHandle,
+  type SagaResult,
+  type InstanceSnapshot,
+  type RuntimeProblem,
+  type Resolver,
+} from './runtime/saga-runtime';
+export type { PublishReceipt } from './runtime/publish-receipt';
+export { consoleLogger, silentLogger, type Logger } from './runtime/logger';
+export { EventBus, type BusProblem } from './bus/event-bus';
+export type { SagaEvent, SagaEventInput, MatchValue } from './bus/event';
+export type { InstanceStore, InstanceFilter, InstanceSummary, DueWait } from './store/instance-store';
+export { MemoryStore } from './store/memory-store';
+export { SystemClock, type Clock, type TimerHandle } from './time/clock';
+export { toMillis, type Duration } from './time/duration';
+
+// Errors
+export { SagaflowError } from './errors/sagaflow-error';
+export { DefinitionError, DefinitionErrorCode } from './errors/definition-error';
+export { UnknownInstanceError, UnknownWorkflowError, InvalidEventError, VersionConflictError, CorruptRecordError, RuntimeClosedError } from './errors/runtime-errors';
+export { StateValidationError, StateNotSerializableError, type InvalidProperty } from './errors/state-errors';
+export { MalformedResultError, TimeoutError, ObserverVetoError, RollbackRequestedError } from './errors/step-errors';
+export type { SerializedError } from './errors/serialized-error';

@@ -1,0 +1,9 @@
+/** What `publish` reports once an event is accepted. */
+export interface PublishReceipt {
+  /** The event's id (given or assigned). */
+  readonly eventId: string;
+  /** How many waiting steps received it. */
+  readonly delivered: number;
+  /** True when nothing waited for it and it was kept for the retention window (fast replies). */
+  readonly retained: boolean;
+}

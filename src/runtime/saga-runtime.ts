@@ -1,0 +1,461 @@
+import 'reflect-metadata';
+import { Subject, type Observable } from 'rxjs';
+import { normalizeEvent, type SagaEventInput } from '../bus/event';
+import { EventBus } from '../bus/event-bus';
+import { RetainedEvents } from '../bus/retained-events';
+import { DefinitionError } from '../errors/definition-error';
+import { UnknownInstanceError, UnknownWorkflowError, RuntimeClosedError } from '../errors/runtime-errors';
+import { SagaflowError } from '../errors/sagaflow-error';
+import { serializeError, type SerializedError } from '../errors/serialized-error';
+import { StateNotSerializableError } from '../errors/state-errors';
+import { RollbackRequestedError } from '../errors/step-errors';
+import { isFinalStatus, type InstanceStatus, type Wait } from '../engine/flow-fields';
+import { flowView } from '../engine/flow-view';
+import { InstanceActor, type ActorHost, type WorkflowServices } from '../engine/instance-actor';
+import { newRecord, type InstanceRecord, type TrackRef } from '../engine/instance-record';
+import type { FlowView, ObserverSpec } from '../observers/observer';
+import { ObserverRunner, type HookProblem } from '../observers/observer-runner';
+import { StateCodec } from '../state/state-codec';
+import type { BaseStep, StepClass } from '../steps/base-step';
+import type { InstanceFilter, InstanceStore, InstanceSummary } from '../store/instance-store';
+import { MemoryStore } from '../store/memory-store';
+import { SystemClock, type Clock } from '../time/clock';
+import { toMillis, type Duration } from '../time/duration';
+import { compileObservers } from '../workflow/compile-workflow';
+import { workflowDefinition, type WorkflowRef } from '../workflow/workflow-decorator';
+import type { WorkflowDefinition } from '../workflow/workflow-definition';
+import { consoleLogger, type Logger } from './logger';
+import type { PublishReceipt } from './publish-receipt';
+import { TimerQueue } from './timer-queue';
+
+/** Makes step and observer instances; plug a DI container in here. The default calls `new Cls()` once per class. */
+export type Resolver = <T>(cls: new (...args: never[]) => T) => T;
+
+/** Options of {@link SagaRuntime}. */
+export interface SagaRuntimeOptions {
+  /** Where instances live. @default new MemoryStore() */
+  readonly store?: InstanceStore;
+  /** The event bus. @default new EventBus() */
+  readonly bus?: EventBus;
+  /** The clock for deadlines; use `SimulatedClock` from `sagaflow/testing` in tests. @default new SystemClock() */
+  readonly clock?: Clock;
+  /** Where the runtime logs (pino's method shape). @default warnings and errors to the console */
+  readonly logger?: Logger;
+  /** Makes step and observer instances. @default one `new Cls()` per class */
+  readonly resolver?: Resolver;
+  /** Observers for every workflow, called after each workflow's own. @default [] */
+  readonly observers?: readonly ObserverSpec[];
+  /** How long an event no wait matched is kept for a wait that begins just after it. @default '30s' */
+  readonly eventRetention?: Duration;
+  /** Workflows to register right away. @default [] */
+  readonly workflows?: readonly WorkflowRef[];
+}
+
+/** Options of `start(workflow, input, options)`. */
+export interface StartOptions {
+  /** The instance id; starting again with an existing id returns that instance. @default a random UUID */
+  readonly id?: string;
+}
+
+/** How an instance ended (or where it is). */
+export interface SagaResult<S> {
+  readonly id: string;
+  readonly status: InstanceStatus;
+  /** The state, as an instance of the workflow's state class when it has one. */
+  readonly state: S;
+  /** Why it rolled back, or null. */
+  readonly error: SerializedError | null;
+}
+
+/** A snapshot of an instance, from {@link SagaRuntime.get}. */
+export interface InstanceSnapshot<S> extends SagaResult<S> {
+  readonly workflow: string;
+  /** The flow fields of the main line. */
+  readonly flow: FlowView;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  /** Compensations that failed, when the status is `compensation_failed`. */
+  readonly compensationFailures: readonly { readonly step: string; readonly branch?: string; readonly error: SerializedError }[];
+}
+
+/** What `start` returns. */
+export interface WorkflowHandle<S> {
+  readonly id: string;
+  /** Resolves when the instance completes, rolls back or stops in `compensation_failed`. */
+  result(): Promise<SagaResult<S>>;
+}
+
+/** A problem the runtime reported and survived (a throwing observer, a dropped event, a failed save). */
+export interface RuntimeProblem {
+  readonly kind: 'observer-failed' | 'event-dropped' | 'instance-failed' | 'bus-problem';
+  readonly message: string;
+  readonly error: SerializedError;
+  readonly instanceId?: string;
+}
+
+interface Deferred<T> {
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+function randomId(): string {
+  return globalThis.crypto.randomUUID();
+}
+
+/**
+ * The object a user starts: holds the workflows, the store, the bus and the clock; starts instances, delivers
+ * events, rolls back on request and resumes unfinished instances.
+ *
+ * @example
+ * const runtime = new SagaRuntime({ workflows: [OrderCheckout] });
+ * const handle = await runtime.start(OrderCheckout, { orderId: 'o-1', sku: 'sku-9', amount: 42 });
+ * await runtime.publish({ topic: 'payment.captured', payload: { orderId: 'o-1' } });
+ * const { status, state } = await handle.result();
+ */
+export class SagaRuntime {
+  /** The event bus. */
+  readonly bus: EventBus;
+  /** The store. */
+  readonly store: InstanceStore;
+  /** The clock. */
+  readonly clock: Clock;
+  /** The logger. */
+  readonly logger: Logger;
+
+  private readonly problems = new Subject<RuntimeProblem>();
+  /** Problems the runtime reported and survived. */
+  readonly errors$: Observable<RuntimeProblem> = this.problems.asObservable();
+
+  private readonly workflows = new Map<string, WorkflowServices>();
+  private readonly globalObservers: readonly ObserverSpec[];
+  private readonly resolver: Resolver;
+  private readonly resolved = new Map<unknown, unknown>();
+  private readonly actors = new Map<string, InstanceActor>();
+  private readonly loading = new Map<string, Promise<InstanceActor>>();
+  private readonly waiters = new Map<string, Deferred<SagaResult<unknown>>[]>();
+  private readonly retained: RetainedEvents;
+  private readonly timers: TimerQueue<{ instanceId: string; track: TrackRef }>;
+  private readonly host: ActorHost;
+  private recovered: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(options: SagaRuntimeOptions = {}) {
+    this.store = options.store ?? new MemoryStore();
+    this.bus = options.bus ?? new EventBus();
+    this.clock = options.clock ?? new SystemClock();
+    this.logger = options.logger ?? consoleLogger;
+    this.globalObservers = options.observers ?? [];
+    this.resolver =
+      options.resolver ??
+      (<T>(cls: new (...args: never[]) => T): T => {
+        let made = this.resolved.get(cls) as T | undefined;
+        if (made === undefined) {
+          made = new (cls)();
+          this.resolved.set(cls, made);
+        }
+        return made;
+      });
+    this.retained = new RetainedEvents(toMillis(options.eventRetention ?? '30s', 'eventRetention'));
+    this.timers = new TimerQueue(this.clock, ({ instanceId, track }, at) => {
+      this.deliver(instanceId, { type: 'timeout', track, deadline: at }).catch((e: unknown) =>
+        this.report('instance-failed', `a wait deadline of ${instanceId} could not be applied`, e, instanceId),
+      );
+    });
+    this.bus.attach((input) => this.publish(input as SagaEventInput));
+    this.bus.problems$.subscribe((p) => this.report('bus-problem', `bus ${p.kind}`, p.error));
+    this.host = {
+      store: this.store,
+      clock: this.clock,
+      logger: this.logger,
+      resolveStep: (cls: StepClass) => this.resolver(cls as unknown as new () => BaseStep<unknown>),
+      publish: (event) => this.publish(event),
+      watch: (instanceId, track, wait) => this.watch(instanceId, track, wait),
+      finished: (record) => this.settleWaiters(record),
+      idle: (actor) => this.evict(actor),
+      reportFailure: (instanceId, message, error) => this.report('instance-failed', message, error, instanceId),
+    };
+    for (const wf of options.workflows ?? []) this.register(wf);
+  }
+
+  /**
+   * Registers workflows (`@Workflow` classes or `defineWorkflow` definitions). Registering the same
+   * definition again is harmless; another definition under a taken name is a `DUPLICATE_NAME` error.
+   */
+  register(...workflows: WorkflowRef[]): this {
+    for (const ref of workflows) {
+      const def = workflowDefinition(ref);
+      const existing = this.workflows.get(def.name);
+      if (existing !== undefined) {
+        if (existing.def === def) continue;
+        throw new DefinitionError('DUPLICATE_NAME', `another workflow named ${JSON.stringify(def.name)} is already registered with this runtime`, {
+          workflow: def.name,
+        });
+      }
+      const merged = this.globalObservers.length === 0 ? def : this.withGlobalObservers(def);
+      this.workflows.set(def.name, {
+        def: merged,
+        codec: new StateCodec(merged),
+        observers: new ObserverRunner(merged.observers, (cls) => this.resolver(cls), (p) => this.reportHook(p)),
+      });
+    }
+    return this;
+  }
+
+  /** Resumes every unfinished instance in the store (call once when the process starts). */
+  start(): Promise<void>;
+  /** Starts an instance of a registered workflow with a validated input state. */
+  start<S = any>(workflow: WorkflowRef<S> | string, input: S | Record<string, unknown>, options?: StartOptions): Promise<WorkflowHandle<S>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  start<S>(workflow?: WorkflowRef<S> | string, input?: unknown, options: StartOptions = {}): Promise<WorkflowHandle<S> | void> {
+    if (workflow === undefined) return this.recover();
+    return this.startInstance(workflow, input, options);
+  }
+
+  private recover(): Promise<void> {
+    this.recovered ??= (async () => {
+      this.assertOpen('recover');
+      const ids = await this.store.unfinished();
+      await Promise.all(
+        ids.map((id) =>
+          this.deliver(id, { type: 'resume' }).catch((e: unknown) => this.report('instance-failed', `instance ${id} could not be resumed`, e, id)),
+        ),
+      );
+    })();
+    return this.recovered;
+  }
+
+  private async startInstance<S>(workflow: WorkflowRef<S> | string, input: unknown, options: StartOptions): Promise<WorkflowHandle<S>> {
+    this.assertOpen('start an instance');
+    const services = this.services(typeof workflow === 'string' ? workflow : workflowDefinition(workflow).name, 'start');
+    const id = options.id ?? randomId();
+    if (typeof id !== 'string' || id.length === 0) {
+      throw new SagaflowError('BAD_OPTION', `start: the instance id must be a non-empty string, got ${JSON.stringify(id)}`);
+    }
+    if (this.actors.has(id) || (await this.store.load(id)) !== undefined) return this.handle<S>(id);
+    const { codec, observers, def } = services;
+    await codec.assertValid(input, 'at start');
+    let state = codec.dehydrate(input, 'given to start');
+    const record = newRecord(id, def.name, state, this.clock.now());
+    let veto: SerializedError | null = null;
+    if (observers.has('handleInit')) {
+      const round = await observers.run('handleInit', codec.hydrate(state), flowView(record, null), 'veto');
+      try {
+        state = codec.dehydrate(round.state, 'returned by handleInit');
+      } catch (e) {
+        if (!(e instanceof StateNotSerializableError)) throw e;
+        veto = serializeError(e);
+      }
+      record.state = state;
+      veto = round.veto ?? veto;
+    }
+    if (!(await this.store.create(record))) return this.handle<S>(id);
+    const actor = this.actorFor(services, { ...record, version: 1 });
+    const handle = this.handle<S>(id);
+    await actor.post(veto === null ? { type: 'begin' } : { type: 'initVetoed', error: veto });
+    return handle;
+  }
+
+  /** A handle to an existing instance. */
+  handle<S = any>(id: string): WorkflowHandle<S> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    return { id, result: () => this.result<S>(id) };
+  }
+
+  private async result<S>(id: string): Promise<SagaResult<S>> {
+    const promise = new Promise<SagaResult<S>>((resolve, reject) => {
+      let list = this.waiters.get(id);
+      if (list === undefined) this.waiters.set(id, (list = []));
+      list.push({ resolve: resolve as (v: SagaResult<unknown>) => void, reject });
+    });
+    const record = this.actors.get(id)?.record ?? (await this.store.load(id));
+    if (record === undefined) {
+      this.rejectWaiters(id, new UnknownInstanceError(id));
+    } else if (isFinalStatus(record.flow.status)) {
+      this.settleWaiters(record);
+    }
+    return promise;
+  }
+
+  /**
+   * Rolls an instance back from outside: a parked step's rollback runs at once, an in-flight `run` sees its
+   * AbortSignal fire and is compensated when it settles. Asking again while it goes down changes nothing.
+   * @throws UnknownInstanceError; SagaflowError `INSTANCE_FINISHED` for a completed instance.
+   */
+  async rollback(id: string, reason: string): Promise<void> {
+    this.assertOpen('roll back');
+    const actor = await this.actor(id);
+    if (actor.record.flow.status === 'completed') {
+      throw new SagaflowError('INSTANCE_FINISHED', `instance ${JSON.stringify(id)} already completed; there is nothing in flight to roll back`, {
+        instanceId: id,
+      });
+    }
+    await actor.post({ type: 'rollback', reason: serializeError(new RollbackRequestedError(reason)) });
+  }
+
+  /** A snapshot of an instance. @throws UnknownInstanceError */
+  async get<S = any>(id: string): Promise<InstanceSnapshot<S>> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const record = this.actors.get(id)?.record ?? (await this.store.load(id));
+    if (record === undefined) throw new UnknownInstanceError(id);
+    return this.snapshot<S>(record);
+  }
+
+  /** Summaries of instances in the store. */
+  list(filter?: InstanceFilter): Promise<InstanceSummary[]> {
+    return this.store.list(filter);
+  }
+
+  /**
+   * Publishes an event: delivers it to every waiting step whose wait matches (topic, match fields, and the
+   * instance when the event names one), or keeps it for the retention window when none does. Resolves once
+   * the resumed steps' transitions are persisted.
+   * @throws InvalidEventError when the event is malformed.
+   */
+  async publish(input: SagaEventInput): Promise<PublishReceipt> {
+    this.assertOpen('publish');
+    const now = this.clock.now();
+    const event = normalizeEvent(input, now);
+    const waiting = await this.store.findWaiting(event);
+    const results = await Promise.all(
+      waiting.map((w) =>
+        this.deliver(w.instanceId, { type: 'event', track: w.track, event }).catch((e: unknown) => {
+          this.report('instance-failed', `event ${event.topic} could not be delivered to ${w.instanceId}`, e, w.instanceId);
+          return false;
+        }),
+      ),
+    );
+    const delivered = results.filter(Boolean).length;
+    const retained = delivered === 0;
+    if (retained) this.retained.add(event, now);
+    this.bus.emit(event);
+    return { eventId: event.id, delivered, retained };
+  }
+
+  /**
+   * Resolves once no instance has a handler call in flight or a happening queued: every instance is waiting,
+   * finished, or parked on a timer. Handy in tests and before a shutdown.
+   */
+  async idle(): Promise<void> {
+    for (;;) {
+      let busy = this.loading.size > 0;
+      for (const actor of this.actors.values()) busy ||= !actor.idle;
+      if (!busy) return;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** Stops timers and detaches the bus. In-flight handler calls are aborted; their results are dropped. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.timers.clear();
+    this.bus.detach();
+    for (const actor of this.actors.values()) actor.abortAll('runtime closed');
+    for (const [id] of this.waiters) this.rejectWaiters(id, new RuntimeClosedError('wait for results'));
+    this.problems.complete();
+    await Promise.resolve();
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+
+  private withGlobalObservers(def: WorkflowDefinition): WorkflowDefinition {
+    return { ...def, observers: [...def.observers, ...compileObservers(this.globalObservers, 'runtime')] };
+  }
+
+  private services(name: string, where: string): WorkflowServices {
+    const services = this.workflows.get(name);
+    if (services === undefined) throw new UnknownWorkflowError(name, where);
+    return services;
+  }
+
+  private actorFor(services: WorkflowServices, record: InstanceRecord): InstanceActor {
+    const existing = this.actors.get(record.id);
+    if (existing !== undefined) return existing;
+    const actor = new InstanceActor(this.host, services, record);
+    this.actors.set(record.id, actor);
+    return actor;
+  }
+
+  private async actor(id: string): Promise<InstanceActor> {
+    const existing = this.actors.get(id);
+    if (existing !== undefined) return existing;
+    let loading = this.loading.get(id);
+    if (loading === undefined) {
+      loading = (async () => {
+        const record = await this.store.load(id);
+        if (record === undefined) throw new UnknownInstanceError(id);
+        return this.actorFor(this.services(record.workflow, `instance ${id}`), record);
+      })();
+      this.loading.set(id, loading);
+      loading.then(
+        () => this.loading.delete(id),
+        () => this.loading.delete(id),
+      );
+    }
+    return loading;
+  }
+
+  private async deliver(id: string, happening: Parameters<InstanceActor['post']>[0]): Promise<boolean> {
+    const actor = await this.actor(id);
+    return actor.post(happening);
+  }
+
+  private evict(actor: InstanceActor): void {
+    if (this.actors.get(actor.id) === actor && actor.idle) this.actors.delete(actor.id);
+  }
+
+  private watch(instanceId: string, track: TrackRef, wait: Wait): void {
+    if (wait.deadline !== null) this.timers.add(wait.deadline, { instanceId, track });
+    const early = this.retained.take(instanceId, wait, this.clock.now());
+    if (early !== undefined) {
+      this.deliver(instanceId, { type: 'event', track, event: early })
+        .then((delivered) => {
+          if (!delivered) this.retained.add(early, early.publishedAt);
+        })
+        .catch((e: unknown) => this.report('instance-failed', `a retained event could not be delivered to ${instanceId}`, e, instanceId));
+    }
+  }
+
+  private snapshot<S>(record: InstanceRecord): InstanceSnapshot<S> {
+    const services = this.workflows.get(record.workflow);
+    return {
+      id: record.id,
+      workflow: record.workflow,
+      status: record.flow.status,
+      state: (services === undefined ? structuredClone(record.state) : services.codec.hydrate(record.state)) as S,
+      error: record.flow.errorReason,
+      flow: flowView(record, null),
+      createdAt: record.createdAt,
+      updatedAt: record.updatedAt,
+      compensationFailures: record.compensationFailures,
+    };
+  }
+
+  private settleWaiters(record: InstanceRecord): void {
+    const list = this.waiters.get(record.id);
+    if (list === undefined) return;
+    this.waiters.delete(record.id);
+    const snap = this.snapshot(record);
+    const result: SagaResult<unknown> = { id: snap.id, status: snap.status, state: snap.state, error: snap.error };
+    for (const d of list) d.resolve(result);
+  }
+
+  private rejectWaiters(id: string, error: unknown): void {
+    const list = this.waiters.get(id);
+    if (list === undefined) return;
+    this.waiters.delete(id);
+    for (const d of list) d.reject(error);
+  }
+
+  private reportHook(p: HookProblem): void {
+    this.report('observer-failed', `observer ${p.observer} ${p.hook} failed at ${p.flow.stepName ?? p.flow.workflow}`, p.error, p.flow.instanceId);
+  }
+
+  private report(kind: RuntimeProblem['kind'], message: string, error: unknown, instanceId?: string): void {
+    const serialized = serializeError(error);
+    const problem: RuntimeProblem = instanceId === undefined ? { kind, message, error: serialized } : { kind, message, error: serialized, instanceId };
+    this.logger.warn({ kind, instanceId, error: serialized }, message);
+    this.problems.next(problem);
+  }
+
+  private assertOpen(action: string): void {
+    if (this.closed) throw new RuntimeClosedError(action);
+  }
+}

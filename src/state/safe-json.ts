@@ -1,0 +1,21 @@
+/** Keys that must never reach an object's prototype chain when JSON is read. */
+const FORBIDDEN_KEYS = new Set(['__proto__']);
+
+function reviver(key: string, value: unknown): unknown {
+  return FORBIDDEN_KEYS.has(key) ? undefined : value;
+}
+
+/** `JSON.parse` that drops `__proto__` keys at every depth. */
+export function parseJsonSafe(text: string): unknown {
+  return JSON.parse(text, reviver);
+}
+
+/**
+ * A deep JSON copy of `value` without `__proto__` keys. Throws (TypeError) when the value
+ * cannot be represented as JSON (BigInt, cycles). `undefined` properties are dropped, as JSON does.
+ */
+export function sanitizeJson(value: unknown): unknown {
+  const text = JSON.stringify(value);
+  if (text === undefined) throw new TypeError(`${typeof value} is not representable as JSON`);
+  return parseJsonSafe(text);
+}

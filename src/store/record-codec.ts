@@ -1,0 +1,43 @@
+import { CorruptRecordError } from '../errors/runtime-errors';
+import { RECORD_SCHEMA_VERSION, type InstanceRecord, type TrackRef } from '../engine/instance-record';
+import type { Wait } from '../engine/flow-fields';
+import { parseJsonSafe } from '../state/safe-json';
+
+/** The stored JSON text of a record. */
+export function encodeRecord(record: InstanceRecord): string {
+  return JSON.stringify(record);
+}
+
+/**
+ * Reads a stored record, dropping `__proto__` keys, and checks that it is a record this version can run.
+ * @throws CorruptRecordError for bad JSON, a missing field, or a newer schema version.
+ */
+export function decodeRecord(text: string, id: string): InstanceRecord {
+  let value: unknown;
+  try {
+    value = parseJsonSafe(text);
+  } catch (cause) {
+    throw new CorruptRecordError(id, `its JSON does not parse (${(cause as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null) throw new CorruptRecordError(id, 'it is not a JSON object');
+  const r = value as Partial<InstanceRecord>;
+  if (typeof r.schemaVersion !== 'number') throw new CorruptRecordError(id, 'it has no schemaVersion');
+  if (r.schemaVersion > RECORD_SCHEMA_VERSION) {
+    throw new CorruptRecordError(
+      id,
+      `it was written by a newer sagaflow (record schema ${r.schemaVersion}, this version reads up to ${RECORD_SCHEMA_VERSION}); upgrade this process`,
+    );
+  }
+  if (r.id !== id || typeof r.workflow !== 'string' || typeof r.flow !== 'object' || r.flow === null || !Array.isArray(r.flow.stack)) {
+    throw new CorruptRecordError(id, 'it lacks id, workflow or flow fields');
+  }
+  return value as InstanceRecord;
+}
+
+/** Every wait a record holds: the main line's and each branch's. */
+export function waitsOf(record: InstanceRecord): { track: TrackRef; wait: Wait }[] {
+  const waits: { track: TrackRef; wait: Wait }[] = [];
+  if (record.flow.wait !== null) waits.push({ track: null, wait: record.flow.wait });
+  for (const b of record.group?.branches ?? []) if (b.flow.wait !== null) waits.push({ track: b.key, wait: b.flow.wait });
+  return waits;
+}

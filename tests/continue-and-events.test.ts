@@ -1,0 +1,277 @@
+import { defineWorkflow, ok, error as fail } from '../src';
+import { recordingStep, waitsFor, type Log, type TestState } from './support/steps';
+import { testRuntime } from './support/runtime';
+
+describe('a step that continues and waits for an event', () => {
+  it('parks the instance as waiting and resumes it through runHandleInfo when a matching event arrives', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({
+      name: 'aw',
+      steps: [recordingStep('A', log), recordingStep('W', log, { run: waitsFor('payment.captured', { orderId: 'o-1' }) })],
+    });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [] });
+    await runtime.idle();
+    expect((await runtime.get(handle.id)).status).toBe('waiting');
+    const receipt = await runtime.publish({ topic: 'payment.captured', payload: { orderId: 'o-1', paymentId: 'p-9' } });
+    expect(receipt).toMatchObject({ delivered: 1, retained: false });
+    const result = await handle.result();
+    expect(result.status).toBe('completed');
+    expect(log).toEqual(['A.run', 'W.run', 'W.runHandleInfo']);
+  });
+
+  it('hands runHandleInfo the event it waited for', async () => {
+    const log: Log = [];
+    let seen: unknown;
+    const wf = defineWorkflow<TestState>({
+      name: 'event-read',
+      steps: [
+        recordingStep('W', log, {
+          run: waitsFor('payment.captured', { orderId: 'o-1' }),
+          runHandleInfo: (state, _ctx, event) => {
+            seen = event?.payload;
+            return ok({ ...state, paymentId: event?.payload.paymentId });
+          },
+        }),
+      ],
+    });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [] });
+    await runtime.publish({ topic: 'payment.captured', payload: { orderId: 'o-1', paymentId: 'p-9' } });
+    const result = await handle.result();
+    expect(seen).toEqual({ orderId: 'o-1', paymentId: 'p-9' });
+    expect(result.state.paymentId).toBe('p-9');
+  });
+
+  it('never delivers events whose topic or match fields differ', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({ name: 'strict', steps: [recordingStep('W', log, { run: waitsFor('payment.captured', { orderId: 'o-1' }) })] });
+    const { runtime } = testRuntime({ workflows: [wf], eventRetention: 0 });
+    const handle = await runtime.start(wf, { trail: [] });
+    await runtime.idle();
+    expect((await runtime.publish({ topic: 'payment.captured', payload: { orderId: 'o-2' } })).delivered).toBe(0);
+    expect((await runtime.publish({ topic: 'payment.failed', payload: { orderId: 'o-1' } })).delivered).toBe(0);
+    expect((await runtime.publish({ topic: 'payment.captured', payload: {} })).delivered).toBe(0);
+    expect((await runtime.publish({ topic: 'payment.captured', payload: { orderId: 'o-1' }, instanceId: 'someone-else' })).delivered).toBe(0);
+    expect(log).toEqual(['W.run']);
+    expect((await runtime.get(handle.id)).status).toBe('waiting');
+  });
+
+  it('matches on nested payload fields named with dots', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({ name: 'nested', steps: [recordingStep('W', log, { run: waitsFor('shipped', { 'order.id': 7 }) })] });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [] });
+    await runtime.publish({ topic: 'shipped', payload: { order: { id: 7 } } });
+    expect((await handle.result()).status).toBe('completed');
+  });
+
+  it('may keep waiting by continuing again from runHandleInfo', async () => {
+    const log: Log = [];
+    let parts = 0;
+    const wf = defineWorkflow<TestState>({
+      name: 'multi',
+      steps: [
+        recordingStep('W', log, {
+          run: waitsFor('part'),
+          runHandleInfo: (state) => {
+            parts += 1;
+            return parts < 3 ? { kind: 'continue', state, wait: { topic: 'part' } } : ok(state);
+          },
+        }),
+      ],
+    });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [] });
+    for (let i = 0; i < 3; i += 1) await runtime.publish({ topic: 'part' });
+    expect((await handle.result()).status).toBe('completed');
+    expect(log).toEqual(['W.run', 'W.runHandleInfo', 'W.runHandleInfo', 'W.runHandleInfo']);
+  });
+
+  it('rolls back X, W and A when X continues and its event handler fails', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({
+      name: 'awx',
+      steps: [
+        recordingStep('A', log),
+        recordingStep('W', log),
+        recordingStep('X', log, { run: waitsFor('x.done'), runHandleInfo: (s) => fail({ code: 'X_REJECTED', message: 'rejected' }, s) }),
+      ],
+    });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [] });
+    await runtime.publish({ topic: 'x.done' });
+    const result = await handle.result();
+    expect(result.status).toBe('rolled_back');
+    expect(result.error?.code).toBe('X_REJECTED');
+    expect(log).toEqual(['A.run', 'W.run', 'X.run', 'X.runHandleInfo', 'X.rollback', 'W.rollback', 'A.rollback']);
+  });
+
+  it('fails the step with TIMEOUT when its wait deadline passes, and rolls back', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({
+      name: 'deadline',
+      steps: [recordingStep('A', log), recordingStep('W', log, { run: waitsFor('never', {}, '5m') })],
+    });
+    const { runtime, clock } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [] });
+    await clock.advance('4m');
+    expect((await runtime.get(handle.id)).status).toBe('waiting');
+    await clock.advance('1m');
+    const result = await handle.result();
+    expect(result.status).toBe('rolled_back');
+    expect(result.error?.code).toBe('TIMEOUT');
+    expect(log).toEqual(['A.run', 'W.run', 'W.rollback', 'A.rollback']);
+  });
+
+  it('resumes a continued rollback through rollbackHandleInfo', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({
+      name: 'async-undo',
+      steps: [recordingStep('R', log, { rollback: waitsFor('refund.settled') }), recordingStep('E', log, { run: (s) => fail('nope', s) })],
+    });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [] });
+    await runtime.idle();
+    const snap = await runtime.get(handle.id);
+    expect(snap.status).toBe('waiting');
+    expect(snap.flow.direction).toBe('down');
+    await runtime.publish({ topic: 'refund.settled' });
+    expect((await handle.result()).status).toBe('rolled_back');
+    expect(log).toEqual(['R.run', 'E.run', 'E.rollback', 'R.rollback', 'R.rollbackHandleInfo']);
+  });
+
+  it('resumes a step whose event was published before run returned continue (a fast reply)', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({
+      name: 'fast-reply',
+      steps: [
+        recordingStep('W', log, {
+          run: async (state, ctx) => {
+            await ctx.publish({ topic: 'reply', payload: { to: ctx.instanceId } });
+            return { kind: 'continue', state, wait: { topic: 'reply', match: { to: ctx.instanceId } } };
+          },
+        }),
+      ],
+    });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [] });
+    expect((await handle.result()).status).toBe('completed');
+    expect(log).toEqual(['W.run', 'W.runHandleInfo']);
+  });
+
+  it('forgets an unmatched event after the retention window', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({ name: 'late-wait', steps: [recordingStep('W', log, { run: waitsFor('reply', {}, '1h') })] });
+    const { runtime, clock } = testRuntime({ workflows: [wf], eventRetention: '10s' });
+    expect((await runtime.publish({ topic: 'reply' })).retained).toBe(true);
+    await clock.advance('11s');
+    const handle = await runtime.start(wf, { trail: [] });
+    await runtime.idle();
+    expect((await runtime.get(handle.id)).status).toBe('waiting');
+    expect(log).toEqual(['W.run']);
+  });
+
+  it('delivers an event addressed to an instance only to that instance', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({ name: 'addressed', steps: [recordingStep('W', log, { run: waitsFor('go') })] });
+    const { runtime } = testRuntime({ workflows: [wf], eventRetention: 0 });
+    const first = await runtime.start(wf, { trail: [] }, { id: 'first' });
+    const second = await runtime.start(wf, { trail: [] }, { id: 'second' });
+    await runtime.idle();
+    expect((await runtime.publish({ topic: 'go', instanceId: 'second' })).delivered).toBe(1);
+    expect((await runtime.get(second.id)).status).toBe('completed');
+    expect((await runtime.get(first.id)).status).toBe('waiting');
+  });
+
+  it('delivers one event to every instance whose wait matches it', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({ name: 'broadcast', steps: [recordingStep('W', log, { run: waitsFor('market.open') })] });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const handles = await Promise.all([1, 2, 3].map(() => runtime.start(wf, { trail: [] })));
+    await runtime.idle();
+    expect((await runtime.publish({ topic: 'market.open' })).delivered).toBe(3);
+    for (const h of handles) expect((await h.result()).status).toBe('completed');
+  });
+});
+
+describe('rolling back from outside', () => {
+  it('rolls back a parked instance: the parked step and the earlier ones, without calling runHandleInfo', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({ name: 'ext', steps: [recordingStep('A', log), recordingStep('W', log, { run: waitsFor('go') })] });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [] });
+    await runtime.rollback(handle.id, 'customer cancelled');
+    const result = await handle.result();
+    expect(result.status).toBe('rolled_back');
+    expect(result.error).toMatchObject({ code: 'ROLLBACK_REQUESTED' });
+    expect(result.error?.message).toContain('customer cancelled');
+    await runtime.publish({ topic: 'go' });
+    expect(log).toEqual(['A.run', 'W.run', 'W.rollback', 'A.rollback']);
+  });
+
+  it("fires a running step's AbortSignal and compensates it once it settles", async () => {
+    const log: Log = [];
+    let aborted = false;
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const wf = defineWorkflow<TestState>({
+      name: 'ext-running',
+      steps: [
+        recordingStep('A', log),
+        recordingStep('L', log, {
+          run: (state, ctx) =>
+            new Promise((resolve) => {
+              started();
+              ctx.signal.addEventListener('abort', () => {
+                aborted = true;
+                resolve(ok(state));
+              });
+            }),
+        }),
+        recordingStep('C', log),
+      ],
+    });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [] });
+    await running;
+    await runtime.rollback(handle.id, 'stop');
+    const result = await handle.result();
+    expect(aborted).toBe(true);
+    expect(result.status).toBe('rolled_back');
+    expect(log).toEqual(['A.run', 'L.run', 'L.rollback', 'A.rollback']);
+  });
+
+  it('changes nothing when asked again while already going down', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({
+      name: 'twice',
+      steps: [recordingStep('R', log, { rollback: waitsFor('undo.done') }), recordingStep('W', log, { run: waitsFor('go') })],
+    });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [] });
+    await runtime.rollback(handle.id, 'first');
+    await runtime.rollback(handle.id, 'second');
+    await runtime.publish({ topic: 'undo.done' });
+    const result = await handle.result();
+    expect(result.error?.message).toContain('first');
+    expect(log).toEqual(['R.run', 'W.run', 'W.rollback', 'R.rollback', 'R.rollbackHandleInfo']);
+  });
+
+  it('refuses to roll back a completed instance with INSTANCE_FINISHED', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({ name: 'done', steps: [recordingStep('A', log)] });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [] });
+    await handle.result();
+    await expect(runtime.rollback(handle.id, 'late')).rejects.toMatchObject({ code: 'INSTANCE_FINISHED' });
+    expect(log).toEqual(['A.run']);
+  });
+
+  it('rejects unknown ids with UNKNOWN_INSTANCE', async () => {
+    const { runtime } = testRuntime();
+    await expect(runtime.rollback('nope', 'x')).rejects.toMatchObject({ code: 'UNKNOWN_INSTANCE' });
+    await expect(runtime.get('nope')).rejects.toMatchObject({ code: 'UNKNOWN_INSTANCE' });
+    await expect(runtime.handle('nope').result()).rejects.toMatchObject({ code: 'UNKNOWN_INSTANCE' });
+  });
+});
