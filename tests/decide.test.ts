@@ -128,4 +128,11 @@ describe('decide, the pure direction logic', () => {
       { type: 'invoke', track: null, step: 'A', func: 'runHandleInfo', token: handling.flow.token, event: expect.objectContaining({ id: 'e' }) },
     ]);
   });
+
+  it('aborts again, on resume, a running step whose rollback was requested before the restart', () => {
+    const r = decide(env, start, { type: 'begin' }).record;
+    const asked = decide(env, r, { type: 'rollback', reason: { code: 'ROLLBACK_REQUESTED', name: 'E', message: 'stop' } }).record;
+    const resumed = decide(env, JSON.parse(JSON.stringify(asked)) as InstanceRecord, { type: 'resume' });
+    expect(resumed.effects.map((e) => e.type)).toEqual(['invoke', 'abort']);
+  });
 });

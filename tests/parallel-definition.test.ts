@@ -133,3 +133,30 @@ describe('defining a parallel group', () => {
     expect(e?.code).toBe('EMPTY_GROUP');
   });
 });
+
+describe('parallel group options', () => {
+  const S = recordingStep('opt-s', []);
+  it('refuses an unknown option key with BAD_OPTION naming it', () => {
+    expect(() => defineWorkflow({ name: 'typo', steps: [parallel('g', [S], { maxConcurency: 2 } as never)] })).toThrow(
+      expect.objectContaining({ code: 'BAD_OPTION', message: expect.stringContaining('"maxConcurency"') }),
+    );
+  });
+
+  it('refuses options that are not an object with BAD_OPTION', () => {
+    expect(() => defineWorkflow({ name: 'not-object', steps: [parallel('g', [S], 3 as never)] })).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
+  });
+
+  it('accepts Infinity as maxConcurrency', () => {
+    expect(() => defineWorkflow({ name: 'inf', steps: [parallel('g', [S], { maxConcurrency: Number.POSITIVE_INFINITY })] })).not.toThrow();
+  });
+
+  it('refuses an empty returns key with BAD_OPTION', () => {
+    expect(() => defineWorkflow({ name: 'empty-returns', steps: [parallel('g', [branch('b', S, { returns: '' })])] })).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
+  });
+
+  it('explains that a group cannot be nested in a branch', () => {
+    expect(() => defineWorkflow({ name: 'nested', steps: [parallel('g', [[S, parallel('inner', [S]) as never]])] })).toThrow(
+      expect.objectContaining({ code: 'NOT_A_STEP', message: expect.stringContaining('cannot sit inside a branch') }),
+    );
+  });
+});

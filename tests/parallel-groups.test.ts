@@ -524,7 +524,13 @@ describe('a parallel group', () => {
           recordingStep('T', log, { run: fails('LATER'), rollback: remembers(received, 'T') }),
         ],
       });
-      return { wf, settleInOrder: async () => { for (const g of order) { g.open(); await flushMicrotasks(); } } };
+      const settleInOrder = async (): Promise<void> => {
+        for (const turn of order) {
+          turn.open();
+          await flushMicrotasks();
+        }
+      };
+      return { wf, settleInOrder };
     }
 
     it('undoes T, then every branch at once with its own output, in reverse settle order, then S', async () => {
@@ -854,9 +860,14 @@ describe('a parallel group', () => {
     );
     const wf = defineWorkflow<TestState>({ name: 'wide', steps: [recordingStep('S', log), parallel('G', steps), recordingStep('T', log)] });
     const { runtime } = testRuntime({ workflows: [wf] });
-    const result = await (await runtime.start(wf, { trail: [] })).result();
+    const handle = await runtime.start(wf, { trail: [] });
+    const result = await handle.result();
     expect(result.status).toBe('completed');
     expect(log).toEqual(['S.run', ...names.map((n) => `${n}.run`), 'T.run']);
+    const group = (await runtime.store.load(handle.id))?.flow.stack[1];
+    const settleOrder = group?.kind === 'group' ? group.branches.map((b) => b.settledSeq) : [];
+    expect([...settleOrder].sort((x, y) => x - y)).toEqual(names.map((_, i) => i));
+    expect(settleOrder).not.toEqual(names.map((_, i) => i));
     const results = parallelResults<TestState>(result.state);
     expect(Object.keys(results)).toEqual(names);
     names.forEach((name, i) => expect(results[name]).toEqual({ ok: true, value: { trail: ['S.run', `${name}.run`], n: i } }));

@@ -361,6 +361,9 @@ function resume(c: Ctx): boolean {
     }
   }
   if (rec.group !== null) resumeGroup(c, rec.group);
+  if (rec.rollbackRequested !== null && rec.flow.inFlight) {
+    c.effects.push({ type: 'abort', track: null, reason: rec.rollbackRequested });
+  }
   if (rec.flow.stepName === null && rec.flow.stack.length === 0 && rec.flow.direction === 'up') {
     advanceMain(c, 0);
   }

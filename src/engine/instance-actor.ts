@@ -1,4 +1,5 @@
 import type { SagaEventInput } from '../bus/event';
+import { SagaflowError } from '../errors/sagaflow-error';
 import { serializeError } from '../errors/serialized-error';
 import type { ObserverRunner } from '../observers/observer-runner';
 import type { PublishReceipt } from '../runtime/publish-receipt';
@@ -152,7 +153,7 @@ export class InstanceActor {
         this.invoke(effect);
         return;
       case 'abort':
-        this.inFlight.get(trackKey(effect.track))?.abort(effect.reason);
+        this.inFlight.get(trackKey(effect.track))?.abort(new SagaflowError(effect.reason.code, effect.reason.message, { ...effect.reason.details }));
         return;
       case 'watch':
         this.host.watch(this.rec.id, effect.track, effect.wait);

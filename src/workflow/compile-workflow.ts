@@ -41,7 +41,8 @@ function describe(value: unknown): string {
 
 function compileStep(value: unknown, index: number, where: string): CompiledStep {
   if (!isStepClass(value)) {
-    throw new DefinitionError('NOT_A_STEP', `${where}: ${describe(value)} is not a step; steps extend BaseStep`, {
+    const nested = typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'parallel';
+    throw new DefinitionError('NOT_A_STEP', nested ? `${where}: a parallel group cannot sit inside a branch; a branch is one step or a sequence of steps` : `${where}: ${describe(value)} is not a step; steps extend BaseStep`, {
       where,
     });
   }
@@ -60,6 +61,8 @@ function isBranchSpec(value: unknown): value is BranchSpec {
   return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'branch';
 }
 
+const PARALLEL_OPTION_KEYS: ReadonlySet<string> = new Set(['onError', 'join', 'maxConcurrency', 'compensation', 'into']);
+
 function resolveParallelOptions(spec: ParallelSpec, where: string): ResolvedParallelOptions {
   const o = spec.options ?? {};
   const bad = (field: string, value: unknown, expected: string): never => {
@@ -68,13 +71,21 @@ function resolveParallelOptions(spec: ParallelSpec, where: string): ResolvedPara
       field,
     });
   };
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) bad('options', o, 'an object');
+  const unknown = Object.keys(o).filter((k) => !PARALLEL_OPTION_KEYS.has(k));
+  if (unknown.length > 0) {
+    throw new DefinitionError('BAD_OPTION', `${where}: unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')}; the options are ${[...PARALLEL_OPTION_KEYS].join(', ')}`, {
+      where,
+      field: unknown[0],
+    });
+  }
   if (o.onError !== undefined && o.onError !== 'failFast' && o.onError !== 'completeAll')
     bad('onError', o.onError, "'failFast' or 'completeAll'");
   if (o.join !== undefined && o.join !== 'all' && o.join !== 'any') bad('join', o.join, "'all' or 'any'");
   if (o.compensation !== undefined && o.compensation !== 'parallel' && o.compensation !== 'sequential')
     bad('compensation', o.compensation, "'parallel' or 'sequential'");
-  if (o.maxConcurrency !== undefined && (!Number.isInteger(o.maxConcurrency) || o.maxConcurrency < 1))
-    bad('maxConcurrency', o.maxConcurrency, 'a positive integer');
+  if (o.maxConcurrency !== undefined && o.maxConcurrency !== Number.POSITIVE_INFINITY && (!Number.isInteger(o.maxConcurrency) || o.maxConcurrency < 1))
+    bad('maxConcurrency', o.maxConcurrency, 'a positive integer (or Infinity)');
   if (o.into !== undefined && typeof o.into !== 'function') bad('into', o.into, 'a function');
   return {
     onError: o.onError ?? 'failFast',
@@ -109,6 +120,8 @@ function compileGroup(spec: ParallelSpec, index: number, where: string): Compile
       stepList = raw.steps;
       if (typeof name !== 'string' || !name.trim())
         throw new DefinitionError('BAD_OPTION', `${branchWhere} needs a non-empty name`, { group: spec.name });
+      if (returns !== undefined && (typeof returns !== 'string' || !returns.trim()))
+        throw new DefinitionError('BAD_OPTION', `${branchWhere}: returns must be a non-empty string, got ${JSON.stringify(returns)}`, { group: spec.name });
     } else {
       stepList = Array.isArray(raw) ? (raw as readonly unknown[]) : [raw];
     }
