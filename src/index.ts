@@ -63,6 +63,11 @@ export {
   type ResultSummary,
 } from './engine/flow-fields';
 export type { InstanceRecord, GroupRun, BranchRun, BranchPhase, CompensationFailure } from './engine/instance-record';
+export type { HistoryEntry, HistoryKind } from './engine/history-entry';
+
+// Step policies
+export type { RetryPolicy } from './policies/retry-policy';
+export type { StepPolicyOptions } from './policies/step-policy';
 export { decide, type Happening, type Outcome, type Effect, type Transition, type DecideEnv } from './engine/decide';
 
 // Runtime, bus, store, time
@@ -75,12 +80,13 @@ export {
   type InstanceSnapshot,
   type RuntimeProblem,
   type Resolver,
+  type OperatorNote,
 } from './runtime/saga-runtime';
 export type { PublishReceipt } from './runtime/publish-receipt';
 export { consoleLogger, silentLogger, type Logger } from './runtime/logger';
 export { EventBus, type BusProblem } from './bus/event-bus';
 export type { SagaEvent, SagaEventInput, MatchValue } from './bus/event';
-export type { InstanceStore, InstanceFilter, InstanceSummary, DueWait } from './store/instance-store';
+export type { InstanceStore, InstanceFilter, InstanceSummary, DueWait, PendingEvent, TransitionWrites } from './store/instance-store';
 export { MemoryStore } from './store/memory-store';
 export { SystemClock, type Clock, type TimerHandle } from './time/clock';
 export { toMillis, type Duration } from './time/duration';
@@ -88,7 +94,15 @@ export { toMillis, type Duration } from './time/duration';
 // Errors
 export { SagaflowError } from './errors/sagaflow-error';
 export { DefinitionError, DefinitionErrorCode } from './errors/definition-error';
-export { UnknownInstanceError, UnknownWorkflowError, InvalidEventError, VersionConflictError, CorruptRecordError, RuntimeClosedError } from './errors/runtime-errors';
+export {
+  UnknownInstanceError,
+  UnknownWorkflowError,
+  InvalidEventError,
+  InvalidOperationError,
+  VersionConflictError,
+  CorruptRecordError,
+  RuntimeClosedError,
+} from './errors/runtime-errors';
 export { StateValidationError, StateNotSerializableError, type InvalidProperty } from './errors/state-errors';
 export { MalformedResultError, TimeoutError, ObserverVetoError, RollbackRequestedError } from './errors/step-errors';
 export type { SerializedError } from './errors/serialized-error';

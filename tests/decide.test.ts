@@ -85,8 +85,8 @@ describe('decide, the pure direction logic', () => {
   it('fails a wait with TIMEOUT only for the deadline it set', () => {
     const r = decide(env, start, { type: 'begin' }).record;
     const parked = settle(r, { kind: 'continue', state: {}, wait: { topic: 'go', timeout: 10 } }).record;
-    expect(decide(env, parked, { type: 'timeout', track: null, deadline: 999 }).changed).toBe(false);
-    const t = decide(env, parked, { type: 'timeout', track: null, deadline: 1_010 });
+    expect(decide(env, parked, { type: 'due', track: null, at: 999 }).changed).toBe(false);
+    const t = decide(env, parked, { type: 'due', track: null, at: 1_010 });
     expect(t.record.flow.errorReason?.code).toBe('TIMEOUT');
     expect(invoked(t.effects)).toEqual(['A.rollback']);
   });

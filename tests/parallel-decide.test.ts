@@ -42,6 +42,8 @@ function line(e: Effect): string {
       return `watch ${on(e.track)} ${e.wait.topics.join('|')}${e.wait.deadline === null ? '' : ` until +${e.wait.deadline - NOW}`}`;
     case 'hook':
       return e.group === null ? `hook ${e.hook}` : `hook ${e.hook} ${e.group}`;
+    case 'timer':
+      return `timer ${on(e.track)} at +${e.at - NOW}`;
     case 'finished':
       return 'finished';
   }
@@ -512,10 +514,10 @@ describe('decide for branches that wait', () => {
     d.settle('A', waitOut({ trail: ['S', 'A'] }, 'a.done', 60_000));
     d.settle('B', okOut({ trail: ['S', 'B'] }));
     d.settle('C', waitOut({ trail: ['S', 'C'] }, 'c.done'));
-    expect(d.feed({ type: 'timeout', track: 'A', deadline: NOW + 59_999 })).toEqual([]);
+    expect(d.feed({ type: 'due', track: 'A', at: NOW + 59_999 })).toEqual([]);
     expect(d.changed).toBe(false);
     d.now = NOW + 60_000;
-    expect(d.feed({ type: 'timeout', track: 'A', deadline: NOW + 60_000 })).toEqual([
+    expect(d.feed({ type: 'due', track: 'A', at: NOW + 60_000 })).toEqual([
       'hook handleStartRollback',
       'C.rollback @C',
       'A.rollback @A',

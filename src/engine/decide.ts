@@ -3,6 +3,9 @@ import { eventMatchesWait } from '../bus/wait-match';
 import { serializeError, type SerializedError } from '../errors/serialized-error';
 import { PARALLEL_RESULTS_KEY, type BranchOutcome } from '../parallel/parallel-results';
 import { checkResult, type WaitSpec } from '../steps/step-result';
+import { backoffDelay, unitHash } from '../policies/backoff';
+import { isRetryable } from '../policies/retry-policy';
+import { NO_POLICY, type PolicyLookup, type StepPolicy } from '../policies/step-policy';
 import { toMillis } from '../time/duration';
 import type { CompiledGroup, CompiledStep, WorkflowDefinition } from '../workflow/workflow-definition';
 import { isFinalStatus, type InstanceStatus, type StackEntry, type StepFunc, type Wait } from './flow-fields';
@@ -22,9 +25,14 @@ export type Happening =
   | { readonly type: 'initVetoed'; readonly error: SerializedError }
   | { readonly type: 'settled'; readonly track: TrackRef; readonly token: number; readonly outcome: Outcome }
   | { readonly type: 'event'; readonly track: TrackRef; readonly event: SagaEvent }
-  | { readonly type: 'timeout'; readonly track: TrackRef; readonly deadline: number }
+  /** A time the record asked to be woken at has come: a wait deadline, a retry, or the workflow deadline. */
+  | { readonly type: 'due'; readonly track: TrackRef; readonly at: number }
   | { readonly type: 'rollback'; readonly reason: SerializedError }
-  | { readonly type: 'resume' };
+  | { readonly type: 'resume' }
+  /** Operator: call the failed compensations again (the instance is `compensation_failed`). */
+  | { readonly type: 'retryCompensation' }
+  /** Operator: give up on the failed compensations and go on with the earlier ones. */
+  | { readonly type: 'skipCompensation' };
 
 /** A handler's result, with the state already in its stored (JSON) form. */
 export type Outcome =
@@ -32,7 +40,14 @@ export type Outcome =
   | { readonly kind: 'continue'; readonly state: unknown; readonly wait: WaitSpec }
   | { readonly kind: 'goto'; readonly target: string; readonly state: unknown }
   /** `started: false` when a before-hook vetoed, so the step never ran and is not compensated. */
-  | { readonly kind: 'error'; readonly error: SerializedError; readonly state?: unknown; readonly started: boolean };
+  | {
+      readonly kind: 'error';
+      readonly error: SerializedError;
+      readonly state?: unknown;
+      readonly started: boolean;
+      /** False for failures no retry policy applies to (a wait deadline). */
+      readonly retryable?: boolean;
+    };
 
 /** Lifecycle hooks a transition asks the runner to call (before it persists the transition). */
 export type LifecycleHook =
@@ -55,6 +70,8 @@ export type Effect =
     }
   | { readonly type: 'abort'; readonly track: TrackRef; readonly reason: SerializedError }
   | { readonly type: 'watch'; readonly track: TrackRef; readonly wait: Wait }
+  /** Deliver a `due` happening at `at` (a retry, or the workflow deadline). */
+  | { readonly type: 'timer'; readonly track: TrackRef; readonly at: number }
   | { readonly type: 'hook'; readonly hook: LifecycleHook; readonly group: string | null }
   | { readonly type: 'finished' };
 
@@ -66,6 +83,8 @@ export interface DecideEnv {
   readonly hydrate: (state: unknown) => unknown;
   /** Turns what user code returned into stored state; throws when it is not JSON. */
   readonly dehydrate: (state: unknown) => unknown;
+  /** The retry and timeout policy of a step in a direction. @default no retries, no timeouts */
+  readonly policy?: PolicyLookup;
 }
 
 /** The result of {@link decide}: the next record and the effects to perform, in order. */
@@ -112,6 +131,7 @@ function dispatch(c: Ctx, h: Happening): boolean {
   switch (h.type) {
     case 'begin':
       if (rec.flow.stepName !== null || rec.flow.stack.length > 0 || isFinalStatus(rec.flow.status)) return false;
+      if (rec.deadline !== null) c.effects.push({ type: 'timer', track: null, at: rec.deadline });
       advanceMain(c, 0);
       return true;
     case 'initVetoed':
@@ -120,9 +140,10 @@ function dispatch(c: Ctx, h: Happening): boolean {
     case 'settled': {
       const t = trackOf(rec, h.track);
       if (t === undefined || !t.flow.inFlight || t.flow.token !== h.token) return false;
+      const event = t.flow.handling;
       t.flow.inFlight = false;
       t.flow.handling = null;
-      resolve(c, h.track, t, h.outcome);
+      resolve(c, h.track, t, h.outcome, event);
       return true;
     }
     case 'event': {
@@ -132,27 +153,16 @@ function dispatch(c: Ctx, h: Happening): boolean {
       invoke(c, h.track, t, func, h.event);
       return true;
     }
-    case 'timeout': {
-      const t = trackOf(rec, h.track);
-      if (t === undefined || t.flow.wait === null || t.flow.wait.deadline !== h.deadline) return false;
-      const topics = t.flow.wait.topics.join(', ');
-      t.flow.wait = null;
-      resolve(c, h.track, t, {
-        kind: 'error',
-        error: {
-          code: 'TIMEOUT',
-          name: 'TimeoutError',
-          message: `step ${JSON.stringify(t.flow.stepName)} waited for ${topics} until its deadline and timed out`,
-          details: { step: t.flow.stepName, topics, deadline: h.deadline },
-        },
-        started: true,
-      });
-      return true;
-    }
+    case 'due':
+      return due(c, h.track, h.at);
     case 'rollback':
       return requestRollback(c, h.reason);
     case 'resume':
       return resume(c);
+    case 'retryCompensation':
+      return retryCompensation(c);
+    case 'skipCompensation':
+      return skipCompensation(c);
   }
 }
 
@@ -173,12 +183,19 @@ function enterStep(c: Ctx, ref: TrackRef, t: Track, step: { name: string; index:
   t.flow.stepIndex = step.index;
   t.flow.stepName = step.name;
   t.flow.attempt = 1;
+  t.flow.retryAt = null;
+  t.flow.retryDelay = null;
   invoke(c, ref, t, func);
+}
+
+function policyOf(c: Ctx, t: Track): StepPolicy {
+  return c.env.policy?.(t.flow.stepName ?? '', t.flow.direction) ?? NO_POLICY;
 }
 
 function park(c: Ctx, ref: TrackRef, t: Track, spec: WaitSpec): void {
   const topics = typeof spec.topic === 'string' ? [spec.topic] : [...spec.topic];
-  const deadline = spec.timeout === undefined ? null : c.env.now + toMillis(spec.timeout, 'a wait timeout');
+  const timeout = spec.timeout === undefined ? policyOf(c, t).waitTimeoutMs : toMillis(spec.timeout, 'a wait timeout');
+  const deadline = timeout === null ? null : c.env.now + timeout;
   const wait: Wait = { topics, match: { ...(spec.match ?? {}) }, deadline };
   t.flow.wait = wait;
   c.effects.push({ type: 'watch', track: ref, wait });
@@ -215,11 +232,76 @@ function resolveGoto(c: Ctx, target: string, from: number): number | SerializedE
   return index;
 }
 
-function resolve(c: Ctx, ref: TrackRef, t: Track, outcome: Outcome): void {
+function resolve(c: Ctx, ref: TrackRef, t: Track, outcome: Outcome, event: SagaEvent | null = null): void {
   if (outcome.state !== undefined) t.state = outcome.state;
   summarize(t, outcome);
+  if (outcome.kind === 'error' && scheduleRetry(c, ref, t, outcome, event)) return;
   if (ref === null) resolveMain(c, outcome);
   else resolveBranch(c, ref, outcome);
+}
+
+/** True when the track is still meant to go on where it is (a retry would not be thrown away at once). */
+function stillWanted(c: Ctx, ref: TrackRef): boolean {
+  if (ref === null) return c.rec.rollbackRequested === null;
+  const g = c.rec.group;
+  const b = g?.branches.find((x) => x.key === ref);
+  if (g === null || b === undefined) return false;
+  return b.phase === 'compensating' || (b.phase === 'running' && g.mode === 'up');
+}
+
+/**
+ * When the step's policy allows another attempt, parks the track until the backoff delay has passed, with the
+ * attempt number and the retry time in the record (so a restart keeps both), and says so.
+ */
+function scheduleRetry(c: Ctx, ref: TrackRef, t: Track, outcome: Extract<Outcome, { kind: 'error' }>, event: SagaEvent | null): boolean {
+  if (!outcome.started || outcome.retryable === false || !stillWanted(c, ref)) return false;
+  const retry = policyOf(c, t).retry;
+  const f = t.flow;
+  if (retry === null || f.attempt >= retry.maxAttempts || !isRetryable(retry, outcome.error)) return false;
+  const delay = backoffDelay(retry, f.attempt, unitHash(`${c.rec.id}:${f.stepName ?? ''}:${f.direction}:${f.attempt}`));
+  f.attempt += 1;
+  f.retryAt = c.env.now + delay;
+  f.retryDelay = delay;
+  f.handling = event;
+  c.effects.push({ type: 'timer', track: ref, at: f.retryAt });
+  return true;
+}
+
+/** A wait deadline, a retry time or the workflow deadline has come. */
+function due(c: Ctx, ref: TrackRef, at: number): boolean {
+  const rec = c.rec;
+  if (ref === null && rec.deadline === at) {
+    if (isFinalStatus(rec.flow.status) || rec.flow.direction === 'down') return false;
+    return requestRollback(c, {
+      code: 'TIMEOUT',
+      name: 'TimeoutError',
+      message: `workflow ${JSON.stringify(rec.workflow)} passed its deadline before it completed`,
+      details: { deadline: at, scope: 'workflow' },
+    });
+  }
+  const t = trackOf(rec, ref);
+  if (t === undefined) return false;
+  const f = t.flow;
+  if (f.retryAt === at && !f.inFlight) {
+    f.retryAt = null;
+    invoke(c, ref, t, f.stepFunc, f.handling);
+    return true;
+  }
+  if (f.wait === null || f.wait.deadline !== at) return false;
+  const topics = f.wait.topics.join(', ');
+  f.wait = null;
+  resolve(c, ref, t, {
+    kind: 'error',
+    error: {
+      code: 'TIMEOUT',
+      name: 'TimeoutError',
+      message: `step ${JSON.stringify(f.stepName)} waited for ${topics} until its deadline and timed out`,
+      details: { step: f.stepName, topics, deadline: at, scope: 'wait' },
+    },
+    started: true,
+    retryable: false,
+  });
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -312,22 +394,74 @@ function compensateMain(c: Ctx): void {
   const top = rec.flow.stack[rec.flow.stack.length - 1];
   if (top === undefined) {
     rec.flow.stepName = null;
-    finish(c, 'rolled_back', 'handleWorkflowFailure');
+    if (rec.compensationFailures.length > 0) finish(c, 'compensation_failed', 'handleCompensationFailed');
+    else finish(c, 'rolled_back', 'handleWorkflowFailure');
     return;
   }
   if (top.kind === 'group') unwindGroup(c, top);
   else enterStep(c, null, rec, top, 'rollback');
 }
 
+/**
+ * A compensation failed for good (its retries, if any, are spent). `halt`: stop there, keeping it on the stack;
+ * `continue`: record it, drop it, and go on with the earlier ones.
+ */
 function compensationFailed(c: Ctx, branch: BranchRun | null, error: SerializedError): void {
   const t: Track = branch ?? c.rec;
   const step = t.flow.stepName ?? '';
   c.rec.compensationFailures.push(branch === null ? { step, error } : { step, branch: branch.name, error });
+  const goOn = c.env.def.onCompensationError === 'continue';
   if (branch === null) {
-    finish(c, 'compensation_failed', 'handleCompensationFailed');
+    if (!goOn) {
+      finish(c, 'compensation_failed', 'handleCompensationFailed');
+      return;
+    }
+    c.rec.flow.stack.pop();
+    compensateMain(c);
     return;
   }
-  branch.phase = 'compensation_failed';
+  const g = c.rec.group;
+  if (!goOn || g === null) {
+    branch.phase = 'compensation_failed';
+    return;
+  }
+  branch.flow.stack.pop();
+  compensateBranch(c, g, branch);
+}
+
+/** Operator: call the failed compensations again, from attempt 1. */
+function retryCompensation(c: Ctx): boolean {
+  const rec = c.rec;
+  if (rec.flow.status !== 'compensation_failed') return false;
+  rec.compensationFailures = [];
+  const g = rec.group;
+  if (g !== null && g.branches.some((b) => b.phase === 'compensation_failed')) {
+    for (const b of g.branches) if (b.phase === 'compensation_failed') compensateBranch(c, g, b);
+    progressGroup(c);
+    return true;
+  }
+  compensateMain(c);
+  return true;
+}
+
+/** Operator: drop the failed compensations and go on with the earlier ones. */
+function skipCompensation(c: Ctx): boolean {
+  const rec = c.rec;
+  if (rec.flow.status !== 'compensation_failed') return false;
+  rec.compensationFailures = [];
+  const g = rec.group;
+  if (g !== null && g.branches.some((b) => b.phase === 'compensation_failed')) {
+    for (const b of g.branches) {
+      if (b.phase !== 'compensation_failed') continue;
+      b.flow.stack.pop();
+      compensateBranch(c, g, b);
+    }
+    progressGroup(c);
+    return true;
+  }
+  rec.flow.stack.pop();
+  compensateMain(c);
+  return true;
 }
 
 function requestRollback(c: Ctx, reason: SerializedError): boolean {
@@ -358,8 +492,11 @@ function resume(c: Ctx): boolean {
       c.effects.push({ type: 'invoke', track: ref, step: f.stepName ?? '', func: f.stepFunc, token: f.token, event: f.handling });
     } else if (f.wait !== null) {
       c.effects.push({ type: 'watch', track: ref, wait: f.wait });
+    } else if (f.retryAt !== null) {
+      c.effects.push({ type: 'timer', track: ref, at: f.retryAt });
     }
   }
+  if (rec.deadline !== null && rec.flow.direction === 'up') c.effects.push({ type: 'timer', track: null, at: rec.deadline });
   if (rec.group !== null) resumeGroup(c, rec.group);
   if (rec.rollbackRequested !== null && rec.flow.inFlight) {
     c.effects.push({ type: 'abort', track: null, reason: rec.rollbackRequested });
@@ -728,7 +865,7 @@ function finishGroup(c: Ctx, g: GroupRun): void {
 // Statuses
 
 function trackStatus(t: Track, up: InstanceStatus, down: InstanceStatus): InstanceStatus {
-  if (t.flow.wait !== null) return 'waiting';
+  if (t.flow.wait !== null || t.flow.retryAt !== null) return 'waiting';
   return t.flow.direction === 'up' ? up : down;
 }
 
@@ -758,8 +895,9 @@ function refreshStatuses(rec: InstanceRecord): void {
     rec.flow.status = trackStatus(rec, 'running', 'rolling_back');
     return;
   }
-  const active = g.branches.filter((b) => b.flow.inFlight || b.flow.wait !== null);
-  const allWaiting = active.length > 0 && active.every((b) => b.flow.wait !== null);
+  const parked = (b: BranchRun): boolean => b.flow.wait !== null || b.flow.retryAt !== null;
+  const active = g.branches.filter((b) => b.flow.inFlight || parked(b));
+  const allWaiting = active.length > 0 && active.every(parked);
   rec.flow.status = allWaiting ? 'waiting' : rec.flow.direction === 'up' ? 'running' : 'rolling_back';
 }
 

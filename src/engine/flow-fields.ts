@@ -82,6 +82,10 @@ export interface FlowFields {
   wait: Wait | null;
   /** Steps and groups that started, in start order. Going down walks it in reverse. */
   stack: StackEntry[];
+  /** When a failed call is to be tried again (ms since epoch), while the track is parked for a retry. */
+  retryAt: number | null;
+  /** The delay (ms) waited before the current attempt, when it is a retry. */
+  retryDelay: number | null;
   /** True while a handler call is in flight (intent recorded, result not yet). */
   inFlight: boolean;
 }

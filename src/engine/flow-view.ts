@@ -15,6 +15,7 @@ export function flowView(record: InstanceRecord, ref: TrackRef): FlowView {
     stepIndex: f.stepIndex,
     stepFunc: f.stepFunc,
     attempt: f.attempt,
+    retryDelay: f.retryDelay,
     errorReason: ref === null ? f.errorReason : (f.errorReason ?? record.flow.errorReason),
     wait: f.wait,
     lastResult: f.lastResult,

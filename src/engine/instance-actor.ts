@@ -2,25 +2,28 @@ import type { SagaEventInput } from '../bus/event';
 import { SagaflowError } from '../errors/sagaflow-error';
 import { serializeError } from '../errors/serialized-error';
 import type { ObserverRunner } from '../observers/observer-runner';
+import type { PolicyLookup } from '../policies/step-policy';
 import type { PublishReceipt } from '../runtime/publish-receipt';
 import type { Logger } from '../runtime/logger';
 import type { StateCodec } from '../state/state-codec';
 import type { BaseStep, StepClass } from '../steps/base-step';
 import type { StepContext } from '../steps/step-context';
-import type { InstanceStore } from '../store/instance-store';
+import type { InstanceStore, TransitionWrites } from '../store/instance-store';
 import type { Clock } from '../time/clock';
 import type { WorkflowDefinition } from '../workflow/workflow-definition';
-import { applyHappening, type DecideEnv, type Effect, type Happening, type LifecycleHook } from './decide';
+import { applyHappening, type DecideEnv, type Effect, type Happening, type LifecycleHook, type Outcome } from './decide';
 import type { Wait } from './flow-fields';
 import { flowView } from './flow-view';
 import type { InstanceRecord, TrackRef } from './instance-record';
 import { invokeStep } from './step-invoker';
+import { transitionHistory } from './transition-history';
 
 /** The per-workflow pieces an actor uses, built once per runtime and workflow. */
 export interface WorkflowServices {
   readonly def: WorkflowDefinition;
   readonly codec: StateCodec;
   readonly observers: ObserverRunner;
+  readonly policy: PolicyLookup;
 }
 
 /** What an actor needs from the runtime that owns it. */
@@ -31,13 +34,23 @@ export interface ActorHost {
   resolveStep(cls: StepClass): BaseStep<unknown>;
   publish(event: SagaEventInput): Promise<PublishReceipt>;
   watch(instanceId: string, track: TrackRef, wait: Wait): void;
+  timer(instanceId: string, track: TrackRef, at: number): void;
   finished(record: InstanceRecord): void;
   idle(actor: InstanceActor): void;
   reportFailure(instanceId: string, message: string, error: unknown): void;
 }
 
+/** Extra facts about a happening that the record does not carry. */
+export interface PostOptions {
+  /** Who asked and why (operator actions), for the history. */
+  readonly note?: string;
+  /** The happening is an event taken from the inbox: consume that delivery in the same transaction. */
+  readonly fromInbox?: boolean;
+}
+
 interface Queued {
   readonly happening: Happening;
+  readonly options: PostOptions;
   readonly resolve: (changed: boolean) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -47,19 +60,41 @@ function trackKey(ref: TrackRef): string {
 }
 
 /**
- * Runs one instance: applies happenings one at a time (decide, call lifecycle hooks, persist, then perform
- * the effects), and runs handler calls concurrently, feeding their results back as happenings.
+ * Runs one instance: applies happenings one at a time (decide, call lifecycle hooks, persist the record with its
+ * history lines, then perform the effects), and runs handler calls concurrently, feeding their results back as
+ * happenings.
  */
 export class InstanceActor {
   private readonly queue: Queued[] = [];
   private draining = false;
   private readonly inFlight = new Map<string, AbortController>();
 
-  constructor(
+  private constructor(
     private readonly host: ActorHost,
     private readonly services: WorkflowServices,
     private rec: InstanceRecord,
   ) {}
+
+  /** An actor for a stored record. */
+  static load(host: ActorHost, services: WorkflowServices, record: InstanceRecord): InstanceActor {
+    return new InstanceActor(host, services, record);
+  }
+
+  /**
+   * Creates a new instance: applies its first happening (`begin`, or `initVetoed`) and stores the record with
+   * the intent of its first step in one write. Resolves undefined when the id is taken.
+   */
+  static async create(host: ActorHost, services: WorkflowServices, record: InstanceRecord, first: Happening): Promise<InstanceActor | undefined> {
+    const actor = new InstanceActor(host, services, record);
+    const draft = structuredClone(record);
+    const { effects } = applyHappening(actor.env(), draft, first);
+    await actor.runLifecycleHooks(draft, effects);
+    const history = transitionHistory(record, first, draft, effects, draft.updatedAt);
+    if (!(await host.store.create(draft, { history }))) return undefined;
+    actor.rec = { ...draft, version: 1 };
+    for (const effect of effects) actor.perform(effect);
+    return actor;
+  }
 
   get id(): string {
     return this.rec.id;
@@ -76,21 +111,21 @@ export class InstanceActor {
   }
 
   /** Queues a happening; resolves true once it changed the record and the change was persisted. */
-  post(happening: Happening): Promise<boolean> {
+  post(happening: Happening, options: PostOptions = {}): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
-      this.queue.push({ happening, resolve, reject });
+      this.queue.push({ happening, options, resolve, reject });
       if (!this.draining) void this.drain();
     });
   }
 
   /** Aborts every handler call in flight (runtime shutdown). */
   abortAll(reason: string): void {
-    for (const controller of this.inFlight.values()) controller.abort(reason);
+    for (const controller of this.inFlight.values()) controller.abort(new SagaflowError('RUNTIME_CLOSED', reason));
   }
 
   private env(): DecideEnv {
-    const { def, codec } = this.services;
-    return { def, now: this.host.clock.now(), hydrate: (s) => codec.hydrate(s), dehydrate: (s) => codec.dehydrate(s, 'returned by into') };
+    const { def, codec, policy } = this.services;
+    return { def, now: this.host.clock.now(), hydrate: (s) => codec.hydrate(s), dehydrate: (s) => codec.dehydrate(s, 'returned by into'), policy };
   }
 
   private async drain(): Promise<void> {
@@ -98,7 +133,7 @@ export class InstanceActor {
     try {
       for (let item = this.queue.shift(); item !== undefined; item = this.queue.shift()) {
         try {
-          item.resolve(await this.apply(item.happening));
+          item.resolve(await this.apply(item.happening, item.options));
         } catch (error) {
           item.reject(error);
         }
@@ -109,13 +144,17 @@ export class InstanceActor {
     }
   }
 
-  private async apply(happening: Happening): Promise<boolean> {
+  private async apply(happening: Happening, options: PostOptions): Promise<boolean> {
     const draft = structuredClone(this.rec);
     const { changed, effects } = applyHappening(this.env(), draft, happening);
     if (!changed) return false;
-    for (const effect of effects) if (effect.type === 'hook') await this.lifecycle(draft, effect.hook, effect.group);
+    await this.runLifecycleHooks(draft, effects);
+    const writes: TransitionWrites = {
+      history: transitionHistory(this.rec, happening, draft, effects, draft.updatedAt, options.note),
+      ...(options.fromInbox === true && happening.type === 'event' ? { consumed: [{ eventId: happening.event.id, track: happening.track }] } : {}),
+    };
     try {
-      draft.version = await this.host.store.save(draft);
+      draft.version = await this.host.store.save(draft, writes);
     } catch (error) {
       // Someone else changed the instance (another worker) or the store failed: drop the effects and
       // continue from what is stored.
@@ -128,15 +167,15 @@ export class InstanceActor {
     return true;
   }
 
+  private async runLifecycleHooks(draft: InstanceRecord, effects: readonly Effect[]): Promise<void> {
+    for (const effect of effects) if (effect.type === 'hook') await this.lifecycle(draft, effect.hook, effect.group);
+  }
+
   private async lifecycle(draft: InstanceRecord, hook: LifecycleHook, group: string | null): Promise<void> {
-    const { observers, codec } = this.services;
+    const { observers, codec, def } = this.services;
     if (!observers.has(hook)) return;
-    // A group hook is about the group, wherever the rest of the transition moved the main line (to the next
-    // step, or to the compensation of the step before).
-    const view =
-      group === null
-        ? flowView(draft, null)
-        : { ...flowView(draft, null), stepName: group, stepIndex: this.services.def.nodeIndex.get(group) ?? draft.flow.stepIndex, group };
+    const base = flowView(draft, null);
+    const view = group === null ? base : { ...base, group, stepName: group, stepIndex: def.nodeIndex.get(group) ?? base.stepIndex };
     const changesState = hook !== 'handleGroupStart' && hook !== 'handleGroupEnd';
     const round = await observers.run(hook, codec.hydrate(draft.state), view, 'report');
     if (!changesState) return;
@@ -158,6 +197,9 @@ export class InstanceActor {
       case 'watch':
         this.host.watch(this.rec.id, effect.track, effect.wait);
         return;
+      case 'timer':
+        this.host.timer(this.rec.id, effect.track, effect.at);
+        return;
       case 'finished':
         this.host.finished(this.rec);
         return;
@@ -167,17 +209,17 @@ export class InstanceActor {
   }
 
   private invoke(effect: Extract<Effect, { type: 'invoke' }>): void {
-    const { def, codec, observers } = this.services;
+    const { def, codec, observers, policy } = this.services;
     const compiled = def.steps.get(effect.step);
     const key = trackKey(effect.track);
     const controller = new AbortController();
-    this.inFlight.get(key)?.abort('superseded');
+    this.inFlight.get(key)?.abort(new SagaflowError('SUPERSEDED', 'a newer call of this track started'));
     this.inFlight.set(key, controller);
     const record = this.rec;
     const view = flowView(record, effect.track);
     const track = effect.track === null ? record : record.group?.branches.find((b) => b.key === effect.track);
-    const storedState = track?.state;
     const direction = effect.func === 'run' || effect.func === 'runHandleInfo' ? 'up' : 'down';
+    const keyBase = `${record.id}:${effect.step}:${direction}`;
     const ctx: StepContext = {
       instanceId: record.id,
       workflow: record.workflow,
@@ -185,7 +227,8 @@ export class InstanceActor {
       direction,
       stepFunc: effect.func,
       attempt: view.attempt,
-      idempotencyKey: `${record.id}:${effect.step}:${direction}:${view.attempt}`,
+      idempotencyKey: `${keyBase}:${view.attempt}`,
+      idempotencyKeyBase: keyBase,
       signal: controller.signal,
       clock: this.host.clock,
       logger: this.host.logger,
@@ -194,23 +237,32 @@ export class InstanceActor {
       publish: (event) => this.host.publish(event),
     };
     const run = async (): Promise<void> => {
-      const outcome =
+      const outcome: Outcome =
         compiled === undefined
-          ? ({
+          ? {
               kind: 'error',
               error: serializeError({ code: 'UNKNOWN_STEP', message: `workflow ${def.name} has no step ${JSON.stringify(effect.step)} (the record was written by another definition)` }),
               started: true,
-            } as const)
+            }
           : await invokeStep({
               step: this.host.resolveStep(compiled.cls),
               func: effect.func,
-              storedState,
+              storedState: track?.state,
               event: effect.event,
               view,
               ctx,
               codec,
               observers,
               validateAfter: def.validateStateAfterEachStep,
+              timeoutMs: policy(effect.step, direction).timeoutMs,
+              clock: this.host.clock,
+              abort: (reason) => controller.abort(reason),
+              onLateSettle: (late) =>
+                this.host.reportFailure(
+                  record.id,
+                  `step ${effect.step} ${effect.func} settled (${late.kind}) after it had timed out; the late result was ignored`,
+                  new SagaflowError('LATE_SETTLE', `late ${late.kind} from ${effect.step} ${effect.func}`, { step: effect.step }),
+                ),
             });
       if (this.inFlight.get(key) === controller) this.inFlight.delete(key);
       await this.post({ type: 'settled', track: effect.track, token: effect.token, outcome });

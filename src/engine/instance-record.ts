@@ -77,7 +77,10 @@ export interface InstanceRecord extends Track {
   group: GroupRun | null;
   /** A rollback asked for while a handler was in flight; applied when it settles. */
   rollbackRequested: SerializedError | null;
+  /** Compensations that failed and were neither retried successfully nor skipped. */
   compensationFailures: CompensationFailure[];
+  /** The whole-workflow deadline (ms since epoch), or null. */
+  deadline: number | null;
   /** Optimistic-concurrency version, incremented by every save. */
   version: number;
   readonly createdAt: number;
@@ -96,6 +99,8 @@ export function freshFlow(): TrackFlow {
     status: 'running',
     attempt: 1,
     wait: null,
+    retryAt: null,
+    retryDelay: null,
     stack: [],
     inFlight: false,
     token: 0,
@@ -104,7 +109,7 @@ export function freshFlow(): TrackFlow {
 }
 
 /** A new record for an instance that has not run its first step yet. */
-export function newRecord(id: string, workflow: string, state: unknown, now: number): InstanceRecord {
+export function newRecord(id: string, workflow: string, state: unknown, now: number, deadline: number | null = null): InstanceRecord {
   return {
     schemaVersion: RECORD_SCHEMA_VERSION,
     id,
@@ -114,6 +119,7 @@ export function newRecord(id: string, workflow: string, state: unknown, now: num
     group: null,
     rollbackRequested: null,
     compensationFailures: [],
+    deadline,
     version: 0,
     createdAt: now,
     updatedAt: now,

@@ -7,6 +7,8 @@ import type { BaseStep } from '../steps/base-step';
 import type { StepContext } from '../steps/step-context';
 import { checkResult, type StepResult } from '../steps/step-result';
 import type { Outcome } from './decide';
+import { TimeoutError } from '../errors/step-errors';
+import type { Clock } from '../time/clock';
 import type { StepFunc } from './flow-fields';
 
 /** Everything one handler call needs. */
@@ -20,6 +22,13 @@ export interface Invocation {
   readonly codec: StateCodec;
   readonly observers: ObserverRunner;
   readonly validateAfter: boolean;
+  /** A handler call that outlives this fails with `TIMEOUT` (and its signal fires). */
+  readonly timeoutMs: number | null;
+  readonly clock: Clock;
+  /** Fires the call's AbortSignal. */
+  readonly abort: (reason: Error) => void;
+  /** Told when a call that already timed out settles after all (its result is ignored). */
+  readonly onLateSettle: (result: StepResult<unknown>) => void;
 }
 
 function callHandler(inv: Invocation, state: unknown): unknown {
@@ -44,6 +53,28 @@ function stateOf(codec: StateCodec, state: unknown, where: string): { state: unk
   }
 }
 
+/** Races a handler call against its timeout on the injected clock. */
+async function withTimeout(inv: Invocation, pending: Promise<StepResult<unknown>>, where: string): Promise<StepResult<unknown>> {
+  const ms = inv.timeoutMs ?? 0;
+  let timedOut = false;
+  let handle: ReturnType<Clock['setTimeout']> | undefined;
+  const timeout = new Promise<StepResult<unknown>>((resolve) => {
+    handle = inv.clock.setTimeout(() => {
+      timedOut = true;
+      const error = new TimeoutError(where, ms);
+      inv.abort(error);
+      resolve({ kind: 'error', reason: error });
+    }, ms);
+  });
+  const result = await Promise.race([pending, timeout]);
+  if (!timedOut) {
+    if (handle !== undefined) inv.clock.clearTimeout(handle);
+    return result;
+  }
+  void pending.then(inv.onLateSettle);
+  return result;
+}
+
 /**
  * Performs one handler call the way DESIGN §4 orders it: before-hooks (for `run`/`rollback`), the handler,
  * after-hooks (unless it continued), then turns the result into an {@link Outcome} with stored state.
@@ -66,14 +97,16 @@ export async function invokeStep(inv: Invocation): Promise<Outcome> {
     }
   }
 
-  let result: StepResult<unknown>;
-  try {
-    let raw = callHandler(inv, state);
-    if (raw instanceof Promise) raw = await (raw as Promise<unknown>);
-    result = checkResult(raw, where);
-  } catch (thrown) {
-    result = { kind: 'error', reason: thrown };
-  }
+  const call = async (): Promise<StepResult<unknown>> => {
+    try {
+      let raw = callHandler(inv, state);
+      if (raw instanceof Promise) raw = await (raw as Promise<unknown>);
+      return checkResult(raw, where);
+    } catch (thrown) {
+      return { kind: 'error', reason: thrown };
+    }
+  };
+  const result = inv.timeoutMs === null ? await call() : await withTimeout(inv, call(), where);
 
   if (result.kind === 'continue') {
     const stored = stateOf(codec, result.state, `returned by ${where}`);

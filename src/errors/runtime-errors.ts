@@ -49,6 +49,17 @@ export class CorruptRecordError extends SagaflowError {
   }
 }
 
+/** An operator action that does not apply to the instance as it is (retrying a completed instance, …). */
+export class InvalidOperationError extends SagaflowError {
+  constructor(action: string, instanceId: string, status: string, hint: string) {
+    super('INVALID_OPERATION', `${action} does not apply to instance ${JSON.stringify(instanceId)}, which is ${status}: ${hint}`, {
+      action,
+      instanceId,
+      status,
+    });
+  }
+}
+
 /** The runtime was closed; it accepts no more work. */
 export class RuntimeClosedError extends SagaflowError {
   constructor(action: string) {

@@ -15,6 +15,8 @@ export interface FlowView {
   readonly stepFunc: StepFunc;
   /** Attempt number of the current handler, from 1. */
   readonly attempt: number;
+  /** The delay (ms) waited before this attempt, when it is a retry; null otherwise. */
+  readonly retryDelay: number | null;
   readonly errorReason: SerializedError | null;
   /** What the step waits for, while it is parked after `continue`. */
   readonly wait: Wait | null;

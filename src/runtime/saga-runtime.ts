@@ -2,9 +2,10 @@ import 'reflect-metadata';
 import { Subject, type Observable } from 'rxjs';
 import { normalizeEvent, type SagaEventInput } from '../bus/event';
 import { EventBus } from '../bus/event-bus';
-import { RetainedEvents } from '../bus/retained-events';
 import { DefinitionError } from '../errors/definition-error';
-import { UnknownInstanceError, UnknownWorkflowError, RuntimeClosedError } from '../errors/runtime-errors';
+import { InvalidOperationError, UnknownInstanceError, UnknownWorkflowError, RuntimeClosedError } from '../errors/runtime-errors';
+import type { HistoryEntry } from '../engine/history-entry';
+import { NO_POLICY, resolveStepPolicy, type PolicyLookup, type StepPolicy, type StepPolicyOptions } from '../policies/step-policy';
 import { SagaflowError } from '../errors/sagaflow-error';
 import { serializeError, type SerializedError } from '../errors/serialized-error';
 import { StateNotSerializableError } from '../errors/state-errors';
@@ -49,6 +50,16 @@ export interface SagaRuntimeOptions {
   readonly eventRetention?: Duration;
   /** Workflows to register right away. @default [] */
   readonly workflows?: readonly WorkflowRef[];
+  /** Retry and timeout settings for every step that does not set its own. @default no retries, no timeouts */
+  readonly defaults?: StepPolicyOptions;
+}
+
+/** Who performs an operator action, and why; recorded in the instance's history. */
+export interface OperatorNote {
+  /** Who (a person or a system). */
+  readonly by?: string;
+  /** Why. */
+  readonly reason?: string;
 }
 
 /** Options of `start(workflow, input, options)`. */
@@ -128,12 +139,13 @@ export class SagaRuntime {
 
   private readonly workflows = new Map<string, WorkflowServices>();
   private readonly globalObservers: readonly ObserverSpec[];
+  private readonly defaults: StepPolicyOptions;
   private readonly resolver: Resolver;
   private readonly resolved = new Map<unknown, unknown>();
   private readonly actors = new Map<string, InstanceActor>();
   private readonly loading = new Map<string, Promise<InstanceActor>>();
   private readonly waiters = new Map<string, Deferred<SagaResult<unknown>>[]>();
-  private readonly retained: RetainedEvents;
+  private readonly retentionMs: number;
   private readonly timers: TimerQueue<{ instanceId: string; track: TrackRef }>;
   private readonly host: ActorHost;
   private recovered: Promise<void> | null = null;
@@ -145,6 +157,8 @@ export class SagaRuntime {
     this.clock = options.clock ?? new SystemClock();
     this.logger = options.logger ?? consoleLogger;
     this.globalObservers = options.observers ?? [];
+    this.defaults = options.defaults ?? {};
+    resolveStepPolicy({}, this.defaults, 'runtime defaults');
     this.resolver =
       options.resolver ??
       (<T>(cls: new (...args: never[]) => T): T => {
@@ -155,10 +169,10 @@ export class SagaRuntime {
         }
         return made;
       });
-    this.retained = new RetainedEvents(toMillis(options.eventRetention ?? '30s', 'eventRetention'));
+    this.retentionMs = toMillis(options.eventRetention ?? '30s', 'eventRetention');
     this.timers = new TimerQueue(this.clock, ({ instanceId, track }, at) => {
-      this.deliver(instanceId, { type: 'timeout', track, deadline: at }).catch((e: unknown) =>
-        this.report('instance-failed', `a wait deadline of ${instanceId} could not be applied`, e, instanceId),
+      this.deliver(instanceId, { type: 'due', track, at }).catch((e: unknown) =>
+        this.report('instance-failed', `a timer of ${instanceId} could not be applied`, e, instanceId),
       );
     });
     this.bus.attach((input) => this.publish(input as SagaEventInput));
@@ -170,6 +184,7 @@ export class SagaRuntime {
       resolveStep: (cls: StepClass) => this.resolver(cls as unknown as new () => BaseStep<unknown>),
       publish: (event) => this.publish(event),
       watch: (instanceId, track, wait) => this.watch(instanceId, track, wait),
+      timer: (instanceId, track, at) => this.timers.add(at, { instanceId, track }),
       finished: (record) => this.settleWaiters(record),
       idle: (actor) => this.evict(actor),
       reportFailure: (instanceId, message, error) => this.report('instance-failed', message, error, instanceId),
@@ -196,6 +211,7 @@ export class SagaRuntime {
         def: merged,
         codec: new StateCodec(merged),
         observers: new ObserverRunner(merged.observers, (cls) => this.resolver(cls), (p) => this.reportHook(p)),
+        policy: this.policies(merged),
       });
     }
     return this;
@@ -234,7 +250,8 @@ export class SagaRuntime {
     const { codec, observers, def } = services;
     await codec.assertValid(input, 'at start');
     let state = codec.dehydrate(input, 'given to start');
-    const record = newRecord(id, def.name, state, this.clock.now());
+    const now = this.clock.now();
+    const record = newRecord(id, def.name, state, now, def.deadlineMs === null ? null : now + def.deadlineMs);
     let veto: SerializedError | null = null;
     if (observers.has('handleInit')) {
       const round = await observers.run('handleInit', codec.hydrate(state), flowView(record, null), 'veto');
@@ -247,11 +264,12 @@ export class SagaRuntime {
       record.state = state;
       veto = round.veto ?? veto;
     }
-    if (!(await this.store.create(record))) return this.handle<S>(id);
-    const actor = this.actorFor(services, { ...record, version: 1 });
-    const handle = this.handle<S>(id);
-    await actor.post(veto === null ? { type: 'begin' } : { type: 'initVetoed', error: veto });
-    return handle;
+    const actor = await InstanceActor.create(this.host, services, record, veto === null ? { type: 'begin' } : { type: 'initVetoed', error: veto });
+    if (actor !== undefined && !this.actors.has(id)) {
+      this.actors.set(id, actor);
+      if (actor.idle) this.evict(actor);
+    }
+    return this.handle<S>(id);
   }
 
   /** A handle to an existing instance. */
@@ -290,6 +308,54 @@ export class SagaRuntime {
     await actor.post({ type: 'rollback', reason: serializeError(new RollbackRequestedError(reason)) });
   }
 
+  /**
+   * Operator: cancels an instance — the same as {@link SagaRuntime.rollback}, with who and why recorded in the
+   * history.
+   */
+  async cancel(id: string, reason: string, note: OperatorNote = {}): Promise<void> {
+    await this.rollback(id, note.by === undefined ? reason : `${reason} (by ${note.by})`);
+  }
+
+  /**
+   * Operator: calls the failed compensations of a `compensation_failed` instance again (from attempt 1), then
+   * goes on compensating. Resolves once the retry is recorded; use `handle(id).result()` for the outcome.
+   * @throws UnknownInstanceError; InvalidOperationError `INVALID_OPERATION` when the instance is not
+   * `compensation_failed`, or when nothing is left to retry (`onCompensationError: 'continue'` went past it).
+   */
+  async retryCompensation(id: string, note: OperatorNote = {}): Promise<void> {
+    await this.operate(id, 'retryCompensation', note);
+  }
+
+  /**
+   * Operator: gives up on the failed compensations of a `compensation_failed` instance and goes on with the
+   * earlier ones; the skip and `note` are recorded in the history.
+   * @throws UnknownInstanceError; InvalidOperationError `INVALID_OPERATION` when the instance is not `compensation_failed`.
+   */
+  async skipCompensation(id: string, note: string | OperatorNote = {}): Promise<void> {
+    await this.operate(id, 'skipCompensation', typeof note === 'string' ? { reason: note } : note);
+  }
+
+  /** The history of an instance, oldest first: every transition, retry and operator action. @throws UnknownInstanceError */
+  async history(id: string): Promise<HistoryEntry[]> {
+    if (!this.actors.has(id) && (await this.store.load(id)) === undefined) throw new UnknownInstanceError(id);
+    return this.store.history(id);
+  }
+
+  private async operate(id: string, action: 'retryCompensation' | 'skipCompensation', note: OperatorNote): Promise<void> {
+    this.assertOpen(action);
+    const actor = await this.actor(id);
+    const record = actor.record;
+    if (record.flow.status !== 'compensation_failed') {
+      throw new InvalidOperationError(action, id, record.flow.status, 'only a compensation_failed instance has failed compensations');
+    }
+    const leftovers = record.flow.stack.length > 0 || (record.group?.branches.some((b) => b.phase === 'compensation_failed') ?? false);
+    if (!leftovers) {
+      throw new InvalidOperationError(action, id, record.flow.status, 'no compensation is left to act on (the rollback went past its failures, which are listed in compensationFailures)');
+    }
+    const text = [note.by === undefined ? undefined : `by ${note.by}`, note.reason].filter((x) => x !== undefined).join(': ');
+    await actor.post({ type: action }, text === '' ? {} : { note: text });
+  }
+
   /** A snapshot of an instance. @throws UnknownInstanceError */
   async get<S = any>(id: string): Promise<InstanceSnapshot<S>> { // eslint-disable-line @typescript-eslint/no-explicit-any
     const record = this.actors.get(id)?.record ?? (await this.store.load(id));
@@ -322,8 +388,8 @@ export class SagaRuntime {
       ),
     );
     const delivered = results.filter(Boolean).length;
-    const retained = delivered === 0;
-    if (retained) this.retained.add(event, now);
+    const retained = delivered === 0 && this.retentionMs > 0;
+    if (retained) await this.store.acceptEvent(event, [], now + this.retentionMs);
     this.bus.emit(event);
     return { eventId: event.id, delivered, retained };
   }
@@ -359,6 +425,12 @@ export class SagaRuntime {
     return { ...def, observers: [...def.observers, ...compileObservers(this.globalObservers, 'runtime')] };
   }
 
+  private policies(def: WorkflowDefinition): PolicyLookup {
+    const table = new Map<string, Record<'up' | 'down', StepPolicy>>();
+    for (const [name, step] of def.steps) table.set(name, resolveStepPolicy(step.meta.options, this.defaults, `step ${JSON.stringify(name)}`));
+    return (step, direction) => table.get(step)?.[direction] ?? NO_POLICY;
+  }
+
   private services(name: string, where: string): WorkflowServices {
     const services = this.workflows.get(name);
     if (services === undefined) throw new UnknownWorkflowError(name, where);
@@ -368,7 +440,7 @@ export class SagaRuntime {
   private actorFor(services: WorkflowServices, record: InstanceRecord): InstanceActor {
     const existing = this.actors.get(record.id);
     if (existing !== undefined) return existing;
-    const actor = new InstanceActor(this.host, services, record);
+    const actor = InstanceActor.load(this.host, services, record);
     this.actors.set(record.id, actor);
     return actor;
   }
@@ -403,14 +475,15 @@ export class SagaRuntime {
 
   private watch(instanceId: string, track: TrackRef, wait: Wait): void {
     if (wait.deadline !== null) this.timers.add(wait.deadline, { instanceId, track });
-    const early = this.retained.take(instanceId, wait, this.clock.now());
-    if (early !== undefined) {
-      this.deliver(instanceId, { type: 'event', track, event: early })
-        .then((delivered) => {
-          if (!delivered) this.retained.add(early, early.publishedAt);
-        })
-        .catch((e: unknown) => this.report('instance-failed', `a retained event could not be delivered to ${instanceId}`, e, instanceId));
-    }
+    if (this.retentionMs <= 0) return;
+    this.store
+      .takeRetained(instanceId, wait, this.clock.now())
+      .then(async (early) => {
+        if (early === undefined) return;
+        const delivered = await this.deliver(instanceId, { type: 'event', track, event: early });
+        if (!delivered) await this.store.acceptEvent(early, [], early.publishedAt + this.retentionMs);
+      })
+      .catch((e: unknown) => this.report('instance-failed', `a retained event could not be delivered to ${instanceId}`, e, instanceId));
   }
 
   private snapshot<S>(record: InstanceRecord): InstanceSnapshot<S> {

@@ -23,6 +23,8 @@ export interface StepContext {
    * `instanceId:stepName:direction:attempt`. Pass it to the services you call.
    */
   readonly idempotencyKey: string;
+  /** The idempotency key without the attempt (`instanceId:stepName:direction`): the same for every retry. */
+  readonly idempotencyKeyBase: string;
   /** Fires when the runtime gives up on this call: external rollback, a failing sibling branch, shutdown. */
   readonly signal: AbortSignal;
   /** The runtime's clock. */

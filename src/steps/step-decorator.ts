@@ -1,8 +1,9 @@
 import { DefinitionError } from '../errors/definition-error';
+import { resolveStepPolicy, type StepPolicyOptions } from '../policies/step-policy';
 import { isStepClass, type StepClass } from './base-step';
 
-/** Options of the {@link Step} decorator. */
-export interface StepOptions {
+/** Options of the {@link Step} decorator: a stable name, and optionally retries and timeouts. */
+export interface StepOptions extends StepPolicyOptions {
   /**
    * The step's stable name. It is persisted in every instance's compensation stack, so keep it
    * when you rename the class.
@@ -36,6 +37,7 @@ export function Step(options: StepOptions): <C extends StepClass>(target: C) => 
     if (typeof options !== 'object' || options === null || typeof options.name !== 'string' || !options.name.trim()) {
       throw new DefinitionError('BAD_OPTION', `@Step on ${className} needs a non-empty string name`, { className });
     }
+    resolveStepPolicy(options, {}, `@Step ${JSON.stringify(options.name)} on ${className}`);
     registry.set(target, { name: options.name, options });
     return target;
   };

@@ -1,6 +1,7 @@
 import type { SagaEvent } from '../bus/event';
 import type { WaiterRef } from '../bus/wait-index';
-import type { InstanceStatus } from '../engine/flow-fields';
+import type { InstanceStatus, Wait } from '../engine/flow-fields';
+import type { HistoryEntry } from '../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../engine/instance-record';
 
 /** Which instances {@link InstanceStore.list} returns. */
@@ -24,35 +25,73 @@ export interface InstanceSummary {
   readonly updatedAt: number;
 }
 
-/** A wait whose deadline has passed. */
+/** A wait (or a retry) whose deadline has passed. */
 export interface DueWait {
   readonly instanceId: string;
   readonly track: TrackRef;
   readonly deadline: number;
 }
 
+/** An event accepted for a waiting track and not yet consumed by it. */
+export interface PendingEvent {
+  readonly event: SagaEvent;
+  readonly track: TrackRef;
+}
+
+/** What a transition writes besides the record, in the same transaction. */
+export interface TransitionWrites {
+  /** History lines to append. */
+  readonly history?: readonly HistoryEntry[];
+  /** Inbox deliveries this transition consumed (so they are handled exactly once). */
+  readonly consumed?: readonly { readonly eventId: string; readonly track: TrackRef }[];
+}
+
 /**
- * Where instances live. Every implementation passes the same contract suite (tests/store-contract.ts).
+ * Where instances live. Every implementation passes the same contract suite (tests/support/store-contract.ts).
  * Records are plain JSON; a store never hands out an object it keeps (callers may mutate what they get).
  */
 export interface InstanceStore {
   /** Stores a new record (its `version` must be 0; it is stored as 1). Resolves false when the id exists. */
-  create(record: InstanceRecord): Promise<boolean>;
+  create(record: InstanceRecord, writes?: TransitionWrites): Promise<boolean>;
   /** A copy of the stored record, or undefined. @throws CorruptRecordError when it cannot be read. */
   load(id: string): Promise<InstanceRecord | undefined>;
   /**
-   * Saves a transition atomically when the stored version still equals `record.version`, and resolves to the
-   * new version (stored version + 1). @throws VersionConflictError otherwise.
+   * Saves a transition atomically (the record, its history lines, the inbox deliveries it consumed) when the
+   * stored version still equals `record.version`, and resolves to the new version.
+   * @throws VersionConflictError otherwise.
    */
-  save(record: InstanceRecord): Promise<number>;
+  save(record: InstanceRecord, writes?: TransitionWrites): Promise<number>;
+  /** The history of an instance, oldest first. */
+  history(id: string): Promise<HistoryEntry[]>;
   /** The waiting tracks whose waits match `event`, found through an index (never a scan of all waits). */
   findWaiting(event: SagaEvent): Promise<WaiterRef[]>;
-  /** Waits whose deadline is at or before `now`, earliest first. */
+  /**
+   * Stores an accepted event: one inbox delivery per waiting track it matched, or, when it matched none and
+   * `retainUntil` is set, a retained event that a wait beginning before then may take.
+   */
+  acceptEvent(event: SagaEvent, deliveries: readonly WaiterRef[], retainUntil: number | null): Promise<void>;
+  /** Deliveries accepted for an instance and not yet consumed, oldest first (for recovery). */
+  pendingEvents(instanceId: string): Promise<PendingEvent[]>;
+  /** Removes and returns the oldest retained event (not expired at `now`) that `wait` of `instanceId` matches. */
+  takeRetained(instanceId: string, wait: Wait, now: number): Promise<SagaEvent | undefined>;
+  /** Waits and retries whose time is at or before `now`, earliest first. */
   dueWaits(now: number, limit: number): Promise<DueWait[]>;
   /** Ids of instances that are not final: what a restarted runtime must resume. */
   unfinished(): Promise<string[]>;
   /** Summaries matching `filter`. */
   list(filter?: InstanceFilter): Promise<InstanceSummary[]>;
+  /**
+   * Takes (or renews) the lease of an instance for `owner` until `until`, when no other owner holds an
+   * unexpired one. Resolves whether `owner` holds it now.
+   */
+  acquire(id: string, owner: string, until: number, now: number): Promise<boolean>;
+  /** Gives a lease back (no-op when `owner` does not hold it). */
+  release(id: string, owner: string): Promise<void>;
+  /**
+   * Claims up to `limit` unfinished instances that have work to do (not parked on a wait or retry) and whose
+   * lease is free or expired, for `owner` until `until`; resolves their ids. Two workers never claim the same one.
+   */
+  claimStale(owner: string, until: number, now: number, limit: number): Promise<string[]>;
   /** Releases resources; the store is unusable afterwards. */
   close(): Promise<void>;
 }

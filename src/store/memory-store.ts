@@ -1,10 +1,12 @@
 import type { SagaEvent } from '../bus/event';
+import { RetainedEvents } from '../bus/retained-events';
 import { WaitIndex, type WaiterRef } from '../bus/wait-index';
 import { VersionConflictError } from '../errors/runtime-errors';
-import { isFinalStatus } from '../engine/flow-fields';
+import { isFinalStatus, type Wait } from '../engine/flow-fields';
+import type { HistoryEntry } from '../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../engine/instance-record';
-import { decodeRecord, encodeRecord, waitsOf } from './record-codec';
-import type { DueWait, InstanceFilter, InstanceStore, InstanceSummary } from './instance-store';
+import { deadlinesOf, decodeRecord, encodeRecord, waitsOf } from './record-codec';
+import type { DueWait, InstanceFilter, InstanceStore, InstanceSummary, PendingEvent, TransitionWrites } from './instance-store';
 
 interface Row {
   json: string;
@@ -12,11 +14,16 @@ interface Row {
   summary: InstanceSummary;
   tracks: TrackRef[];
   deadlines: DueWait[];
+  parked: boolean;
+  history: HistoryEntry[];
+  inbox: PendingEvent[];
+  lease: { owner: string; until: number } | null;
 }
 
 /**
  * Keeps instances in memory, as JSON text (so nothing a caller holds aliases a stored record), with the same
- * wait index a durable store keeps. For tests and embedded use where a restart may forget everything.
+ * wait index, history, inbox and leases a durable store keeps. For tests and embedded use where a restart may
+ * forget everything.
  *
  * @example
  * const store = new MemoryStore();
@@ -25,10 +32,12 @@ interface Row {
 export class MemoryStore implements InstanceStore {
   private readonly rows = new Map<string, Row>();
   private readonly waits = new WaitIndex();
+  private readonly retained = new RetainedEvents(Number.POSITIVE_INFINITY);
+  private readonly retainedUntil = new Map<string, number>();
 
-  create(record: InstanceRecord): Promise<boolean> {
+  create(record: InstanceRecord, writes: TransitionWrites = {}): Promise<boolean> {
     if (this.rows.has(record.id)) return Promise.resolve(false);
-    this.write({ ...record, version: 1 });
+    this.write({ ...record, version: 1 }, writes);
     return Promise.resolve(true);
   }
 
@@ -42,18 +51,45 @@ export class MemoryStore implements InstanceStore {
     }
   }
 
-  save(record: InstanceRecord): Promise<number> {
+  save(record: InstanceRecord, writes: TransitionWrites = {}): Promise<number> {
     const row = this.rows.get(record.id);
     if (row === undefined || row.version !== record.version) {
       return Promise.reject(new VersionConflictError(record.id, record.version, row?.version));
     }
     const version = record.version + 1;
-    this.write({ ...record, version });
+    this.write({ ...record, version }, writes);
     return Promise.resolve(version);
+  }
+
+  history(id: string): Promise<HistoryEntry[]> {
+    return Promise.resolve(structuredClone(this.rows.get(id)?.history ?? []));
   }
 
   findWaiting(event: SagaEvent): Promise<WaiterRef[]> {
     return Promise.resolve(this.waits.find(event));
+  }
+
+  acceptEvent(event: SagaEvent, deliveries: readonly WaiterRef[], retainUntil: number | null): Promise<void> {
+    for (const d of deliveries) this.rows.get(d.instanceId)?.inbox.push({ event: structuredClone(event), track: d.track });
+    if (deliveries.length === 0 && retainUntil !== null) {
+      this.retained.add(structuredClone(event), event.publishedAt);
+      this.retainedUntil.set(event.id, retainUntil);
+    }
+    return Promise.resolve();
+  }
+
+  pendingEvents(instanceId: string): Promise<PendingEvent[]> {
+    return Promise.resolve(structuredClone(this.rows.get(instanceId)?.inbox ?? []));
+  }
+
+  takeRetained(instanceId: string, wait: Wait, now: number): Promise<SagaEvent | undefined> {
+    for (;;) {
+      const event = this.retained.take(instanceId, wait, now);
+      if (event === undefined) return Promise.resolve(undefined);
+      const until = this.retainedUntil.get(event.id);
+      this.retainedUntil.delete(event.id);
+      if (until !== undefined && until >= now) return Promise.resolve(event);
+    }
   }
 
   dueWaits(now: number, limit: number): Promise<DueWait[]> {
@@ -76,6 +112,32 @@ export class MemoryStore implements InstanceStore {
     return Promise.resolve(out.slice(0, filter.limit ?? 1000));
   }
 
+  acquire(id: string, owner: string, until: number, now: number): Promise<boolean> {
+    const row = this.rows.get(id);
+    if (row === undefined) return Promise.resolve(false);
+    if (row.lease !== null && row.lease.owner !== owner && row.lease.until > now) return Promise.resolve(false);
+    row.lease = { owner, until };
+    return Promise.resolve(true);
+  }
+
+  release(id: string, owner: string): Promise<void> {
+    const row = this.rows.get(id);
+    if (row?.lease?.owner === owner) row.lease = null;
+    return Promise.resolve();
+  }
+
+  claimStale(owner: string, until: number, now: number, limit: number): Promise<string[]> {
+    const claimed: string[] = [];
+    for (const row of this.rows.values()) {
+      if (claimed.length >= limit) break;
+      if (isFinalStatus(row.summary.status) || row.parked) continue;
+      if (row.lease !== null && row.lease.until > now) continue;
+      row.lease = { owner, until };
+      claimed.push(row.summary.id);
+    }
+    return Promise.resolve(claimed);
+  }
+
   close(): Promise<void> {
     this.rows.clear();
     return Promise.resolve();
@@ -90,21 +152,30 @@ export class MemoryStore implements InstanceStore {
   importJson(json: string): InstanceRecord {
     const id = (JSON.parse(json) as { id?: unknown }).id;
     const record = decodeRecord(json, typeof id === 'string' ? id : '');
-    this.write(record);
+    this.write(record, {});
     return record;
   }
 
-  private write(record: InstanceRecord): void {
+  private write(record: InstanceRecord, writes: TransitionWrites): void {
     const previous = this.rows.get(record.id);
     if (previous !== undefined) this.waits.removeInstance(record.id, previous.tracks);
     const waits = waitsOf(record);
     for (const { track, wait } of waits) this.waits.add({ instanceId: record.id, track }, wait);
+    let inbox = previous?.inbox ?? [];
+    for (const c of writes.consumed ?? []) inbox = inbox.filter((p) => !(p.event.id === c.eventId && p.track === c.track));
+    const history = previous?.history ?? [];
+    for (const h of writes.history ?? []) history.push(structuredClone(h));
+    const active = [record.flow, ...(record.group?.branches.map((b) => b.flow) ?? [])];
     this.rows.set(record.id, {
       json: encodeRecord(record),
       version: record.version,
       summary: { id: record.id, workflow: record.workflow, status: record.flow.status, createdAt: record.createdAt, updatedAt: record.updatedAt },
       tracks: waits.map((w) => w.track),
-      deadlines: waits.filter((w) => w.wait.deadline !== null).map((w) => ({ instanceId: record.id, track: w.track, deadline: w.wait.deadline as number })),
+      deadlines: deadlinesOf(record).map((d) => ({ instanceId: record.id, track: d.track, deadline: d.at })),
+      parked: !active.some((f) => f.inFlight) && active.some((f) => f.wait !== null || f.retryAt !== null),
+      history,
+      inbox,
+      lease: previous?.lease ?? null,
     });
   }
 }

@@ -1,6 +1,6 @@
 import { CorruptRecordError } from '../errors/runtime-errors';
 import { RECORD_SCHEMA_VERSION, type InstanceRecord, type TrackRef } from '../engine/instance-record';
-import type { Wait } from '../engine/flow-fields';
+import { isFinalStatus, type Wait } from '../engine/flow-fields';
 import { parseJsonSafe } from '../state/safe-json';
 
 /** The stored JSON text of a record. */
@@ -32,6 +32,19 @@ export function decodeRecord(text: string, id: string): InstanceRecord {
     throw new CorruptRecordError(id, 'it lacks id, workflow or flow fields');
   }
   return value as InstanceRecord;
+}
+
+/** Every time a record is parked until (wait deadlines and retries), per track. */
+export function deadlinesOf(record: InstanceRecord): { track: TrackRef; at: number }[] {
+  const out: { track: TrackRef; at: number }[] = [];
+  const add = (track: TrackRef, f: InstanceRecord['flow']): void => {
+    if (f.wait?.deadline != null) out.push({ track, at: f.wait.deadline });
+    if (f.retryAt !== null && f.retryAt !== undefined) out.push({ track, at: f.retryAt });
+  };
+  add(null, record.flow);
+  for (const b of record.group?.branches ?? []) add(b.key, b.flow);
+  if (record.deadline != null && record.flow.direction === 'up' && !isFinalStatus(record.flow.status)) out.push({ track: null, at: record.deadline });
+  return out;
 }
 
 /** Every wait a record holds: the main line's and each branch's. */

@@ -1,6 +1,7 @@
 import { DefinitionError } from '../errors/definition-error';
 import { OBSERVER_HOOKS, type ObserverSpec } from '../observers/observer';
 import type { BranchSpec, ParallelSpec } from '../parallel/parallel';
+import { toMillis, type Duration } from '../time/duration';
 import { isStepClass, type StepClass } from '../steps/base-step';
 import { stepMetadata } from '../steps/step-decorator';
 import type {
@@ -29,6 +30,15 @@ export interface WorkflowOptions<S = any> { // eslint-disable-line @typescript-e
   readonly state?: StateClass<S>;
   /** Also validate the state after every step that returns ok; a failure fails the step. @default false */
   readonly validateStateAfterEachStep?: boolean;
+  /** A whole-workflow deadline, counted from `start`: still going up then, the instance rolls back with `TIMEOUT`. @default none */
+  readonly deadline?: Duration;
+  /**
+   * What a compensation that still fails after its retries does: `halt` stops the rollback there
+   * (`compensation_failed`, the remaining compensations kept for `retryCompensation`/`skipCompensation`);
+   * `continue` records the failure and runs the earlier compensations, ending `compensation_failed` with every
+   * failure listed. @default 'halt'
+   */
+  readonly onCompensationError?: 'halt' | 'continue';
 }
 
 function describe(value: unknown): string {
@@ -252,6 +262,13 @@ export function defineWorkflow<S = any>(options: WorkflowOptions<S>): WorkflowDe
         }
   }
   const observers = compileObservers(options.observers ?? [], `workflow ${JSON.stringify(name)}`);
+  const onCompensationError = options.onCompensationError ?? 'halt';
+  if (onCompensationError !== 'halt' && onCompensationError !== 'continue') {
+    throw new DefinitionError('BAD_OPTION', `workflow ${JSON.stringify(name)}: onCompensationError must be 'halt' or 'continue', got ${JSON.stringify(onCompensationError)}`, {
+      workflow: name,
+    });
+  }
+  const deadlineMs = options.deadline === undefined ? null : toMillis(options.deadline, `workflow ${JSON.stringify(name)}: deadline`);
   return {
     kind: 'workflow',
     name,
@@ -259,6 +276,8 @@ export function defineWorkflow<S = any>(options: WorkflowOptions<S>): WorkflowDe
     observers,
     stateClass: options.state,
     validateStateAfterEachStep: options.validateStateAfterEachStep ?? false,
+    deadlineMs,
+    onCompensationError,
     nodeIndex,
     steps,
   };

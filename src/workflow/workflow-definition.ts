@@ -57,6 +57,10 @@ export interface WorkflowDefinition<S = any> { // eslint-disable-line @typescrip
   readonly observers: readonly ObserverEntry[];
   readonly stateClass: StateClass<S> | undefined;
   readonly validateStateAfterEachStep: boolean;
+  /** The whole-workflow deadline in ms from start, or null. */
+  readonly deadlineMs: number | null;
+  /** What a compensation that still fails after its retries does. */
+  readonly onCompensationError: 'halt' | 'continue';
   /** Main-list nodes by name (goto targets). */
   readonly nodeIndex: ReadonlyMap<string, number>;
   /** Every step by name, branch steps included. */

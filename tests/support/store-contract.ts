@@ -89,4 +89,63 @@ export function storeContract(make: () => Promise<InstanceStore>): void {
     expect((await store.list({ since: 15 })).map((s) => s.id)).toEqual(['other', 'new']);
     expect((await store.list({ limit: 1 })).map((s) => s.id)).toEqual(['other']);
   });
+
+  it('appends history lines with each transition and returns them oldest first', async () => {
+    const line = (outcome: string) => ({ at: 1, kind: 'step-result' as const, step: 'A', direction: 'up' as const, func: 'run' as const, attempt: 1, outcome, status: 'running' as const });
+    await store.create(newRecord('h', 'wf', {}, 0), { history: [line('first')] });
+    const loaded = (await store.load('h'))!;
+    await store.save(loaded, { history: [line('second'), line('third')] });
+    expect((await store.history('h')).map((h) => h.outcome)).toEqual(['first', 'second', 'third']);
+    expect(await store.history('missing')).toEqual([]);
+  });
+
+  it('keeps accepted deliveries in the inbox until a transition consumes them', async () => {
+    await store.create(waiting('w1', 'paid', { orderId: '1' }, null));
+    const event = { topic: 'paid', payload: { orderId: '1' }, id: 'evt-1', publishedAt: 5 };
+    await store.acceptEvent(event, [{ instanceId: 'w1', track: null }], null);
+    expect(await store.pendingEvents('w1')).toEqual([{ event, track: null }]);
+    const loaded = (await store.load('w1'))!;
+    await store.save(loaded, { consumed: [{ eventId: 'evt-1', track: null }] });
+    expect(await store.pendingEvents('w1')).toEqual([]);
+  });
+
+  it('retains an event nobody waited for until its time, for the first wait that matches it', async () => {
+    const event = { topic: 'reply', payload: { to: 'i1' }, id: 'evt-2', publishedAt: 100 };
+    await store.acceptEvent(event, [], 200);
+    const wait = { topics: ['reply'], match: { to: 'i1' }, deadline: null };
+    expect(await store.takeRetained('i1', { ...wait, match: { to: 'other' } }, 150)).toBeUndefined();
+    expect(await store.takeRetained('i1', wait, 150)).toEqual(event);
+    expect(await store.takeRetained('i1', wait, 150)).toBeUndefined();
+    await store.acceptEvent({ ...event, id: 'evt-3' }, [], 200);
+    expect(await store.takeRetained('i1', wait, 201)).toBeUndefined();
+  });
+
+  it('lets one owner hold a lease at a time until it expires or is released', async () => {
+    await store.create(newRecord('l', 'wf', {}, 0));
+    expect(await store.acquire('l', 'w1', 1_000, 0)).toBe(true);
+    expect(await store.acquire('l', 'w2', 1_000, 500)).toBe(false);
+    expect(await store.acquire('l', 'w1', 2_000, 500)).toBe(true);
+    expect(await store.acquire('l', 'w2', 3_000, 2_001)).toBe(true);
+    await store.release('l', 'w1');
+    expect(await store.acquire('l', 'w1', 4_000, 2_500)).toBe(false);
+    await store.release('l', 'w2');
+    expect(await store.acquire('l', 'w1', 4_000, 2_500)).toBe(true);
+  });
+
+  it('claims stale unfinished instances with work to do, never parked or leased ones, once each', async () => {
+    const inFlight = newRecord('busy', 'wf', {}, 0);
+    inFlight.flow.inFlight = true;
+    await store.create(inFlight);
+    await store.create(waiting('parked', 't', {}, null));
+    const leased = newRecord('leased', 'wf', {}, 0);
+    leased.flow.inFlight = true;
+    await store.create(leased);
+    await store.acquire('leased', 'other', 10_000, 0);
+    const done = newRecord('done', 'wf', {}, 0);
+    done.flow.status = 'completed';
+    await store.create(done);
+    expect(await store.claimStale('me', 5_000, 100, 10)).toEqual(['busy']);
+    expect(await store.claimStale('you', 5_000, 100, 10)).toEqual([]);
+    expect((await store.claimStale('you', 20_000, 10_001, 10)).sort()).toEqual(['busy', 'leased']);
+  });
 }

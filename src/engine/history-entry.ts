@@ -1,0 +1,36 @@
+import type { Direction, InstanceStatus, StepFunc } from './flow-fields';
+
+/** What a history line records. */
+export type HistoryKind =
+  | 'started'
+  | 'step-started'
+  | 'step-result'
+  | 'event'
+  | 'timeout'
+  | 'retry-scheduled'
+  | 'rollback-requested'
+  | 'resumed'
+  | 'finished'
+  | 'operator';
+
+/** One line of an instance's history: appended with every transition, never rewritten. */
+export interface HistoryEntry {
+  /** When it happened (ms since epoch, from the runtime's clock). */
+  readonly at: number;
+  readonly kind: HistoryKind;
+  /** The step (or group) it is about, if any. */
+  readonly step: string | null;
+  readonly group?: string;
+  readonly branch?: string;
+  readonly direction: Direction;
+  readonly func: StepFunc | null;
+  readonly attempt: number;
+  /** The result kind (`ok`, `error`, `continue`, `goto`), the event topic, or the operator action. */
+  readonly outcome?: string;
+  /** The error code, when there is one. */
+  readonly code?: string;
+  /** The instance status after this transition. */
+  readonly status: InstanceStatus;
+  /** Free text: who did it and why (operator actions), or the delay of a scheduled retry. */
+  readonly note?: string;
+}

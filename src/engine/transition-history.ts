@@ -1,0 +1,80 @@
+import type { Effect, Happening, Outcome } from './decide';
+import type { HistoryEntry, HistoryKind } from './history-entry';
+import { trackOf, type InstanceRecord, type TrackRef } from './instance-record';
+
+function line(record: InstanceRecord, track: TrackRef, kind: HistoryKind, at: number, extra: Partial<HistoryEntry> = {}): HistoryEntry {
+  const t = trackOf(record, track) ?? record;
+  const base: HistoryEntry = {
+    at,
+    kind,
+    step: t.flow.stepName,
+    direction: t.flow.direction,
+    func: t.flow.stepFunc,
+    attempt: t.flow.attempt,
+    status: record.flow.status,
+  };
+  const branch = track === null ? undefined : record.group?.branches.find((b) => b.key === track);
+  const where = branch === undefined || record.group === null ? {} : { group: record.group.name, branch: branch.name };
+  return { ...base, ...where, ...extra };
+}
+
+function outcomeLine(before: InstanceRecord, after: InstanceRecord, track: TrackRef, outcome: Outcome, at: number): HistoryEntry {
+  const t = trackOf(before, track) ?? before;
+  const extra: { -readonly [K in keyof HistoryEntry]?: HistoryEntry[K] } = {
+    step: t.flow.stepName,
+    direction: t.flow.direction,
+    func: t.flow.stepFunc,
+    attempt: t.flow.attempt,
+    outcome: outcome.kind,
+  };
+  if (outcome.kind === 'error') extra.code = outcome.error.code;
+  return line(after, track, 'step-result', at, extra);
+}
+
+/**
+ * The history lines of one transition: what happened (a result, an event, a deadline, a request), the handler
+ * calls it started, retries it scheduled, and the end when it finished.
+ */
+export function transitionHistory(before: InstanceRecord, happening: Happening, after: InstanceRecord, effects: readonly Effect[], at: number, note?: string): HistoryEntry[] {
+  const lines: HistoryEntry[] = [];
+  switch (happening.type) {
+    case 'begin':
+      lines.push(line(after, null, 'started', at, { step: null, func: null }));
+      break;
+    case 'initVetoed':
+      lines.push(line(after, null, 'started', at, { step: null, func: null, outcome: 'vetoed', code: happening.error.code }));
+      break;
+    case 'settled':
+      lines.push(outcomeLine(before, after, happening.track, happening.outcome, at));
+      break;
+    case 'event':
+      lines.push(line(before, happening.track, 'event', at, { outcome: happening.event.topic, status: after.flow.status }));
+      break;
+    case 'due':
+      lines.push(line(before, happening.track, 'timeout', at, { status: after.flow.status }));
+      break;
+    case 'rollback':
+      lines.push(line(after, null, 'rollback-requested', at, { code: happening.reason.code, note: happening.reason.message }));
+      break;
+    case 'resume':
+      lines.push(line(after, null, 'resumed', at));
+      break;
+    case 'retryCompensation':
+    case 'skipCompensation':
+      lines.push(line(before, null, 'operator', at, { outcome: happening.type, status: after.flow.status, ...(note === undefined ? {} : { note }) }));
+      break;
+  }
+  for (const e of effects) {
+    if (e.type === 'invoke' && happening.type !== 'resume') {
+      lines.push(line(after, e.track, 'step-started', at, { step: e.step, func: e.func, outcome: undefined }));
+    } else if (e.type === 'timer') {
+      const t = trackOf(after, e.track);
+      if (t !== undefined && t.flow.retryAt === e.at) {
+        lines.push(line(after, e.track, 'retry-scheduled', at, { note: `attempt ${t.flow.attempt} in ${t.flow.retryDelay ?? 0} ms` }));
+      }
+    } else if (e.type === 'finished') {
+      lines.push(line(after, null, 'finished', at, { step: null, func: null, outcome: after.flow.status }));
+    }
+  }
+  return lines.map((l) => (l.outcome === undefined ? (({ outcome: _o, ...rest }) => rest)(l) : l));
+}
