@@ -16,7 +16,7 @@ import type { Wait } from './flow-fields';
 import { flowView } from './flow-view';
 import type { InstanceRecord, TrackRef } from './instance-record';
 import { invokeStep } from './step-invoker';
-import { transitionHistory } from './transition-history';
+import { priorTrack, transitionHistory } from './transition-history';
 
 /** The per-workflow pieces an actor uses, built once per runtime and workflow. */
 export interface WorkflowServices {
@@ -68,6 +68,8 @@ export class InstanceActor {
   private readonly queue: Queued[] = [];
   private draining = false;
   private readonly inFlight = new Map<string, AbortController>();
+  /** Set when a failed save could not be followed by a reload: the in-memory record can no longer be trusted. */
+  private broken = false;
 
   private constructor(
     private readonly host: ActorHost,
@@ -86,10 +88,11 @@ export class InstanceActor {
    */
   static async create(host: ActorHost, services: WorkflowServices, record: InstanceRecord, first: Happening): Promise<InstanceActor | undefined> {
     const actor = new InstanceActor(host, services, record);
-    const draft = structuredClone(record);
+    const prior = priorTrack(record, first);
+    const draft = record;
     const { effects } = applyHappening(actor.env(), draft, first);
     await actor.runLifecycleHooks(draft, effects);
-    const history = transitionHistory(record, first, draft, effects, draft.updatedAt);
+    const history = transitionHistory(prior, first, draft, effects, draft.updatedAt);
     if (!(await host.store.create(draft, { history }))) return undefined;
     actor.rec = { ...draft, version: 1 };
     for (const effect of effects) actor.perform(effect);
@@ -145,12 +148,20 @@ export class InstanceActor {
   }
 
   private async apply(happening: Happening, options: PostOptions): Promise<boolean> {
-    const draft = structuredClone(this.rec);
+    if (this.broken) {
+      const stored = await this.host.store.load(this.rec.id);
+      if (stored === undefined) throw new SagaflowError('UNKNOWN_INSTANCE', `instance ${this.rec.id} vanished from the store`);
+      this.rec = stored;
+      this.broken = false;
+    }
+    // The actor owns its record: the transition is applied in place, and reloaded from the store if saving fails.
+    const prior = priorTrack(this.rec, happening);
+    const draft = this.rec;
     const { changed, effects } = applyHappening(this.env(), draft, happening);
     if (!changed) return false;
     await this.runLifecycleHooks(draft, effects);
     const writes: TransitionWrites = {
-      history: transitionHistory(this.rec, happening, draft, effects, draft.updatedAt, options.note),
+      history: transitionHistory(prior, happening, draft, effects, draft.updatedAt, options.note),
       ...(options.fromInbox === true && happening.type === 'event' ? { consumed: [{ eventId: happening.event.id, track: happening.track }] } : {}),
     };
     try {
@@ -160,6 +171,7 @@ export class InstanceActor {
       // continue from what is stored.
       const stored = await this.host.store.load(this.rec.id).catch(() => undefined);
       if (stored !== undefined) this.rec = stored;
+      else this.broken = true;
       throw error;
     }
     this.rec = draft;

@@ -18,13 +18,28 @@ function line(record: InstanceRecord, track: TrackRef, kind: HistoryKind, at: nu
   return { ...base, ...where, ...extra };
 }
 
-function outcomeLine(before: InstanceRecord, after: InstanceRecord, track: TrackRef, outcome: Outcome, at: number): HistoryEntry {
-  const t = trackOf(before, track) ?? before;
+/** The flow fields of the track a happening is about, as they were before it (see {@link priorTrack}). */
+export interface PriorTrack {
+  readonly stepName: string | null;
+  readonly direction: HistoryEntry['direction'];
+  readonly stepFunc: NonNullable<HistoryEntry['func']>;
+  readonly attempt: number;
+}
+
+/** What {@link transitionHistory} needs to know of the record before a happening (read before applying it). */
+export function priorTrack(record: InstanceRecord, happening: Happening): PriorTrack | undefined {
+  const ref = happening.type === 'settled' || happening.type === 'event' || happening.type === 'due' ? happening.track : null;
+  const f = (trackOf(record, ref) ?? record).flow;
+  return { stepName: f.stepName, direction: f.direction, stepFunc: f.stepFunc, attempt: f.attempt };
+}
+
+function fromPrior(prior: PriorTrack | undefined): Partial<HistoryEntry> {
+  return prior === undefined ? {} : { step: prior.stepName, direction: prior.direction, func: prior.stepFunc, attempt: prior.attempt };
+}
+
+function outcomeLine(prior: PriorTrack | undefined, after: InstanceRecord, track: TrackRef, outcome: Outcome, at: number): HistoryEntry {
   const extra: { -readonly [K in keyof HistoryEntry]?: HistoryEntry[K] } = {
-    step: t.flow.stepName,
-    direction: t.flow.direction,
-    func: t.flow.stepFunc,
-    attempt: t.flow.attempt,
+    ...fromPrior(prior),
     outcome: outcome.kind,
   };
   if (outcome.kind === 'error') extra.code = outcome.error.code;
@@ -35,7 +50,7 @@ function outcomeLine(before: InstanceRecord, after: InstanceRecord, track: Track
  * The history lines of one transition: what happened (a result, an event, a deadline, a request), the handler
  * calls it started, retries it scheduled, and the end when it finished.
  */
-export function transitionHistory(before: InstanceRecord, happening: Happening, after: InstanceRecord, effects: readonly Effect[], at: number, note?: string): HistoryEntry[] {
+export function transitionHistory(prior: PriorTrack | undefined, happening: Happening, after: InstanceRecord, effects: readonly Effect[], at: number, note?: string): HistoryEntry[] {
   const lines: HistoryEntry[] = [];
   switch (happening.type) {
     case 'begin':
@@ -45,13 +60,13 @@ export function transitionHistory(before: InstanceRecord, happening: Happening, 
       lines.push(line(after, null, 'started', at, { step: null, func: null, outcome: 'vetoed', code: happening.error.code }));
       break;
     case 'settled':
-      lines.push(outcomeLine(before, after, happening.track, happening.outcome, at));
+      lines.push(outcomeLine(prior, after, happening.track, happening.outcome, at));
       break;
     case 'event':
-      lines.push(line(before, happening.track, 'event', at, { outcome: happening.event.topic, status: after.flow.status }));
+      lines.push(line(after, happening.track, 'event', at, { ...fromPrior(prior), outcome: happening.event.topic }));
       break;
     case 'due':
-      lines.push(line(before, happening.track, 'timeout', at, { status: after.flow.status }));
+      lines.push(line(after, happening.track, 'timeout', at, fromPrior(prior)));
       break;
     case 'rollback':
       lines.push(line(after, null, 'rollback-requested', at, { code: happening.reason.code, note: happening.reason.message }));
@@ -61,7 +76,7 @@ export function transitionHistory(before: InstanceRecord, happening: Happening, 
       break;
     case 'retryCompensation':
     case 'skipCompensation':
-      lines.push(line(before, null, 'operator', at, { outcome: happening.type, status: after.flow.status, ...(note === undefined ? {} : { note }) }));
+      lines.push(line(after, null, 'operator', at, { ...fromPrior(prior), outcome: happening.type, ...(note === undefined ? {} : { note }) }));
       break;
   }
   for (const e of effects) {

@@ -497,7 +497,7 @@ export class SagaRuntime {
       flow: flowView(record, null),
       createdAt: record.createdAt,
       updatedAt: record.updatedAt,
-      compensationFailures: record.compensationFailures,
+      compensationFailures: structuredClone(record.compensationFailures),
     };
   }
 

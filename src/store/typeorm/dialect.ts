@@ -1,0 +1,115 @@
+import type { DataSource, QueryRunner } from 'typeorm';
+
+/** The two databases the TypeORM store runs on. */
+export type DriverKind = 'sqlite' | 'postgres';
+
+/** The base names of the store's tables (each prefixed `sagaflow_`). */
+export const TABLES = {
+  instances: 'sagaflow_instances',
+  waits: 'sagaflow_waits',
+  inbox: 'sagaflow_inbox',
+  retained: 'sagaflow_retained',
+  history: 'sagaflow_history',
+  migrations: 'sagaflow_migrations',
+} as const;
+export type TableKey = keyof typeof TABLES;
+
+/** The store's driver kind for a TypeORM data source, or an error naming what is supported. */
+export function driverKindOf(dataSource: Pick<DataSource, 'options'>): DriverKind {
+  const type = dataSource.options.type;
+  if (type === 'better-sqlite3') return 'sqlite';
+  if (type === 'postgres') return 'postgres';
+  throw new TypeError(`the sagaflow TypeORM store runs on "better-sqlite3" and "postgres" data sources, not on ${JSON.stringify(type)}`);
+}
+
+/** The schema a PostgreSQL data source keeps its tables in by default (undefined: the search path's). */
+export function schemaOf(dataSource: Pick<DataSource, 'options'>): string | undefined {
+  const options = dataSource.options as { schema?: unknown };
+  return typeof options.schema === 'string' && options.schema.length > 0 ? options.schema : undefined;
+}
+
+/** Column types per driver: JSON is `jsonb` on PostgreSQL and text on SQLite. */
+export function columnTypes(kind: DriverKind): { json: string; bigint: string; int: string; bool: string; string: string; text: string; serial: string } {
+  return kind === 'postgres'
+    ? { json: 'jsonb', bigint: 'bigint', int: 'integer', bool: 'boolean', string: 'varchar', text: 'text', serial: 'bigint' }
+    : { json: 'text', bigint: 'bigint', int: 'integer', bool: 'boolean', string: 'varchar', text: 'text', serial: 'integer' };
+}
+
+/** A double-quoted SQL identifier. */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** One statement's outcome, the same shape on both drivers. */
+export interface ExecResult {
+  readonly rows: Record<string, unknown>[];
+  readonly affected: number;
+}
+
+/** Runs one SQL statement written with `?` placeholders. */
+export type Exec = (sql: string, params?: readonly unknown[]) => Promise<ExecResult>;
+
+/**
+ * The SQL differences between SQLite and PostgreSQL that the store's hand-written statements need:
+ * placeholders, qualified table names, JSON columns read back as text, and JSON parameters in a SELECT list.
+ */
+export class Dialect {
+  private readonly tables: Record<TableKey, string>;
+  private readonly converted = new Map<string, string>();
+
+  constructor(
+    readonly kind: DriverKind,
+    readonly schema: string | undefined,
+  ) {
+    const qualify = (name: string): string => (kind === 'postgres' && schema !== undefined ? `${quoteIdent(schema)}.${quoteIdent(name)}` : quoteIdent(name));
+    this.tables = {
+      instances: qualify(TABLES.instances),
+      waits: qualify(TABLES.waits),
+      inbox: qualify(TABLES.inbox),
+      retained: qualify(TABLES.retained),
+      history: qualify(TABLES.history),
+      migrations: qualify(TABLES.migrations),
+    };
+  }
+
+  /** The quoted (and, on PostgreSQL with a schema, qualified) name of a table. */
+  t(key: TableKey): string {
+    return this.tables[key];
+  }
+
+  /** A JSON column read back as its text (PostgreSQL's `jsonb` would otherwise be parsed by the driver, unsafely). */
+  jsonText(column: string): string {
+    return this.kind === 'postgres' ? `${column}::text` : column;
+  }
+
+  /** A placeholder for a JSON value given as text, where its type cannot be inferred (a SELECT list). */
+  jsonParam(): string {
+    return this.kind === 'postgres' ? 'CAST(? AS jsonb)' : '?';
+  }
+
+  /** `sql` with `?` placeholders turned into the driver's own (`$1`, `$2`, … on PostgreSQL). */
+  sql(sql: string): string {
+    if (this.kind === 'sqlite') return sql;
+    let out = this.converted.get(sql);
+    if (out === undefined) {
+      let n = 0;
+      out = sql.replace(/\?/g, () => `$${++n}`);
+      if (this.converted.size > 500) this.converted.clear();
+      this.converted.set(sql, out);
+    }
+    return out;
+  }
+
+  /** `?, ?, ?` for `n` values. */
+  static marks(n: number): string {
+    return new Array<string>(n).fill('?').join(', ');
+  }
+
+  /** An {@link Exec} on a query runner. */
+  exec(runner: QueryRunner): Exec {
+    return async (sql, params = []) => {
+      const result = await runner.query(this.sql(sql), params as unknown[], true);
+      return { rows: (result.records ?? []) as Record<string, unknown>[], affected: result.affected ?? 0 };
+    };
+  }
+}
