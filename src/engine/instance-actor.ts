@@ -15,6 +15,7 @@ import { applyHappening, type DecideEnv, type Effect, type Happening, type Lifec
 import type { Wait } from './flow-fields';
 import { flowView } from './flow-view';
 import type { InstanceRecord, TrackRef } from './instance-record';
+import { LazyAbort } from './lazy-abort';
 import { invokeStep } from './step-invoker';
 import { priorTrack, transitionHistory } from './transition-history';
 
@@ -67,7 +68,7 @@ function trackKey(ref: TrackRef): string {
 export class InstanceActor {
   private readonly queue: Queued[] = [];
   private draining = false;
-  private readonly inFlight = new Map<string, AbortController>();
+  private readonly inFlight = new Map<string, LazyAbort>();
   /** Set when a failed save could not be followed by a reload: the in-memory record can no longer be trusted. */
   private broken = false;
 
@@ -224,7 +225,7 @@ export class InstanceActor {
     const { def, codec, observers, policy } = this.services;
     const compiled = def.steps.get(effect.step);
     const key = trackKey(effect.track);
-    const controller = new AbortController();
+    const controller = new LazyAbort();
     this.inFlight.get(key)?.abort(new SagaflowError('SUPERSEDED', 'a newer call of this track started'));
     this.inFlight.set(key, controller);
     const record = this.rec;
@@ -233,6 +234,9 @@ export class InstanceActor {
     const direction = effect.func === 'run' || effect.func === 'runHandleInfo' ? 'up' : 'down';
     const keyBase = `${record.id}:${effect.step}:${direction}`;
     const ctx: StepContext = {
+      get signal() {
+        return controller.signal;
+      },
       instanceId: record.id,
       workflow: record.workflow,
       stepName: effect.step,
@@ -241,7 +245,6 @@ export class InstanceActor {
       attempt: view.attempt,
       idempotencyKey: `${keyBase}:${view.attempt}`,
       idempotencyKeyBase: keyBase,
-      signal: controller.signal,
       clock: this.host.clock,
       logger: this.host.logger,
       ...(view.group === undefined ? {} : { group: view.group }),

@@ -1,0 +1,185 @@
+import { EntitySchema, type ColumnType } from 'typeorm';
+import { columnTypes, TABLES, type DriverKind } from './dialect';
+
+/**
+ * A row of `sagaflow_instances`. `record` (the whole instance, as JSON) is the source of truth; the other
+ * columns are indexes derived from it on every save, plus the lease.
+ */
+export interface SagaflowInstanceRow {
+  id: string;
+  workflow: string;
+  status: string;
+  version: number;
+  /** JSON text on SQLite; `jsonb` on PostgreSQL (read it back with `record::text` and a safe parse). */
+  record: unknown;
+  /** The earliest wait deadline or retry time (ms since epoch), or null. */
+  nextDue: number | string | null;
+  /** Every deadline per track, as JSON `[[track, at], …]` (track null for the main line). */
+  deadlines: string | null;
+  /** Parked on a wait or a retry with nothing in flight (no work to claim). */
+  parked: boolean;
+  leaseOwner: string | null;
+  leaseUntil: number | string | null;
+  createdAt: number | string;
+  updatedAt: number | string;
+}
+
+/** A row of `sagaflow_waits`: one per waiting track and topic. */
+export interface SagaflowWaitRow {
+  instanceId: string;
+  /** `''` for the main line, else the branch key. */
+  track: string;
+  topic: string;
+  /** JSON of the wait's sorted match keys. */
+  matchKeys: string;
+  /** JSON of the match values in key order (`#sha256:…` of it when long). */
+  matchValues: string;
+}
+
+/** A row of `sagaflow_inbox`: an event accepted for a waiting track and not yet consumed. */
+export interface SagaflowInboxRow {
+  eventId: string;
+  instanceId: string;
+  track: string;
+  event: unknown;
+  acceptedAt: number | string;
+}
+
+/** A row of `sagaflow_retained`: an event nobody waited for, kept until `retainUntil`. */
+export interface SagaflowRetainedRow {
+  eventId: string;
+  topic: string;
+  event: unknown;
+  publishedAt: number | string;
+  retainUntil: number | string;
+}
+
+/** A row of `sagaflow_history`: one line of an instance's history (append-only). */
+export interface SagaflowHistoryRow {
+  id: number | string;
+  instanceId: string;
+  /** The record version the transition that wrote it produced. */
+  version: number;
+  /** Its position among that transition's lines. */
+  seq: number;
+  at: number | string;
+  kind: string;
+  step: string | null;
+  groupName: string | null;
+  branch: string | null;
+  direction: string;
+  func: string | null;
+  attempt: number;
+  outcome: string | null;
+  code: string | null;
+  status: string;
+  note: string | null;
+  /** JSON of any other fields of the line, or null. */
+  extra: string | null;
+}
+
+/**
+ * The sagaflow tables as TypeORM entities, with the column types of `kind` (`jsonb` on PostgreSQL, text on
+ * SQLite). They match what the migrations create. The store itself does not need them registered: add them
+ * to an application's data source only to query the tables through repositories.
+ *
+ * @example
+ * new DataSource({ type: 'postgres', url, entities: [...sagaflowEntities('postgres'), ...mine] });
+ */
+export function sagaflowEntities(kind: DriverKind, schema?: string): EntitySchema[] {
+  const c = columnTypes(kind);
+  const t = (type: string): ColumnType => type as ColumnType;
+  const where = kind === 'postgres' && schema !== undefined ? { schema } : {};
+  return [
+    new EntitySchema<SagaflowInstanceRow>({
+      name: 'SagaflowInstance',
+      tableName: TABLES.instances,
+      ...where,
+      columns: {
+        id: { type: t(c.string), primary: true },
+        workflow: { type: t(c.string) },
+        status: { type: t(c.string) },
+        version: { type: t(c.int) },
+        record: { type: t(c.json) },
+        nextDue: { name: 'next_due', type: t(c.bigint), nullable: true },
+        deadlines: { type: t(c.text), nullable: true },
+        parked: { type: t(c.bool) },
+        leaseOwner: { name: 'lease_owner', type: t(c.string), nullable: true },
+        leaseUntil: { name: 'lease_until', type: t(c.bigint), nullable: true },
+        createdAt: { name: 'created_at', type: t(c.bigint) },
+        updatedAt: { name: 'updated_at', type: t(c.bigint) },
+      },
+      indices: [
+        { name: 'IDX_sagaflow_instances_status', columns: ['status'] },
+        { name: 'IDX_sagaflow_instances_next_due', columns: ['nextDue'] },
+      ],
+    }) as EntitySchema,
+    new EntitySchema<SagaflowWaitRow>({
+      name: 'SagaflowWait',
+      tableName: TABLES.waits,
+      ...where,
+      columns: {
+        instanceId: { name: 'instance_id', type: t(c.string), primary: true },
+        track: { type: t(c.string), primary: true },
+        topic: { type: t(c.string), primary: true },
+        matchKeys: { name: 'match_keys', type: t(c.text) },
+        matchValues: { name: 'match_values', type: t(c.text) },
+      },
+      indices: [{ name: 'IDX_sagaflow_waits_match', columns: ['topic', 'matchKeys', 'matchValues'] }],
+    }) as EntitySchema,
+    new EntitySchema<SagaflowInboxRow>({
+      name: 'SagaflowInbox',
+      tableName: TABLES.inbox,
+      ...where,
+      columns: {
+        eventId: { name: 'event_id', type: t(c.string), primary: true },
+        instanceId: { name: 'instance_id', type: t(c.string), primary: true },
+        track: { type: t(c.string), primary: true },
+        event: { type: t(c.json) },
+        acceptedAt: { name: 'accepted_at', type: t(c.bigint) },
+      },
+      indices: [{ name: 'IDX_sagaflow_inbox_instance', columns: ['instanceId', 'acceptedAt'] }],
+    }) as EntitySchema,
+    new EntitySchema<SagaflowRetainedRow>({
+      name: 'SagaflowRetained',
+      tableName: TABLES.retained,
+      ...where,
+      columns: {
+        eventId: { name: 'event_id', type: t(c.string), primary: true },
+        topic: { type: t(c.string) },
+        event: { type: t(c.json) },
+        publishedAt: { name: 'published_at', type: t(c.bigint) },
+        retainUntil: { name: 'retain_until', type: t(c.bigint) },
+      },
+      indices: [
+        { name: 'IDX_sagaflow_retained_topic', columns: ['topic', 'publishedAt'] },
+        { name: 'IDX_sagaflow_retained_until', columns: ['retainUntil'] },
+      ],
+    }) as EntitySchema,
+    new EntitySchema<SagaflowHistoryRow>({
+      name: 'SagaflowHistory',
+      tableName: TABLES.history,
+      ...where,
+      columns: {
+        id: { type: t(c.serial), primary: true, generated: 'increment' },
+        instanceId: { name: 'instance_id', type: t(c.string) },
+        version: { type: t(c.int) },
+        seq: { type: t(c.int) },
+        at: { type: t(c.bigint) },
+        kind: { type: t(c.string) },
+        step: { type: t(c.string), nullable: true },
+        groupName: { name: 'group_name', type: t(c.string), nullable: true },
+        branch: { type: t(c.string), nullable: true },
+        direction: { type: t(c.string) },
+        func: { type: t(c.string), nullable: true },
+        attempt: { type: t(c.int) },
+        outcome: { type: t(c.string), nullable: true },
+        code: { type: t(c.string), nullable: true },
+        status: { type: t(c.string) },
+        note: { type: t(c.text), nullable: true },
+        extra: { type: t(c.text), nullable: true },
+      },
+      indices: [{ name: 'IDX_sagaflow_history_instance', columns: ['instanceId', 'version', 'seq'] }],
+    }) as EntitySchema,
+  ];
+}

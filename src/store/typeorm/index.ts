@@ -1,0 +1,21 @@
+export {
+  TypeormStore,
+  StoreClosedError,
+  defaultSqliteFile,
+  type SqliteStoreOptions,
+  type PostgresStoreOptions,
+  type PostgresUrlOptions,
+  type PostgresDataSourceOptions,
+  type TypeormStoreStats,
+} from './typeorm-store';
+export { sagaflowMigrations, SagaflowInitial1763700000000, type SagaflowMigrationClass } from './migrations';
+export { runSagaflowMigrations, type RunMigrationsOptions } from './migrate';
+export {
+  sagaflowEntities,
+  type SagaflowInstanceRow,
+  type SagaflowWaitRow,
+  type SagaflowInboxRow,
+  type SagaflowRetainedRow,
+  type SagaflowHistoryRow,
+} from './entities';
+export type { DriverKind } from './dialect';

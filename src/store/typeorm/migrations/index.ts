@@ -1,0 +1,14 @@
+import type { MigrationInterface } from 'typeorm';
+import { SagaflowInitial1763700000000 } from './1763700000000-sagaflow-initial';
+
+/** A sagaflow migration class: constructed with the PostgreSQL schema to use (default: the data source's). */
+export type SagaflowMigrationClass = new (schema?: string) => MigrationInterface & { readonly name: string };
+
+/**
+ * The sagaflow schema's migrations, oldest first: one class per schema version. `TypeormStore.init()` runs the
+ * pending ones itself (recorded in `sagaflow_migrations`); they are also ordinary TypeORM migrations that an
+ * application may add to its own data source's `migrations`.
+ */
+export const sagaflowMigrations: readonly SagaflowMigrationClass[] = [SagaflowInitial1763700000000];
+
+export { SagaflowInitial1763700000000 };

@@ -1,0 +1,572 @@
+import * as path from 'node:path';
+import { DataSource } from 'typeorm';
+import type { SagaEvent } from '../../bus/event';
+import type { WaiterRef } from '../../bus/wait-index';
+import { eventMatchesWait } from '../../bus/wait-match';
+import { InstanceStatus, isFinalStatus, type Wait } from '../../engine/flow-fields';
+import type { HistoryEntry } from '../../engine/history-entry';
+import type { InstanceRecord } from '../../engine/instance-record';
+import { SagaflowError } from '../../errors/sagaflow-error';
+import { CorruptRecordError, VersionConflictError } from '../../errors/runtime-errors';
+import { decodeRecord } from '../record-codec';
+import type { DueWait, InstanceFilter, InstanceStore, InstanceSummary, PendingEvent, TransitionWrites } from '../instance-store';
+import { Dialect, driverKindOf, schemaOf, type DriverKind, type Exec } from './dialect';
+import { sagaflowEntities } from './entities';
+import { runSagaflowMigrations } from './migrate';
+import {
+  decodeEvent,
+  encodeEvent,
+  HISTORY_COLUMNS,
+  historyEntry,
+  historyValues,
+  lookupValues,
+  num,
+  parseDeadlines,
+  parseMatchKeys,
+  prepareRecord,
+  trackColumn,
+  trackRef,
+  type PreparedRecord,
+} from './rows';
+import { WriteQueue, type WriteStats } from './write-queue';
+
+/** Options of {@link TypeormStore.sqlite}. */
+export interface SqliteStoreOptions {
+  /**
+   * The database file (its directory is created). `':memory:'` keeps everything in memory (one connection).
+   * @default `.sagaflow/sagaflow.db` in the working directory
+   */
+  readonly file?: string;
+  /**
+   * SQLite's `synchronous` setting (the journal is always WAL). `FULL` syncs the WAL to disk at every commit:
+   * a committed transition survives a power cut. `NORMAL` syncs only at checkpoints: a committed transition
+   * survives the process being killed, but the last commits before a power cut or OS crash may be lost (the
+   * file stays consistent). Group commit makes `FULL` cost one sync per batch, not per write.
+   * @default 'FULL'
+   */
+  readonly synchronous?: 'FULL' | 'NORMAL';
+  /** The most writes one transaction carries. `1` turns group commit off. @default 500 */
+  readonly maxBatch?: number;
+  /** How long a write waits for another process holding the database's write lock. @default 5000 */
+  readonly busyTimeoutMs?: number;
+  /** Run pending migrations on {@link TypeormStore.init}. @default true */
+  readonly runMigrations?: boolean;
+  /** TypeORM query logging. @default false */
+  readonly logging?: boolean;
+}
+
+interface PostgresCommonOptions {
+  /** The schema of the sagaflow tables (created by the migrations when missing). @default the data source's */
+  readonly schema?: string;
+  /** Run pending migrations on {@link TypeormStore.init}. @default true */
+  readonly runMigrations?: boolean;
+}
+
+/** {@link TypeormStore.postgres} with a connection URL: the store owns its data source and pool. */
+export interface PostgresUrlOptions extends PostgresCommonOptions {
+  /** e.g. `postgres://user:password@host:5432/db`. */
+  readonly url: string;
+  /** Pooled connections. @default 10 */
+  readonly poolSize?: number;
+  /** TypeORM query logging. @default false */
+  readonly logging?: boolean;
+}
+
+/** {@link TypeormStore.postgres} on the application's own data source, which `close()` leaves open. */
+export interface PostgresDataSourceOptions extends PostgresCommonOptions {
+  /** A `postgres` TypeORM data source (initialised by the store when it is not yet). */
+  readonly dataSource: DataSource;
+}
+
+/** Options of {@link TypeormStore.postgres}. */
+export type PostgresStoreOptions = PostgresUrlOptions | PostgresDataSourceOptions;
+
+/** Counters of a store's writes (transactions and how many writes each carried). */
+export type TypeormStoreStats = WriteStats;
+
+/** The store was closed; it accepts no more calls. */
+export class StoreClosedError extends SagaflowError {
+  constructor(action: string) {
+    super('STORE_CLOSED', `the store is closed and cannot ${action}; create a new store`);
+  }
+}
+
+/** The default embedded database: `.sagaflow/sagaflow.db` in the working directory. */
+export function defaultSqliteFile(): string {
+  return path.resolve(process.cwd(), '.sagaflow', 'sagaflow.db');
+}
+
+const NOT_FINAL = Object.values(InstanceStatus)
+  .filter((s) => !isFinalStatus(s))
+  .map((s) => `'${s.replace(/'/g, "''")}'`)
+  .join(', ');
+
+/** Multi-row inserts carry at most this many rows per statement. */
+const ROWS_PER_INSERT = 100;
+
+interface Setup {
+  readonly kind: DriverKind;
+  readonly dataSource: DataSource;
+  readonly owns: boolean;
+  readonly schema: string | undefined;
+  readonly runMigrations: boolean;
+  /** SQLite: a second connection that reads committed data while the writer's transaction is open. */
+  readonly reader?: DataSource;
+  readonly maxBatch: number;
+}
+
+type Mode = 'read' | 'write' | 'tx';
+
+/**
+ * A durable {@link InstanceStore} on TypeORM: an embedded SQLite file (better-sqlite3, WAL) by default, or
+ * PostgreSQL shared by several workers.
+ *
+ * - The instance record JSON is the source of truth; status, the earliest deadline, `parked` and the wait
+ *   rows are indexes derived from it in the same transaction on every save.
+ * - SQLite: one writer connection; every write goes through a queue that commits concurrently queued writes
+ *   together in one transaction (group commit); reads use a second connection and see committed data only.
+ * - PostgreSQL: each save is its own transaction (`UPDATE … WHERE id AND version`) on a pooled connection;
+ *   `claimStale` uses `FOR UPDATE SKIP LOCKED`; `acquire` is one conditional UPDATE.
+ *
+ * The factories return at once; the connection opens and pending migrations run on {@link init} (called by
+ * the first operation when not called before).
+ *
+ * @example
+ * const store = TypeormStore.sqlite();                        // .sagaflow/sagaflow.db
+ * const shared = TypeormStore.postgres({ url: process.env.DATABASE_URL! });
+ * await shared.init();                                        // connect and migrate now
+ */
+export class TypeormStore implements InstanceStore {
+  private readonly dialect: Dialect;
+  private ready: Promise<void> | null = null;
+  private queue: WriteQueue | null = null;
+  private closing: Promise<void> | null = null;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly pgStats: WriteStats = { transactions: 0, writes: 0, largestBatch: 0 };
+
+  private constructor(private readonly setup: Setup) {
+    this.dialect = new Dialect(setup.kind, setup.kind === 'postgres' ? setup.schema : undefined);
+  }
+
+  /** A store in an SQLite file through better-sqlite3 (WAL journal). */
+  static sqlite(options: SqliteStoreOptions = {}): TypeormStore {
+    const file = options.file ?? defaultSqliteFile();
+    const synchronous = options.synchronous ?? 'FULL';
+    if (synchronous !== 'FULL' && synchronous !== 'NORMAL') throw new TypeError(`synchronous must be 'FULL' or 'NORMAL', got ${JSON.stringify(synchronous)}`);
+    const common = {
+      type: 'better-sqlite3' as const,
+      database: file,
+      entities: sagaflowEntities('sqlite'),
+      synchronize: false,
+      migrationsRun: false,
+      timeout: options.busyTimeoutMs ?? 5000,
+      statementCacheSize: 200,
+      logging: options.logging ?? false,
+    };
+    const memory = file === ':memory:';
+    const dataSource = new DataSource({
+      ...common,
+      enableWAL: !memory,
+      prepareDatabase: (db: { pragma(source: string): unknown }) => {
+        db.pragma(`synchronous = ${synchronous}`);
+      },
+    });
+    const reader = memory
+      ? undefined
+      : new DataSource({
+          ...common,
+          prepareDatabase: (db: { pragma(source: string): unknown }) => {
+            db.pragma('query_only = ON');
+          },
+        });
+    return new TypeormStore({
+      kind: 'sqlite',
+      dataSource,
+      owns: true,
+      schema: undefined,
+      runMigrations: options.runMigrations ?? true,
+      ...(reader === undefined ? {} : { reader }),
+      maxBatch: Math.max(1, Math.floor(options.maxBatch ?? 500)),
+    });
+  }
+
+  /** A store in PostgreSQL, from a URL (its own pool) or the application's data source (left open by `close`). */
+  static postgres(options: PostgresStoreOptions): TypeormStore {
+    if ('dataSource' in options) {
+      const kind = driverKindOf(options.dataSource);
+      if (kind !== 'postgres') throw new TypeError(`TypeormStore.postgres needs a "postgres" data source, not ${JSON.stringify(options.dataSource.options.type)}`);
+      return new TypeormStore({
+        kind,
+        dataSource: options.dataSource,
+        owns: false,
+        schema: options.schema ?? schemaOf(options.dataSource),
+        runMigrations: options.runMigrations ?? true,
+        maxBatch: 1,
+      });
+    }
+    if (typeof options.url !== 'string' || options.url.length === 0) throw new TypeError('TypeormStore.postgres needs a url or a dataSource');
+    const dataSource = new DataSource({
+      type: 'postgres',
+      url: options.url,
+      poolSize: options.poolSize ?? 10,
+      ...(options.schema === undefined ? {} : { schema: options.schema }),
+      entities: sagaflowEntities('postgres', options.schema),
+      synchronize: false,
+      migrationsRun: false,
+      applicationName: 'sagaflow',
+      logging: options.logging ?? false,
+    });
+    return new TypeormStore({ kind: 'postgres', dataSource, owns: true, schema: options.schema, runMigrations: options.runMigrations ?? true, maxBatch: 1 });
+  }
+
+  /** Which database this store runs on. */
+  get kind(): DriverKind {
+    return this.setup.kind;
+  }
+
+  /** The TypeORM data source the store writes through. */
+  get dataSource(): DataSource {
+    return this.setup.dataSource;
+  }
+
+  /** How many transactions committed how many writes (SQLite's group commit shows here). */
+  get stats(): TypeormStoreStats {
+    return { ...(this.queue?.stats ?? this.pgStats) };
+  }
+
+  /** Opens the connection(s) and runs pending migrations. Idempotent; the first operation calls it too. */
+  init(): Promise<void> {
+    if (this.closing !== null) return Promise.reject(new StoreClosedError('be initialised'));
+    this.ready ??= this.open();
+    return this.ready;
+  }
+
+  private async open(): Promise<void> {
+    const { dataSource, reader } = this.setup;
+    if (!dataSource.isInitialized) await dataSource.initialize();
+    if (this.setup.runMigrations) await runSagaflowMigrations(dataSource, this.setup.schema === undefined ? {} : { schema: this.setup.schema });
+    if (this.setup.kind === 'sqlite') {
+      this.queue = new WriteQueue(this.dialect.exec(dataSource.createQueryRunner()), this.setup.maxBatch);
+      if (reader !== undefined && !reader.isInitialized) await reader.initialize();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // InstanceStore
+
+  create(record: InstanceRecord, writes: TransitionWrites = {}): Promise<boolean> {
+    let p: PreparedRecord;
+    try {
+      p = prepareRecord(record, 1);
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+    return this.run('create an instance', 'tx', async (x) => {
+      const inserted = await x(
+        `INSERT INTO ${this.dialect.t('instances')} (id, workflow, status, version, record, next_due, deadlines, parked, lease_owner, lease_until, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?) ON CONFLICT (id) DO NOTHING`,
+        [p.id, p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked, p.createdAt, p.updatedAt],
+      );
+      if (inserted.affected === 0) return false;
+      await this.writeDerived(x, p, writes, false);
+      return true;
+    });
+  }
+
+  load(id: string): Promise<InstanceRecord | undefined> {
+    return this.run('load an instance', 'read', async (x) => {
+      const { rows } = await x(`SELECT ${this.dialect.jsonText('record')} AS record FROM ${this.dialect.t('instances')} WHERE id = ?`, [id]);
+      const row = rows[0];
+      if (row === undefined) return undefined;
+      if (typeof row.record !== 'string') throw new CorruptRecordError(id, 'its record column is empty');
+      return decodeRecord(row.record, id);
+    });
+  }
+
+  save(record: InstanceRecord, writes: TransitionWrites = {}): Promise<number> {
+    const version = record.version + 1;
+    let p: PreparedRecord;
+    try {
+      p = prepareRecord(record, version);
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+    return this.run('save an instance', 'tx', async (x) => {
+      const updated = await x(
+        `UPDATE ${this.dialect.t('instances')} SET workflow = ?, status = ?, version = ?, record = ?, next_due = ?, deadlines = ?, parked = ?, updated_at = ?
+         WHERE id = ? AND version = ?`,
+        [p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked, p.updatedAt, p.id, record.version],
+      );
+      if (updated.affected === 0) {
+        const { rows } = await x(`SELECT version FROM ${this.dialect.t('instances')} WHERE id = ?`, [p.id]);
+        throw new VersionConflictError(p.id, record.version, rows[0] === undefined ? undefined : num(rows[0].version));
+      }
+      await this.writeDerived(x, p, writes, true);
+      return version;
+    });
+  }
+
+  history(id: string): Promise<HistoryEntry[]> {
+    return this.run('read a history', 'read', async (x) => {
+      const { rows } = await x(`SELECT * FROM ${this.dialect.t('history')} WHERE instance_id = ? ORDER BY version, seq, id`, [id]);
+      return rows.map(historyEntry);
+    });
+  }
+
+  findWaiting(event: SagaEvent): Promise<WaiterRef[]> {
+    return this.run('find waiting instances', 'read', async (x) => {
+      const w = this.dialect.t('waits');
+      // The distinct key sets of the topic, one index seek each (a loose index scan: never a scan of the waits).
+      const keySets = await x(
+        `WITH RECURSIVE k(mk) AS (
+           SELECT MIN(match_keys) FROM ${w} WHERE topic = ?
+           UNION ALL
+           SELECT (SELECT MIN(w2.match_keys) FROM ${w} w2 WHERE w2.topic = ? AND w2.match_keys > k.mk) FROM k WHERE k.mk IS NOT NULL
+         )
+         SELECT mk FROM k WHERE mk IS NOT NULL`,
+        [event.topic, event.topic],
+      );
+      const parts: string[] = [];
+      const params: unknown[] = [];
+      for (const row of keySets.rows) {
+        const keys = parseMatchKeys(row.mk);
+        if (keys === undefined) continue;
+        const values = lookupValues(event, keys);
+        if (values === undefined) continue;
+        parts.push(`SELECT instance_id, track FROM ${w} WHERE topic = ? AND match_keys = ? AND match_values = ?${event.instanceId === undefined ? '' : ' AND instance_id = ?'}`);
+        params.push(event.topic, row.mk, values);
+        if (event.instanceId !== undefined) params.push(event.instanceId);
+      }
+      if (parts.length === 0) return [];
+      const { rows } = await x(parts.join(' UNION ALL '), params);
+      return rows.map((r) => ({ instanceId: String(r.instance_id), track: trackRef(r.track) }));
+    });
+  }
+
+  acceptEvent(event: SagaEvent, deliveries: readonly WaiterRef[], retainUntil: number | null): Promise<void> {
+    if (deliveries.length === 0 && retainUntil === null) return this.run('accept an event', 'read', () => Promise.resolve());
+    const json = encodeEvent(event);
+    return this.run('accept an event', deliveries.length > 1 ? 'tx' : 'write', async (x) => {
+      for (const d of deliveries) {
+        await x(
+          `INSERT INTO ${this.dialect.t('inbox')} (event_id, instance_id, track, event, accepted_at)
+           SELECT ?, ?, ?, ${this.dialect.jsonParam()}, CAST(? AS BIGINT) WHERE EXISTS (SELECT 1 FROM ${this.dialect.t('instances')} WHERE id = ?)
+           ON CONFLICT DO NOTHING`,
+          [event.id, d.instanceId, trackColumn(d.track), json, event.publishedAt, d.instanceId],
+        );
+      }
+      if (deliveries.length === 0 && retainUntil !== null) {
+        await x(
+          `INSERT INTO ${this.dialect.t('retained')} (event_id, topic, event, published_at, retain_until) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
+          [event.id, event.topic, json, event.publishedAt, retainUntil],
+        );
+      }
+    });
+  }
+
+  pendingEvents(instanceId: string): Promise<PendingEvent[]> {
+    return this.run('read an inbox', 'read', async (x) => {
+      const { rows } = await x(
+        `SELECT event_id, track, ${this.dialect.jsonText('event')} AS event FROM ${this.dialect.t('inbox')} WHERE instance_id = ? ORDER BY accepted_at, event_id`,
+        [instanceId],
+      );
+      return rows.map((r) => ({ event: decodeEvent(r.event, instanceId, String(r.event_id)), track: trackRef(r.track) }));
+    });
+  }
+
+  takeRetained(instanceId: string, wait: Wait, now: number): Promise<SagaEvent | undefined> {
+    const topics = [...new Set(wait.topics)];
+    if (topics.length === 0) return this.run('take a retained event', 'read', () => Promise.resolve(undefined));
+    return this.run('take a retained event', 'write', async (x) => {
+      const r = this.dialect.t('retained');
+      await x(`DELETE FROM ${r} WHERE retain_until < ?`, [now]);
+      const { rows } = await x(
+        `SELECT event_id, ${this.dialect.jsonText('event')} AS event FROM ${r} WHERE topic IN (${Dialect.marks(topics.length)}) AND retain_until >= ? ORDER BY published_at, event_id`,
+        [...topics, now],
+      );
+      for (const row of rows) {
+        let event: SagaEvent;
+        try {
+          event = decodeEvent(row.event, `retained:${String(row.event_id)}`, String(row.event_id));
+        } catch {
+          continue; // an unreadable retained event matches nothing; it goes when it expires
+        }
+        if (!eventMatchesWait(event, wait, instanceId)) continue;
+        // Whoever deletes it takes it (another worker may have been first).
+        if ((await x(`DELETE FROM ${r} WHERE event_id = ?`, [row.event_id])).affected === 1) return event;
+      }
+      return undefined;
+    });
+  }
+
+  dueWaits(now: number, limit: number): Promise<DueWait[]> {
+    return this.run('list due waits', 'read', async (x) => {
+      const { rows } = await x(`SELECT id, deadlines FROM ${this.dialect.t('instances')} WHERE next_due <= ? ORDER BY next_due, id LIMIT ?`, [now, limit]);
+      const due: DueWait[] = [];
+      for (const row of rows) {
+        for (const d of parseDeadlines(row.deadlines)) if (d.at <= now) due.push({ instanceId: String(row.id), track: d.track, deadline: d.at });
+      }
+      due.sort((a, b) => a.deadline - b.deadline);
+      return due.slice(0, limit);
+    });
+  }
+
+  unfinished(): Promise<string[]> {
+    return this.run('list unfinished instances', 'read', async (x) => {
+      const { rows } = await x(`SELECT id FROM ${this.dialect.t('instances')} WHERE status IN (${NOT_FINAL}) ORDER BY created_at, id`);
+      return rows.map((r) => String(r.id));
+    });
+  }
+
+  list(filter: InstanceFilter = {}): Promise<InstanceSummary[]> {
+    return this.run('list instances', 'read', async (x) => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (filter.status !== undefined) {
+        const statuses = typeof filter.status === 'string' ? [filter.status] : [...filter.status];
+        if (statuses.length === 0) return [];
+        where.push(`status IN (${Dialect.marks(statuses.length)})`);
+        params.push(...statuses);
+      }
+      if (filter.workflow !== undefined) {
+        where.push('workflow = ?');
+        params.push(filter.workflow);
+      }
+      if (filter.since !== undefined) {
+        where.push('updated_at >= ?');
+        params.push(filter.since);
+      }
+      params.push(Math.max(0, Math.floor(filter.limit ?? 1000)));
+      const { rows } = await x(
+        `SELECT id, workflow, status, created_at, updated_at FROM ${this.dialect.t('instances')}${where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`}
+         ORDER BY updated_at DESC, id LIMIT ?`,
+        params,
+      );
+      return rows.map((r) => ({
+        id: String(r.id),
+        workflow: String(r.workflow),
+        status: r.status as InstanceStatus,
+        createdAt: num(r.created_at),
+        updatedAt: num(r.updated_at),
+      }));
+    });
+  }
+
+  acquire(id: string, owner: string, until: number, now: number): Promise<boolean> {
+    return this.run('acquire a lease', 'write', async (x) => {
+      const { affected } = await x(
+        `UPDATE ${this.dialect.t('instances')} SET lease_owner = ?, lease_until = ?
+         WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_until IS NULL OR lease_until <= ?)`,
+        [owner, until, id, owner, now],
+      );
+      return affected > 0;
+    });
+  }
+
+  release(id: string, owner: string): Promise<void> {
+    return this.run('release a lease', 'write', async (x) => {
+      await x(`UPDATE ${this.dialect.t('instances')} SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?`, [id, owner]);
+    });
+  }
+
+  claimStale(owner: string, until: number, now: number, limit: number): Promise<string[]> {
+    return this.run('claim stale instances', 'write', async (x) => {
+      const i = this.dialect.t('instances');
+      const candidates = `SELECT id FROM ${i} WHERE status IN (${NOT_FINAL}) AND parked = ? AND (lease_until IS NULL OR lease_until <= ?) ORDER BY updated_at, id LIMIT ?`;
+      const { rows } =
+        this.setup.kind === 'postgres'
+          ? // Rows another worker is claiming are skipped, not waited for; a row claimed meanwhile is re-checked.
+            await x(`WITH c AS (${candidates} FOR UPDATE SKIP LOCKED) UPDATE ${i} AS i SET lease_owner = ?, lease_until = ? FROM c WHERE i.id = c.id RETURNING i.id`, [
+              false,
+              now,
+              limit,
+              owner,
+              until,
+            ])
+          : await x(`UPDATE ${i} SET lease_owner = ?, lease_until = ? WHERE id IN (${candidates}) RETURNING id`, [owner, until, false, now, limit]);
+      return rows.map((r) => String(r.id));
+    });
+  }
+
+  /** Waits for the writes in progress, then closes the connections it opened (never the application's). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.allSettled([...this.inflight]);
+      await this.queue?.idle();
+      if (this.ready !== null) await this.ready.catch(() => undefined);
+      if (this.setup.owns) {
+        for (const ds of [this.setup.reader, this.setup.dataSource]) if (ds?.isInitialized === true) await ds.destroy();
+      }
+    })();
+    return this.closing;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+
+  /** Writes what a record's save derives (wait rows) and what the transition carries (history, consumed inbox). */
+  private async writeDerived(x: Exec, p: PreparedRecord, writes: TransitionWrites, replaceWaits: boolean): Promise<void> {
+    if (replaceWaits) await x(`DELETE FROM ${this.dialect.t('waits')} WHERE instance_id = ?`, [p.id]);
+    for (let i = 0; i < p.waits.length; i += ROWS_PER_INSERT) {
+      const chunk = p.waits.slice(i, i + ROWS_PER_INSERT);
+      await x(
+        `INSERT INTO ${this.dialect.t('waits')} (instance_id, track, topic, match_keys, match_values) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?)').join(', ')}`,
+        chunk.flatMap((w) => [p.id, w.track, w.topic, w.matchKeys, w.matchValues]),
+      );
+    }
+    const history = writes.history ?? [];
+    const row = `(${Dialect.marks(HISTORY_COLUMNS.length)})`;
+    for (let i = 0; i < history.length; i += ROWS_PER_INSERT) {
+      const chunk = history.slice(i, i + ROWS_PER_INSERT);
+      await x(
+        `INSERT INTO ${this.dialect.t('history')} (${HISTORY_COLUMNS.join(', ')}) VALUES ${chunk.map(() => row).join(', ')}`,
+        chunk.flatMap((h, j) => historyValues(p.id, p.version, i + j, h)),
+      );
+    }
+    for (const c of writes.consumed ?? []) {
+      await x(`DELETE FROM ${this.dialect.t('inbox')} WHERE event_id = ? AND instance_id = ? AND track = ?`, [c.eventId, p.id, trackColumn(c.track)]);
+    }
+  }
+
+  /**
+   * Runs `fn` once the store is open: reads on SQLite's reader connection (or PostgreSQL's pool), writes
+   * through SQLite's group-commit queue (or a pooled PostgreSQL connection, in a transaction for `tx`).
+   */
+  private run<T>(action: string, mode: Mode, fn: (x: Exec) => Promise<T>): Promise<T> {
+    if (this.closing !== null) return Promise.reject(new StoreClosedError(action));
+    const work = this.init().then(() => this.execute(mode, fn));
+    this.inflight.add(work);
+    const forget = (): void => {
+      this.inflight.delete(work);
+    };
+    work.then(forget, forget);
+    return work;
+  }
+
+  private async execute<T>(mode: Mode, fn: (x: Exec) => Promise<T>): Promise<T> {
+    if (this.setup.kind === 'sqlite') {
+      const queue = this.queue as WriteQueue;
+      if (mode !== 'read' || this.setup.reader === undefined) return queue.submit(fn);
+      return fn(this.dialect.exec(this.setup.reader.createQueryRunner()));
+    }
+    const runner = this.setup.dataSource.createQueryRunner();
+    const x = this.dialect.exec(runner);
+    try {
+      await runner.connect();
+      if (mode !== 'tx') return await fn(x);
+      this.pgStats.transactions += 1;
+      this.pgStats.writes += 1;
+      this.pgStats.largestBatch = 1;
+      await x('BEGIN');
+      try {
+        const result = await fn(x);
+        await x('COMMIT');
+        return result;
+      } catch (error) {
+        await x('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    } finally {
+      await runner.release();
+    }
+  }
+}
