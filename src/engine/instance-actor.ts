@@ -39,13 +39,20 @@ export interface ActorHost {
   finished(record: InstanceRecord): void;
   idle(actor: InstanceActor): void;
   reportFailure(instanceId: string, message: string, error: unknown): void;
+  /** True once the runtime closed: nothing more is written. */
+  isClosed(): boolean;
+  /** The lease to take or renew with each write (shared stores), or undefined. */
+  lease(): { owner: string; until: number } | undefined;
 }
 
 /** Extra facts about a happening that the record does not carry. */
 export interface PostOptions {
   /** Who asked and why (operator actions), for the history. */
   readonly note?: string;
-  /** The happening is an event taken from the inbox: consume that delivery in the same transaction. */
+  /**
+   * The happening is an event taken from the inbox: consume that delivery in the same transaction (or on its own
+   * when it no longer applies, so it is handled exactly once either way).
+   */
   readonly fromInbox?: boolean;
 }
 
@@ -94,7 +101,8 @@ export class InstanceActor {
     const { effects } = applyHappening(actor.env(), draft, first);
     await actor.runLifecycleHooks(draft, effects);
     const history = transitionHistory(prior, first, draft, effects, draft.updatedAt);
-    if (!(await host.store.create(draft, { history }))) return undefined;
+    const lease = host.lease();
+    if (!(await host.store.create(draft, lease === undefined ? { history } : { history, lease }))) return undefined;
     actor.rec = { ...draft, version: 1 };
     for (const effect of effects) actor.perform(effect);
     return actor;
@@ -156,14 +164,21 @@ export class InstanceActor {
       this.broken = false;
     }
     // The actor owns its record: the transition is applied in place, and reloaded from the store if saving fails.
+    if (this.host.isClosed()) return false;
     const prior = priorTrack(this.rec, happening);
     const draft = this.rec;
     const { changed, effects } = applyHappening(this.env(), draft, happening);
-    if (!changed) return false;
+    const consumed = options.fromInbox === true && happening.type === 'event' ? [{ eventId: happening.event.id, track: happening.track }] : undefined;
+    const lease = this.host.lease();
+    if (!changed) {
+      if (consumed !== undefined) draft.version = await this.host.store.save(draft, { consumed, ...(lease === undefined ? {} : { lease }) });
+      return false;
+    }
     await this.runLifecycleHooks(draft, effects);
     const writes: TransitionWrites = {
       history: transitionHistory(prior, happening, draft, effects, draft.updatedAt, options.note),
-      ...(options.fromInbox === true && happening.type === 'event' ? { consumed: [{ eventId: happening.event.id, track: happening.track }] } : {}),
+      ...(consumed === undefined ? {} : { consumed }),
+      ...(lease === undefined ? {} : { lease }),
     };
     try {
       draft.version = await this.host.store.save(draft, writes);

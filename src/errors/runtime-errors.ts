@@ -60,6 +60,17 @@ export class InvalidOperationError extends SagaflowError {
   }
 }
 
+/** Another worker holds the instance's lease; this runtime cannot run it now. */
+export class LeasedElsewhereError extends SagaflowError {
+  constructor(instanceId: string) {
+    super(
+      'LEASED_ELSEWHERE',
+      `instance ${JSON.stringify(instanceId)} is leased by another worker; call again on that worker, or after its lease expires`,
+      { instanceId },
+    );
+  }
+}
+
 /** The runtime was closed; it accepts no more work. */
 export class RuntimeClosedError extends SagaflowError {
   constructor(action: string) {

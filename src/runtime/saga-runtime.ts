@@ -3,7 +3,8 @@ import { Subject, type Observable } from 'rxjs';
 import { normalizeEvent, type SagaEventInput } from '../bus/event';
 import { EventBus } from '../bus/event-bus';
 import { DefinitionError } from '../errors/definition-error';
-import { InvalidOperationError, UnknownInstanceError, UnknownWorkflowError, RuntimeClosedError } from '../errors/runtime-errors';
+import { hostname } from 'node:os';
+import { InvalidOperationError, LeasedElsewhereError, UnknownInstanceError, UnknownWorkflowError, RuntimeClosedError } from '../errors/runtime-errors';
 import type { HistoryEntry } from '../engine/history-entry';
 import { NO_POLICY, resolveStepPolicy, type PolicyLookup, type StepPolicy, type StepPolicyOptions } from '../policies/step-policy';
 import { SagaflowError } from '../errors/sagaflow-error';
@@ -12,15 +13,17 @@ import { StateNotSerializableError } from '../errors/state-errors';
 import { RollbackRequestedError } from '../errors/step-errors';
 import { isFinalStatus, type InstanceStatus, type Wait } from '../engine/flow-fields';
 import { flowView } from '../engine/flow-view';
-import { InstanceActor, type ActorHost, type WorkflowServices } from '../engine/instance-actor';
-import { newRecord, type InstanceRecord, type TrackRef } from '../engine/instance-record';
+import { InstanceActor, type ActorHost, type PostOptions, type WorkflowServices } from '../engine/instance-actor';
+import type { Happening } from '../engine/decide';
+import type { SagaEvent } from '../bus/event';
+import { newRecord, trackOf, type InstanceRecord, type TrackRef } from '../engine/instance-record';
 import type { FlowView, ObserverSpec } from '../observers/observer';
 import { ObserverRunner, type HookProblem } from '../observers/observer-runner';
 import { StateCodec } from '../state/state-codec';
 import type { BaseStep, StepClass } from '../steps/base-step';
 import type { InstanceFilter, InstanceStore, InstanceSummary } from '../store/instance-store';
 import { MemoryStore } from '../store/memory-store';
-import { SystemClock, type Clock } from '../time/clock';
+import { SystemClock, type Clock, type TimerHandle } from '../time/clock';
 import { toMillis, type Duration } from '../time/duration';
 import { compileObservers } from '../workflow/compile-workflow';
 import { workflowDefinition, type WorkflowRef } from '../workflow/workflow-decorator';
@@ -52,6 +55,12 @@ export interface SagaRuntimeOptions {
   readonly workflows?: readonly WorkflowRef[];
   /** Retry and timeout settings for every step that does not set its own. @default no retries, no timeouts */
   readonly defaults?: StepPolicyOptions;
+  /** This worker's name in leases (shared stores). @default host name, process id and a random suffix */
+  readonly workerId?: string;
+  /** How long a worker's lease on an instance lasts without renewal (shared stores). @default '30s' */
+  readonly leaseDuration?: Duration;
+  /** How often a worker looks for due timers, stale instances and inbox deliveries (shared stores). @default '1s' */
+  readonly pollInterval?: Duration;
 }
 
 /** Who performs an operator action, and why; recorded in the instance's history. */
@@ -150,6 +159,14 @@ export class SagaRuntime {
   private readonly host: ActorHost;
   private recovered: Promise<void> | null = null;
   private closed = false;
+  private readyPromise: Promise<void> | null = null;
+  /** This worker's name in leases. */
+  readonly workerId: string;
+  private readonly leaseMs: number;
+  private readonly pollMs: number;
+  private pollTimer: TimerHandle | null = null;
+  private polling: Promise<void> | null = null;
+  private unsubscribeInbox: (() => void) | null = null;
 
   constructor(options: SagaRuntimeOptions = {}) {
     this.store = options.store ?? new MemoryStore();
@@ -159,6 +176,9 @@ export class SagaRuntime {
     this.globalObservers = options.observers ?? [];
     this.defaults = options.defaults ?? {};
     resolveStepPolicy({}, this.defaults, 'runtime defaults');
+    this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${randomId().slice(0, 8)}`;
+    this.leaseMs = toMillis(options.leaseDuration ?? '30s', 'leaseDuration');
+    this.pollMs = toMillis(options.pollInterval ?? '1s', 'pollInterval');
     this.resolver =
       options.resolver ??
       (<T>(cls: new (...args: never[]) => T): T => {
@@ -188,6 +208,8 @@ export class SagaRuntime {
       finished: (record) => this.settleWaiters(record),
       idle: (actor) => this.evict(actor),
       reportFailure: (instanceId, message, error) => this.report('instance-failed', message, error, instanceId),
+      isClosed: () => this.closed,
+      lease: () => (this.shared ? { owner: this.workerId, until: this.clock.now() + this.leaseMs } : undefined),
     };
     for (const wf of options.workflows ?? []) this.register(wf);
   }
@@ -226,21 +248,100 @@ export class SagaRuntime {
     return this.startInstance(workflow, input, options);
   }
 
+  /** True when several workers may share the store: leases, polling and the inbox are then in use. */
+  private get shared(): boolean {
+    return this.store.shared === true;
+  }
+
+  private ready(): Promise<void> {
+    this.readyPromise ??= this.store.init?.() ?? Promise.resolve();
+    return this.readyPromise;
+  }
+
   private recover(): Promise<void> {
     this.recovered ??= (async () => {
       this.assertOpen('recover');
+      await this.ready();
+      if (this.shared) {
+        // Other workers may be running their own instances: take only those with free or expired leases,
+        // and keep looking for more (and for due timers and inbox deliveries) on every poll.
+        this.unsubscribeInbox = this.store.onInbox?.((id) => void this.drainInbox(id)) ?? null;
+        await this.poll();
+        return;
+      }
       const ids = await this.store.unfinished();
-      await Promise.all(
-        ids.map((id) =>
-          this.deliver(id, { type: 'resume' }).catch((e: unknown) => this.report('instance-failed', `instance ${id} could not be resumed`, e, id)),
-        ),
-      );
+      await Promise.all(ids.map((id) => this.resume(id)));
     })();
     return this.recovered;
   }
 
+  private resume(id: string): Promise<void> {
+    return this.deliver(id, { type: 'resume' }).then(
+      () => undefined,
+      (e: unknown) => {
+        if (!(e instanceof LeasedElsewhereError)) this.report('instance-failed', `instance ${id} could not be resumed`, e, id);
+      },
+    );
+  }
+
+  /**
+   * One round of a shared store's worker loop: claim stale instances (a dead worker's), fire due timers, take
+   * inbox deliveries, renew the leases this worker holds. Then the next round is scheduled on the clock.
+   */
+  private poll(): Promise<void> {
+    this.polling ??= (async () => {
+      try {
+        const now = this.clock.now();
+        await this.renewLeases(now);
+        const stale = await this.store.claimStale(this.workerId, now + this.leaseMs, now, 100);
+        await Promise.all(stale.map((id) => this.resume(id)));
+        const due = await this.store.dueWaits(now, 100);
+        await Promise.all(
+          due.map(({ instanceId, track, deadline }) =>
+            this.deliver(instanceId, { type: 'due', track, at: deadline }).catch((e: unknown) => {
+              if (!(e instanceof LeasedElsewhereError)) this.report('instance-failed', `a timer of ${instanceId} could not be applied`, e, instanceId);
+            }),
+          ),
+        );
+        const inbox = (await this.store.inboxInstances?.(100)) ?? [];
+        await Promise.all(inbox.map((id) => this.drainInbox(id)));
+      } catch (e) {
+        this.report('instance-failed', 'a poll of the shared store failed; the next one will try again', e);
+      } finally {
+        this.polling = null;
+        if (!this.closed) this.pollTimer = this.clock.setTimeout(() => void this.poll(), this.pollMs);
+      }
+    })();
+    return this.polling;
+  }
+
+  private async renewLeases(now: number): Promise<void> {
+    await Promise.all(
+      [...this.actors.values()].map(async (actor) => {
+        if (await this.store.acquire(actor.id, this.workerId, now + this.leaseMs, now)) return;
+        // Another worker took it over (this one was too slow to renew): stop running it here.
+        actor.abortAll('the lease was lost to another worker');
+        if (this.actors.get(actor.id) === actor) this.actors.delete(actor.id);
+      }),
+    );
+  }
+
+  /** Applies the inbox deliveries of an instance, when this worker can hold its lease. */
+  private async drainInbox(id: string): Promise<void> {
+    try {
+      const pending = await this.store.pendingEvents(id);
+      for (const { event, track } of pending) {
+        await this.deliver(id, { type: 'event', track, event }, { fromInbox: true });
+      }
+    } catch (e) {
+      if (!(e instanceof LeasedElsewhereError)) this.report('instance-failed', `the inbox of ${id} could not be applied`, e, id);
+    }
+  }
+
+
   private async startInstance<S>(workflow: WorkflowRef<S> | string, input: unknown, options: StartOptions): Promise<WorkflowHandle<S>> {
     this.assertOpen('start an instance');
+    await this.ready();
     const services = this.services(typeof workflow === 'string' ? workflow : workflowDefinition(workflow).name, 'start');
     const id = options.id ?? randomId();
     if (typeof id !== 'string' || id.length === 0) {
@@ -283,6 +384,7 @@ export class SagaRuntime {
       if (list === undefined) this.waiters.set(id, (list = []));
       list.push({ resolve: resolve as (v: SagaResult<unknown>) => void, reject });
     });
+    await this.ready();
     const record = this.actors.get(id)?.record ?? (await this.store.load(id));
     if (record === undefined) {
       this.rejectWaiters(id, new UnknownInstanceError(id));
@@ -337,6 +439,7 @@ export class SagaRuntime {
 
   /** The history of an instance, oldest first: every transition, retry and operator action. @throws UnknownInstanceError */
   async history(id: string): Promise<HistoryEntry[]> {
+    await this.ready();
     if (!this.actors.has(id) && (await this.store.load(id)) === undefined) throw new UnknownInstanceError(id);
     return this.store.history(id);
   }
@@ -358,13 +461,15 @@ export class SagaRuntime {
 
   /** A snapshot of an instance. @throws UnknownInstanceError */
   async get<S = any>(id: string): Promise<InstanceSnapshot<S>> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    await this.ready();
     const record = this.actors.get(id)?.record ?? (await this.store.load(id));
     if (record === undefined) throw new UnknownInstanceError(id);
     return this.snapshot<S>(record);
   }
 
   /** Summaries of instances in the store. */
-  list(filter?: InstanceFilter): Promise<InstanceSummary[]> {
+  async list(filter?: InstanceFilter): Promise<InstanceSummary[]> {
+    await this.ready();
     return this.store.list(filter);
   }
 
@@ -376,22 +481,42 @@ export class SagaRuntime {
    */
   async publish(input: SagaEventInput): Promise<PublishReceipt> {
     this.assertOpen('publish');
+    await this.ready();
     const now = this.clock.now();
     const event = normalizeEvent(input, now);
     const waiting = await this.store.findWaiting(event);
     const results = await Promise.all(
       waiting.map((w) =>
-        this.deliver(w.instanceId, { type: 'event', track: w.track, event }).catch((e: unknown) => {
+        this.deliverEvent(w.instanceId, w.track, event).catch((e: unknown) => {
           this.report('instance-failed', `event ${event.topic} could not be delivered to ${w.instanceId}`, e, w.instanceId);
           return false;
         }),
       ),
     );
-    const delivered = results.filter(Boolean).length;
-    const retained = delivered === 0 && this.retentionMs > 0;
-    if (retained) await this.store.acceptEvent(event, [], now + this.retentionMs);
+    let delivered = results.filter(Boolean).length;
+    let retained = delivered === 0 && this.retentionMs > 0;
+    if (retained) {
+      await this.store.acceptEvent(event, [], now + this.retentionMs);
+      // A wait may have begun between the lookup and the retention (the fast reply race): look again. Whoever
+      // takes the retained event first — this or the wait's own check — delivers it, exactly once.
+      if (await this.claimRetained(event, now)) {
+        delivered = 1;
+        retained = false;
+      }
+    }
     this.bus.emit(event);
     return { eventId: event.id, delivered, retained };
+  }
+
+  private async claimRetained(event: SagaEvent, now: number): Promise<boolean> {
+    for (const w of await this.store.findWaiting(event)) {
+      const record = this.actors.get(w.instanceId)?.record ?? (await this.store.load(w.instanceId));
+      const wait = record === undefined ? undefined : trackOf(record, w.track)?.flow.wait;
+      if (wait === undefined || wait === null) continue;
+      const taken = await this.store.takeRetained(w.instanceId, wait, now);
+      if (taken !== undefined) return this.deliverEvent(w.instanceId, w.track, taken);
+    }
+    return false;
   }
 
   /**
@@ -412,6 +537,8 @@ export class SagaRuntime {
     if (this.closed) return;
     this.closed = true;
     this.timers.clear();
+    if (this.pollTimer !== null) this.clock.clearTimeout(this.pollTimer);
+    this.unsubscribeInbox?.();
     this.bus.detach();
     for (const actor of this.actors.values()) actor.abortAll('runtime closed');
     for (const [id] of this.waiters) this.rejectWaiters(id, new RuntimeClosedError('wait for results'));
@@ -451,6 +578,14 @@ export class SagaRuntime {
     let loading = this.loading.get(id);
     if (loading === undefined) {
       loading = (async () => {
+        await this.ready();
+        if (this.shared) {
+          const now = this.clock.now();
+          if (!(await this.store.acquire(id, this.workerId, now + this.leaseMs, now))) {
+            if ((await this.store.load(id)) === undefined) throw new UnknownInstanceError(id);
+            throw new LeasedElsewhereError(id);
+          }
+        }
         const record = await this.store.load(id);
         if (record === undefined) throw new UnknownInstanceError(id);
         return this.actorFor(this.services(record.workflow, `instance ${id}`), record);
@@ -464,9 +599,23 @@ export class SagaRuntime {
     return loading;
   }
 
-  private async deliver(id: string, happening: Parameters<InstanceActor['post']>[0]): Promise<boolean> {
+  private async deliver(id: string, happening: Happening, options: PostOptions = {}): Promise<boolean> {
     const actor = await this.actor(id);
-    return actor.post(happening);
+    return actor.post(happening, options);
+  }
+
+  /**
+   * Delivers an event to a waiting track. When another worker holds the instance, the event goes into the
+   * inbox (stored before `publish` resolves) and that worker applies it.
+   */
+  private async deliverEvent(id: string, track: TrackRef, event: SagaEvent): Promise<boolean> {
+    try {
+      return await this.deliver(id, { type: 'event', track, event });
+    } catch (e) {
+      if (!(e instanceof LeasedElsewhereError)) throw e;
+      await this.store.acceptEvent(event, [{ instanceId: id, track }], null);
+      return true;
+    }
   }
 
   private evict(actor: InstanceActor): void {

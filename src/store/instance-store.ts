@@ -44,6 +44,8 @@ export interface TransitionWrites {
   readonly history?: readonly HistoryEntry[];
   /** Inbox deliveries this transition consumed (so they are handled exactly once). */
   readonly consumed?: readonly { readonly eventId: string; readonly track: TrackRef }[];
+  /** Take (or renew) the instance's lease in the same write (shared stores). */
+  readonly lease?: { readonly owner: string; readonly until: number };
 }
 
 /**
@@ -51,6 +53,18 @@ export interface TransitionWrites {
  * Records are plain JSON; a store never hands out an object it keeps (callers may mutate what they get).
  */
 export interface InstanceStore {
+  /**
+   * True when several runtime processes may use the store at once (PostgreSQL): runtimes then lease instances
+   * before running them, poll for due timers and stale instances, and hand events to each other through the inbox.
+   * @default false
+   */
+  readonly shared?: boolean;
+  /** Prepares the store (connects, runs migrations); the runtime awaits it before first use. */
+  init?(): Promise<void>;
+  /** Ids of instances with inbox deliveries not yet consumed (at most `limit`). */
+  inboxInstances?(limit: number): Promise<string[]>;
+  /** Calls `listener` when an inbox delivery for some instance is stored (LISTEN/NOTIFY); returns an unsubscribe. */
+  onInbox?(listener: (instanceId: string) => void): () => void;
   /** Stores a new record (its `version` must be 0; it is stored as 1). Resolves false when the id exists. */
   create(record: InstanceRecord, writes?: TransitionWrites): Promise<boolean>;
   /** A copy of the stored record, or undefined. @throws CorruptRecordError when it cannot be read. */

@@ -30,7 +30,14 @@ interface Row {
  * const runtime = new SagaRuntime({ store });
  */
 export class MemoryStore implements InstanceStore {
+  /** True when created with `{ shared: true }`: several runtimes in one process share it as workers share a database. */
+  readonly shared: boolean;
   private readonly rows = new Map<string, Row>();
+  private readonly inboxListeners = new Set<(instanceId: string) => void>();
+
+  constructor(options: { readonly shared?: boolean } = {}) {
+    this.shared = options.shared ?? false;
+  }
   private readonly waits = new WaitIndex();
   private readonly retained = new RetainedEvents(Number.POSITIVE_INFINITY);
   private readonly retainedUntil = new Map<string, number>();
@@ -71,11 +78,23 @@ export class MemoryStore implements InstanceStore {
 
   acceptEvent(event: SagaEvent, deliveries: readonly WaiterRef[], retainUntil: number | null): Promise<void> {
     for (const d of deliveries) this.rows.get(d.instanceId)?.inbox.push({ event: structuredClone(event), track: d.track });
+    for (const d of deliveries) for (const listener of this.inboxListeners) listener(d.instanceId);
     if (deliveries.length === 0 && retainUntil !== null) {
       this.retained.add(structuredClone(event), event.publishedAt);
       this.retainedUntil.set(event.id, retainUntil);
     }
     return Promise.resolve();
+  }
+
+  inboxInstances(limit: number): Promise<string[]> {
+    const ids: string[] = [];
+    for (const row of this.rows.values()) if (row.inbox.length > 0 && ids.length < limit) ids.push(row.summary.id);
+    return Promise.resolve(ids);
+  }
+
+  onInbox(listener: (instanceId: string) => void): () => void {
+    this.inboxListeners.add(listener);
+    return () => this.inboxListeners.delete(listener);
   }
 
   pendingEvents(instanceId: string): Promise<PendingEvent[]> {
@@ -175,7 +194,7 @@ export class MemoryStore implements InstanceStore {
       parked: !active.some((f) => f.inFlight) && active.some((f) => f.wait !== null || f.retryAt !== null),
       history,
       inbox,
-      lease: previous?.lease ?? null,
+      lease: writes.lease === undefined ? (previous?.lease ?? null) : { ...writes.lease },
     });
   }
 }

@@ -35,6 +35,20 @@ export function columnTypes(kind: DriverKind): { json: string; bigint: string; i
     : { json: 'text', bigint: 'bigint', int: 'integer', bool: 'boolean', string: 'varchar', text: 'text', serial: 'integer' };
 }
 
+/** An SQL boolean literal for the driver (SQLite keeps booleans as 0/1). */
+export function boolLiteral(kind: DriverKind, value: boolean): string {
+  return kind === 'postgres' ? String(value) : value ? '1' : '0';
+}
+
+/**
+ * The predicate of the partial index of claimable instances (unfinished, not parked): the few rows with work
+ * to do, whatever the number of waiting or finished ones. `claimStale` repeats it word for word, so that
+ * SQLite (which matches partial-index predicates textually) uses the index too.
+ */
+export function claimablePredicate(kind: DriverKind, statuses: readonly string[]): string {
+  return `parked = ${boolLiteral(kind, false)} AND status IN (${statuses.map((s) => `'${s.replace(/'/g, "''")}'`).join(', ')})`;
+}
+
 /** A double-quoted SQL identifier. */
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;

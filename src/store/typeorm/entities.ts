@@ -1,5 +1,6 @@
 import { EntitySchema, type ColumnType } from 'typeorm';
-import { columnTypes, TABLES, type DriverKind } from './dialect';
+import { claimablePredicate, columnTypes, TABLES, type DriverKind } from './dialect';
+import { UNFINISHED_STATUSES } from './statuses';
 
 /**
  * A row of `sagaflow_instances`. `record` (the whole instance, as JSON) is the source of truth; the other
@@ -112,6 +113,7 @@ export function sagaflowEntities(kind: DriverKind, schema?: string): EntitySchem
       indices: [
         { name: 'IDX_sagaflow_instances_status', columns: ['status'] },
         { name: 'IDX_sagaflow_instances_next_due', columns: ['nextDue'] },
+        { name: 'IDX_sagaflow_instances_claimable', columns: ['updatedAt'], where: claimablePredicate(kind, UNFINISHED_STATUSES) },
       ],
     }) as EntitySchema,
     new EntitySchema<SagaflowWaitRow>({

@@ -15,7 +15,7 @@ export function trackColumn(track: TrackRef): string {
 
 /** A track column back as a {@link TrackRef}. */
 export function trackRef(column: unknown): TrackRef {
-  return column === '' || column === null || column === undefined ? null : String(column);
+  return typeof column === 'string' && column !== '' ? column : null;
 }
 
 /** A bigint column (a string from `pg`, a number from SQLite) as a number. */
@@ -126,7 +126,7 @@ export function parseMatchKeys(column: unknown): string[] | undefined {
   if (typeof column !== 'string') return undefined;
   try {
     const value = parseJsonSafe(column);
-    return Array.isArray(value) && value.every((k) => typeof k === 'string') ? (value as string[]) : undefined;
+    return Array.isArray(value) && value.every((k) => typeof k === 'string') ? value : undefined;
   } catch {
     return undefined;
   }

@@ -3,15 +3,17 @@ import { DataSource } from 'typeorm';
 import type { SagaEvent } from '../../bus/event';
 import type { WaiterRef } from '../../bus/wait-index';
 import { eventMatchesWait } from '../../bus/wait-match';
-import { InstanceStatus, isFinalStatus, type Wait } from '../../engine/flow-fields';
+import type { InstanceStatus, Wait } from '../../engine/flow-fields';
 import type { HistoryEntry } from '../../engine/history-entry';
 import type { InstanceRecord } from '../../engine/instance-record';
 import { SagaflowError } from '../../errors/sagaflow-error';
 import { CorruptRecordError, VersionConflictError } from '../../errors/runtime-errors';
 import { decodeRecord } from '../record-codec';
 import type { DueWait, InstanceFilter, InstanceStore, InstanceSummary, PendingEvent, TransitionWrites } from '../instance-store';
-import { Dialect, driverKindOf, schemaOf, type DriverKind, type Exec } from './dialect';
+import { claimablePredicate, Dialect, driverKindOf, schemaOf, type DriverKind, type Exec } from './dialect';
+import { UNFINISHED_STATUSES } from './statuses';
 import { sagaflowEntities } from './entities';
+import { pgTransition } from './pg-transition';
 import { runSagaflowMigrations } from './migrate';
 import {
   decodeEvent,
@@ -96,10 +98,7 @@ export function defaultSqliteFile(): string {
   return path.resolve(process.cwd(), '.sagaflow', 'sagaflow.db');
 }
 
-const NOT_FINAL = Object.values(InstanceStatus)
-  .filter((s) => !isFinalStatus(s))
-  .map((s) => `'${s.replace(/'/g, "''")}'`)
-  .join(', ');
+const NOT_FINAL = UNFINISHED_STATUSES.map((s) => `'${s.replace(/'/g, "''")}'`).join(', ');
 
 /** Multi-row inserts carry at most this many rows per statement. */
 const ROWS_PER_INSERT = 100;
@@ -234,10 +233,17 @@ export class TypeormStore implements InstanceStore {
     return { ...(this.queue?.stats ?? this.pgStats) };
   }
 
-  /** Opens the connection(s) and runs pending migrations. Idempotent; the first operation calls it too. */
+  /**
+   * Opens the connection(s) and runs pending migrations. Idempotent; the first operation calls it too, so
+   * calling it is only needed to see connection or migration errors early.
+   */
   init(): Promise<void> {
     if (this.closing !== null) return Promise.reject(new StoreClosedError('be initialised'));
-    this.ready ??= this.open();
+    // A failed open (database unreachable, a migration failing) is tried again by the next call.
+    this.ready ??= this.open().catch((error: unknown) => {
+      this.ready = null;
+      throw error;
+    });
     return this.ready;
   }
 
@@ -260,6 +266,10 @@ export class TypeormStore implements InstanceStore {
       p = prepareRecord(record, 1);
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+    if (this.setup.kind === 'postgres') {
+      const { sql, params } = pgTransition(this.dialect, p, writes, null);
+      return this.run('create an instance', 'write', async (x) => num((await x(sql, params)).rows[0]?.changed) === 1);
     }
     return this.run('create an instance', 'tx', async (x) => {
       const inserted = await x(
@@ -290,6 +300,14 @@ export class TypeormStore implements InstanceStore {
       p = prepareRecord(record, version);
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+    if (this.setup.kind === 'postgres') {
+      const { sql, params } = pgTransition(this.dialect, p, writes, record.version);
+      return this.run('save an instance', 'write', async (x) => {
+        const row = (await x(sql, params)).rows[0];
+        if (num(row?.changed) === 1) return version;
+        throw new VersionConflictError(p.id, record.version, row?.current === null || row?.current === undefined ? undefined : num(row.current));
+      });
     }
     return this.run('save an instance', 'tx', async (x) => {
       const updated = await x(
@@ -472,18 +490,19 @@ export class TypeormStore implements InstanceStore {
   claimStale(owner: string, until: number, now: number, limit: number): Promise<string[]> {
     return this.run('claim stale instances', 'write', async (x) => {
       const i = this.dialect.t('instances');
-      const candidates = `SELECT id FROM ${i} WHERE status IN (${NOT_FINAL}) AND parked = ? AND (lease_until IS NULL OR lease_until <= ?) ORDER BY updated_at, id LIMIT ?`;
+      // SQLite's planner would rather take the status index; the partial index holds only the claimable rows.
+      const from = this.setup.kind === 'sqlite' ? `${i} INDEXED BY "IDX_sagaflow_instances_claimable"` : i;
+      const candidates = `SELECT id FROM ${from} WHERE ${claimablePredicate(this.setup.kind, UNFINISHED_STATUSES)} AND (lease_until IS NULL OR lease_until <= ?) ORDER BY updated_at LIMIT ?`;
       const { rows } =
         this.setup.kind === 'postgres'
           ? // Rows another worker is claiming are skipped, not waited for; a row claimed meanwhile is re-checked.
             await x(`WITH c AS (${candidates} FOR UPDATE SKIP LOCKED) UPDATE ${i} AS i SET lease_owner = ?, lease_until = ? FROM c WHERE i.id = c.id RETURNING i.id`, [
-              false,
               now,
               limit,
               owner,
               until,
             ])
-          : await x(`UPDATE ${i} SET lease_owner = ?, lease_until = ? WHERE id IN (${candidates}) RETURNING id`, [owner, until, false, now, limit]);
+          : await x(`UPDATE ${i} SET lease_owner = ?, lease_until = ? WHERE id IN (${candidates}) RETURNING id`, [owner, until, now, limit]);
       return rows.map((r) => String(r.id));
     });
   }
@@ -552,10 +571,12 @@ export class TypeormStore implements InstanceStore {
     const x = this.dialect.exec(runner);
     try {
       await runner.connect();
+      if (mode !== 'read') {
+        this.pgStats.transactions += 1;
+        this.pgStats.writes += 1;
+        this.pgStats.largestBatch = 1;
+      }
       if (mode !== 'tx') return await fn(x);
-      this.pgStats.transactions += 1;
-      this.pgStats.writes += 1;
-      this.pgStats.largestBatch = 1;
       await x('BEGIN');
       try {
         const result = await fn(x);

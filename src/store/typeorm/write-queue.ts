@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Exec } from './dialect';
 
 /** Counters of a {@link WriteQueue}, for tests and benchmarks. */
@@ -35,7 +36,7 @@ export class WriteQueue {
   /** Queues a write; resolves with its result once its transaction has committed. */
   submit<T>(run: (exec: Exec) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ run, resolve: resolve as (value: unknown) => void, reject });
+      this.pending.push({ run, resolve: resolve, reject });
       this.draining ??= this.drain();
     });
   }
@@ -48,8 +49,9 @@ export class WriteQueue {
   private async drain(): Promise<void> {
     try {
       while (this.pending.length > 0) {
-        // Let every caller that is about to write (promise continuations, I/O callbacks) queue first.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        // Let every caller that is about to write (promise continuations, I/O callbacks) queue first. (The
+        // timers module's own setImmediate: a test's fake timers replace only the global one.)
+        await nextTurn();
         const batch = this.pending.splice(0, this.maxBatch);
         await this.commit(batch);
       }

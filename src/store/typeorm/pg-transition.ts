@@ -1,0 +1,71 @@
+import type { TransitionWrites } from '../instance-store';
+import type { Dialect } from './dialect';
+import { HISTORY_COLUMNS, historyValues, trackColumn, type PreparedRecord } from './rows';
+
+/** PostgreSQL types of the history columns after `instance_id`, for the casts a VALUES list needs. */
+const HISTORY_CASTS: readonly string[] = ['integer', 'integer', 'bigint', 'text', 'text', 'text', 'text', 'text', 'text', 'integer', 'text', 'text', 'text', 'text', 'text'];
+
+/**
+ * One PostgreSQL statement that writes a whole transition: the instance row (inserted, or updated when its
+ * version is still `expected`), its wait rows, its history lines and the inbox deliveries it consumed. The
+ * other parts hang off the `u` CTE, so they write nothing when the instance row was not written. One
+ * statement is one transaction and one round trip.
+ *
+ * It answers one row: `changed` (1 when written, 0 when the id existed / the version was stale) and, for an
+ * update, `current` (the stored version as the statement found it).
+ */
+export function pgTransition(
+  d: Dialect,
+  p: PreparedRecord,
+  writes: TransitionWrites,
+  expected: number | null,
+): { sql: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const v = (value: unknown, cast?: string): string => {
+    params.push(value);
+    return cast === undefined ? '?' : `CAST(? AS ${cast})`;
+  };
+  const ctes: string[] = [];
+  if (expected === null) {
+    ctes.push(
+      `u AS (INSERT INTO ${d.t('instances')} (id, workflow, status, version, record, next_due, deadlines, parked, lease_owner, lease_until, created_at, updated_at)
+       VALUES (${[p.id, p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked].map((x) => v(x)).join(', ')}, NULL, NULL, ${v(p.createdAt)}, ${v(p.updatedAt)})
+       ON CONFLICT (id) DO NOTHING RETURNING id)`,
+    );
+  } else {
+    ctes.push(
+      `u AS (UPDATE ${d.t('instances')} SET workflow = ${v(p.workflow)}, status = ${v(p.status)}, version = ${v(p.version)}, record = ${v(p.json)},
+       next_due = ${v(p.nextDue)}, deadlines = ${v(p.deadlines)}, parked = ${v(p.parked)}, updated_at = ${v(p.updatedAt)}
+       WHERE id = ${v(p.id)} AND version = ${v(expected)} RETURNING id)`,
+    );
+    // Waits the record no longer has go; the ones it keeps are upserted below (never touched twice).
+    const keep = p.waits.length === 0 ? '' : ` AND (track, topic) NOT IN (VALUES ${p.waits.map((w) => `(${v(w.track, 'text')}, ${v(w.topic, 'text')})`).join(', ')})`;
+    ctes.push(`dw AS (DELETE FROM ${d.t('waits')} WHERE instance_id IN (SELECT id FROM u)${keep})`);
+  }
+  if (p.waits.length > 0) {
+    const rows = p.waits.map((w) => `(${v(w.track, 'text')}, ${v(w.topic, 'text')}, ${v(w.matchKeys, 'text')}, ${v(w.matchValues, 'text')})`);
+    ctes.push(
+      `iw AS (INSERT INTO ${d.t('waits')} (instance_id, track, topic, match_keys, match_values)
+       SELECT u.id, w.track, w.topic, w.mk, w.mv FROM u CROSS JOIN (VALUES ${rows.join(', ')}) AS w(track, topic, mk, mv)
+       ON CONFLICT (instance_id, track, topic) DO UPDATE SET match_keys = EXCLUDED.match_keys, match_values = EXCLUDED.match_values)`,
+    );
+  }
+  const history = writes.history ?? [];
+  if (history.length > 0) {
+    const rows = history.map((h, i) => `(${historyValues(p.id, p.version, i, h).slice(1).map((x, j) => v(x, HISTORY_CASTS[j])).join(', ')})`);
+    const columns = HISTORY_COLUMNS.slice(1);
+    ctes.push(
+      `ih AS (INSERT INTO ${d.t('history')} (${HISTORY_COLUMNS.join(', ')})
+       SELECT u.id, ${columns.map((c) => `h.${c}`).join(', ')} FROM u CROSS JOIN (VALUES ${rows.join(', ')}) AS h(${columns.join(', ')}))`,
+    );
+  }
+  const consumed = writes.consumed ?? [];
+  if (consumed.length > 0) {
+    ctes.push(
+      `di AS (DELETE FROM ${d.t('inbox')} WHERE instance_id IN (SELECT id FROM u)
+       AND (event_id, track) IN (VALUES ${consumed.map((c) => `(${v(c.eventId, 'text')}, ${v(trackColumn(c.track), 'text')})`).join(', ')}))`,
+    );
+  }
+  const current = expected === null ? '' : `, (SELECT version FROM ${d.t('instances')} WHERE id = ${v(p.id)}) AS current`;
+  return { sql: `WITH ${ctes.join(',\n')}\nSELECT (SELECT count(*) FROM u) AS changed${current}`, params };
+}
