@@ -3,6 +3,9 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/tests'],
   testMatch: ['**/*.test.ts'],
+  // A throwaway PostgreSQL cluster for the tests that use it (tests/support/postgres.ts).
+  globalSetup: '<rootDir>/tests/support/pg-global-setup.ts',
+  globalTeardown: '<rootDir>/tests/support/pg-global-teardown.ts',
   transform: {
     '^.+\\.ts$': [
       '@swc/jest',

@@ -1,10 +1,10 @@
-import { MemoryStore, defineWorkflow, ok } from '../src';
+import { MemoryStore, defineWorkflow, ok, type SagaRuntimeOptions } from '../src';
 import { SimulatedClock } from '../src/testing';
 import { recordingStep, waitsFor, type Log, type TestState } from './support/steps';
 import { testRuntime } from './support/runtime';
 
 /** Two workers (runtimes) on one shared store and one clock. */
-function twoWorkers(workflows: Parameters<typeof testRuntime>[0]['workflows']) {
+function twoWorkers(workflows: SagaRuntimeOptions['workflows']) {
   const store = new MemoryStore({ shared: true });
   const clock = new SimulatedClock();
   const options = { workflows, store, clock, leaseDuration: '30s', pollInterval: '1s' } as const;

@@ -5,9 +5,12 @@ function reviver(key: string, value: unknown): unknown {
   return FORBIDDEN_KEYS.has(key) ? undefined : value;
 }
 
+/** Text in which a `__proto__` key may hide: spelled out, or written with escapes such as `\u005f`. */
+const MAYBE_PROTO = /__proto__|\\u/;
+
 /** `JSON.parse` that drops `__proto__` keys at every depth (the slower reviver runs only when one may be there). */
 export function parseJsonSafe(text: string): unknown {
-  return text.includes('__proto__') ? JSON.parse(text, reviver) : JSON.parse(text);
+  return MAYBE_PROTO.test(text) ? JSON.parse(text, reviver) : JSON.parse(text);
 }
 
 /**

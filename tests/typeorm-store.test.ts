@@ -1,0 +1,599 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { DataSource } from 'typeorm';
+import { freshFlow, newRecord, type InstanceRecord } from '../src/engine/instance-record';
+import type { HistoryEntry } from '../src/engine/history-entry';
+import { defaultSqliteFile, runSagaflowMigrations, sagaflowMigrations, TypeormStore } from '../src/store/typeorm';
+import { Dialect, type TableKey } from '../src/store/typeorm/dialect';
+import { createDatabase, createTestDatabase, dropTestDatabase, withDatabase } from './support/postgres';
+import { storeContract } from './support/store-contract';
+
+function waiting(id: string, topic: string, match: Record<string, string | number>, deadline: number | null, updatedAt = 0): InstanceRecord {
+  const r = newRecord(id, 'wf', { id }, updatedAt);
+  r.flow.wait = { topics: [topic], match, deadline };
+  r.flow.status = 'waiting';
+  return r;
+}
+
+function running(id: string): InstanceRecord {
+  const r = newRecord(id, 'wf', { id }, 0);
+  r.flow.inFlight = true;
+  return r;
+}
+
+const line = (outcome: string): HistoryEntry => ({ at: 1, kind: 'step-result', step: 'A', direction: 'up', func: 'run', attempt: 1, outcome, status: 'running' });
+
+/** What a test needs of one database: fresh stores, a second store on the same tables, and raw SQL. */
+interface Harness {
+  readonly kind: 'sqlite' | 'postgres';
+  /** A store on fresh, migrated tables. */
+  open(): Promise<TypeormStore>;
+  /** Another store on the same tables as `store`. */
+  reopen(store: TypeormStore, options?: { runMigrations?: boolean }): Promise<TypeormStore>;
+  /** Runs SQL written with `?` placeholders and `{instances}`-style table names on the tables of `store`. */
+  sql(store: TypeormStore, sql: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
+}
+
+function sqliteHarness(): Harness {
+  let dir = '';
+  let n = 0;
+  const files = new WeakMap<TypeormStore, string>();
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'sagaflow-sqlite-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const make = async (file: string, runMigrations = true): Promise<TypeormStore> => {
+    const store = TypeormStore.sqlite({ file, runMigrations });
+    files.set(store, file);
+    await store.init();
+    return store;
+  };
+  return {
+    kind: 'sqlite',
+    open: () => make(path.join(dir, `t${++n}.db`)),
+    reopen: (store, options = {}) => make(files.get(store) as string, options.runMigrations),
+    sql: (store, sql, params = []) => store.dataSource.query<Record<string, unknown>[]>(expand(new Dialect('sqlite', undefined), sql), params),
+  };
+}
+
+function postgresHarness(): Harness {
+  let url = '';
+  let n = 0;
+  const schemas = new WeakMap<TypeormStore, string>();
+  beforeAll(async () => {
+    url = await createTestDatabase('typeorm_store');
+  });
+  afterAll(async () => dropTestDatabase(url));
+  const make = async (schema: string, runMigrations = true): Promise<TypeormStore> => {
+    const store = TypeormStore.postgres({ url, schema, poolSize: 4, runMigrations });
+    schemas.set(store, schema);
+    await store.init();
+    return store;
+  };
+  return {
+    kind: 'postgres',
+    open: () => make(`s${++n}`),
+    reopen: (store, options = {}) => make(schemas.get(store) as string, options.runMigrations),
+    sql: async (store, sql, params = []) => {
+      const d = new Dialect('postgres', schemas.get(store));
+      const result = (await store.dataSource.query(d.sql(expand(d, sql)), params)) as unknown;
+      // pg answers UPDATE/DELETE with [rows, count]
+      return (Array.isArray(result) && result.length === 2 && typeof result[1] === 'number' ? result[0] : result) as Record<string, unknown>[];
+    },
+  };
+}
+
+function expand(d: Dialect, sql: string): string {
+  return sql.replace(/\{(\w+)\}/g, (_, key: string) => d.t(key as TableKey));
+}
+
+/** Tests every driver must pass beyond the contract. */
+function durableStoreTests(h: Harness): void {
+  const stores: TypeormStore[] = [];
+  const open = async (): Promise<TypeormStore> => {
+    const s = await h.open();
+    stores.push(s);
+    return s;
+  };
+  const reopen = async (s: TypeormStore, options?: { runMigrations?: boolean }): Promise<TypeormStore> => {
+    const r = await h.reopen(s, options);
+    stores.push(r);
+    return r;
+  };
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+  });
+
+  describe('migrations', () => {
+    it('create the schema from scratch, are recorded, and run once', async () => {
+      const store = await open();
+      const recorded = await h.sql(store, 'SELECT name FROM {migrations}');
+      expect(recorded.map((r) => r.name)).toEqual(sagaflowMigrations.map((M) => new M().name));
+      await store.create(newRecord('kept', 'wf', { n: 1 }, 0), { history: [line('first')] });
+      const again = await reopen(store);
+      expect(await runSagaflowMigrations(again.dataSource, h.kind === 'postgres' ? { schema: schemaOf(h, again) } : {})).toEqual([]);
+      expect((await again.load('kept'))?.state).toEqual({ n: 1 });
+      expect(await h.sql(again, 'SELECT name FROM {migrations}')).toHaveLength(sagaflowMigrations.length);
+    });
+
+    it('are idempotent: running a migration on tables that exist changes nothing', async () => {
+      const store = await open();
+      await store.create(newRecord('kept', 'wf', {}, 0));
+      const runner = store.dataSource.createQueryRunner();
+      try {
+        for (const M of sagaflowMigrations) await new M(schemaOf(h, store)).up(runner);
+      } finally {
+        if (h.kind === 'postgres') await runner.release();
+      }
+      expect(await store.load('kept')).toBeDefined();
+    });
+
+    it('make exactly the tables the entities describe (synchronize would change nothing)', async () => {
+      const store = await open();
+      const pending = await store.dataSource.driver.createSchemaBuilder().log();
+      expect(pending.upQueries.map((q) => q.query)).toEqual([]);
+    });
+
+    it('can be left to the application (runMigrations: false) and run by several stores at once', async () => {
+      const first = await open();
+      const others = await Promise.all([reopen(first), reopen(first), reopen(first, { runMigrations: false })]);
+      for (const s of others) expect(await s.load('nothing')).toBeUndefined();
+    });
+
+    it('can be undone', async () => {
+      const store = await open();
+      const runner = store.dataSource.createQueryRunner();
+      try {
+        for (const M of [...sagaflowMigrations].reverse()) await new M(schemaOf(h, store)).down(runner);
+        expect(await runner.hasTable(h.kind === 'postgres' ? `${schemaOf(h, store)}.sagaflow_instances` : 'sagaflow_instances')).toBe(false);
+      } finally {
+        if (h.kind === 'postgres') await runner.release();
+      }
+    });
+  });
+
+  it('keeps everything across a restart (a new store on the same database)', async () => {
+    const store = await open();
+    await store.create(waiting('w', 'paid', { orderId: '7' }, 5_000), { history: [line('first')] });
+    await store.acceptEvent({ topic: 'paid', payload: { orderId: '7' }, id: 'e1', publishedAt: 3 }, [{ instanceId: 'w', track: null }], null);
+    await store.acceptEvent({ topic: 'early', payload: {}, id: 'e2', publishedAt: 4 }, [], 9_000);
+    await store.close();
+    const again = await reopen(store);
+    expect((await again.load('w'))?.version).toBe(1);
+    expect(await again.history('w')).toEqual([line('first')]);
+    expect(await again.findWaiting({ topic: 'paid', payload: { orderId: '7' }, id: 'x', publishedAt: 0 })).toEqual([{ instanceId: 'w', track: null }]);
+    expect((await again.pendingEvents('w')).map((p) => p.event.id)).toEqual(['e1']);
+    expect(await again.dueWaits(6_000, 10)).toEqual([{ instanceId: 'w', track: null, deadline: 5_000 }]);
+    expect((await again.takeRetained('w', { topics: ['early'], match: {}, deadline: null }, 5))?.id).toBe('e2');
+  });
+
+  it('finds waits through several key sets of one topic, dot paths, addressed events, branches and long values', async () => {
+    const store = await open();
+    const long = 'x'.repeat(5_000);
+    await store.create(waiting('by-order', 'paid', { orderId: '1' }, null));
+    await store.create(waiting('by-order-2', 'paid', { orderId: '1' }, null));
+    await store.create(waiting('by-customer', 'paid', { 'customer.id': 'c1', region: 'eu' }, null));
+    await store.create(waiting('by-number', 'paid', { orderId: 1 }, null));
+    await store.create(waiting('long', 'paid', { note: long }, null));
+    const branched = newRecord('branched', 'wf', {}, 0);
+    branched.group = {
+      name: 'g',
+      index: 0,
+      mode: 'up',
+      failure: null,
+      nextSeq: 0,
+      winner: null,
+      plan: null,
+      branches: [{ name: 'b', key: 'b#0', state: {}, flow: { ...freshFlow(), status: 'waiting', wait: { topics: ['paid', 'refunded'], match: { orderId: '1' }, deadline: null } }, phase: 'running', settledSeq: null, outcome: null }],
+    };
+    await store.create(branched);
+    const find = async (payload: Record<string, unknown>, instanceId?: string): Promise<string[]> =>
+      (await store.findWaiting({ topic: 'paid', payload, id: 'e', publishedAt: 0, ...(instanceId === undefined ? {} : { instanceId }) }))
+        .map((w) => `${w.instanceId}${w.track === null ? '' : `/${w.track}`}`)
+        .sort();
+    expect(await find({ orderId: '1' })).toEqual(['branched/b#0', 'by-order', 'by-order-2']);
+    expect(await find({ orderId: '1' }, 'by-order-2')).toEqual(['by-order-2']);
+    expect(await find({ orderId: 1 })).toEqual(['by-number']);
+    expect(await find({ customer: { id: 'c1' }, region: 'eu' })).toEqual(['by-customer']);
+    expect(await find({ 'customer.id': 'c1', region: 'eu' })).toEqual(['by-customer']);
+    expect(await find({ customer: { id: 'c1' } })).toEqual([]);
+    expect(await find({ note: long })).toEqual(['long']);
+    expect(await find({ note: `${long}y` })).toEqual([]);
+    expect((await store.findWaiting({ topic: 'refunded', payload: { orderId: '1' }, id: 'e', publishedAt: 0 })).map((w) => w.track)).toEqual(['b#0']);
+  });
+
+  it('replaces the waits of a record on every save: changed, kept, moved and added ones', async () => {
+    const store = await open();
+    await store.create(waiting('w', 'paid', { orderId: '1' }, null));
+    await store.create(waiting('other', 'paid', { orderId: '1' }, null));
+    const find = async (topic: string, payload: Record<string, unknown>): Promise<string[]> =>
+      (await store.findWaiting({ topic, payload, id: 'e', publishedAt: 0 })).map((w) => w.instanceId).sort();
+    let r = (await store.load('w'))!;
+    r.flow.wait = { topics: ['paid'], match: { orderId: '2' }, deadline: null };
+    r.version = await store.save(r);
+    expect(await find('paid', { orderId: '1' })).toEqual(['other']);
+    expect(await find('paid', { orderId: '2' })).toEqual(['w']);
+    r.updatedAt = 5;
+    r.version = await store.save(r);
+    expect(await find('paid', { orderId: '2' })).toEqual(['w']);
+    r.flow.wait = { topics: ['shipped', 'paid', 'shipped'], match: { orderId: '3' }, deadline: null };
+    r.version = await store.save(r);
+    expect(await find('paid', { orderId: '2' })).toEqual([]);
+    expect(await find('paid', { orderId: '3' })).toEqual(['w']);
+    expect(await find('shipped', { orderId: '3' })).toEqual(['w']);
+    r.flow.wait = { topics: ['shipped'], match: { orderId: '3' }, deadline: null };
+    r = { ...r, version: await store.save(r) };
+    expect(await find('paid', { orderId: '3' })).toEqual([]);
+    expect(await find('shipped', { orderId: '3' })).toEqual(['w']);
+    expect(await find('paid', { orderId: '1' })).toEqual(['other']);
+  });
+
+  it('lists due deadlines of branches and retries, earliest first, up to the limit', async () => {
+    const store = await open();
+    const r = newRecord('r', 'wf', {}, 0);
+    r.flow.retryAt = 400;
+    r.group = {
+      name: 'g',
+      index: 0,
+      mode: 'up',
+      failure: null,
+      nextSeq: 0,
+      winner: null,
+      plan: null,
+      branches: [{ name: 'b', key: 'b#0', state: {}, flow: { ...freshFlow(), status: 'waiting', wait: { topics: ['t'], match: {}, deadline: 100 } }, phase: 'running', settledSeq: null, outcome: null }],
+    };
+    await store.create(r);
+    await store.create(waiting('w', 't', {}, 200));
+    expect(await store.dueWaits(1_000, 10)).toEqual([
+      { instanceId: 'r', track: 'b#0', deadline: 100 },
+      { instanceId: 'w', track: null, deadline: 200 },
+      { instanceId: 'r', track: null, deadline: 400 },
+    ]);
+    expect(await store.dueWaits(1_000, 2)).toEqual([
+      { instanceId: 'r', track: 'b#0', deadline: 100 },
+      { instanceId: 'w', track: null, deadline: 200 },
+    ]);
+    expect(await store.dueWaits(150, 10)).toEqual([{ instanceId: 'r', track: 'b#0', deadline: 100 }]);
+  });
+
+  it('keeps history lines with every field and appends, never rewrites', async () => {
+    const store = await open();
+    const full: HistoryEntry = { at: 5, kind: 'step-result', step: 'S', group: 'G', branch: 'b#1', direction: 'down', func: 'rollback', attempt: 3, outcome: 'error', code: 'BOOM', status: 'rolling_back', note: 'why' };
+    const bare: HistoryEntry = { at: 6, kind: 'started', step: null, direction: 'up', func: null, attempt: 1, status: 'running' };
+    await store.create(newRecord('h', 'wf', {}, 0), { history: [full] });
+    const loaded = (await store.load('h'))!;
+    await store.save(loaded, { history: [bare, { ...bare, at: 7, future: 'kept' } as HistoryEntry] });
+    await expect(store.save(loaded, { history: [line('lost')] })).rejects.toMatchObject({ code: 'VERSION_CONFLICT' });
+    expect(await store.history('h')).toEqual([full, bare, { ...bare, at: 7, future: 'kept' }]);
+  });
+
+  it('refuses a state that is not JSON before writing anything', async () => {
+    const store = await open();
+    const bad = newRecord('bad', 'wf', { n: BigInt(1) }, 0);
+    await expect(store.create(bad)).rejects.toThrow(TypeError);
+    expect(await store.load('bad')).toBeUndefined();
+  });
+
+  it('gives CorruptRecordError for a corrupted or newer-version row, and reads every other row', async () => {
+    const store = await open();
+    for (const id of ['good', 'garbled', 'shapeless', 'newer']) await store.create(waiting(id, 'paid', { orderId: id }, 100));
+    const garbled = h.kind === 'sqlite' ? '{"schemaVersion":1,"id":"garbled",' : '"just a string"';
+    await h.sql(store, 'UPDATE {instances} SET record = ? WHERE id = ?', [garbled, 'garbled']);
+    await h.sql(store, 'UPDATE {instances} SET record = ? WHERE id = ?', [JSON.stringify({ schemaVersion: 1, id: 'shapeless' }), 'shapeless']);
+    const newer = { ...(await store.load('newer'))!, schemaVersion: 99 };
+    await h.sql(store, 'UPDATE {instances} SET record = ? WHERE id = ?', [JSON.stringify(newer), 'newer']);
+    await expect(store.load('garbled')).rejects.toMatchObject({ code: 'CORRUPT_RECORD', details: { instanceId: 'garbled' } });
+    await expect(store.load('shapeless')).rejects.toMatchObject({ code: 'CORRUPT_RECORD' });
+    await expect(store.load('newer')).rejects.toMatchObject({ code: 'CORRUPT_RECORD', message: expect.stringContaining('newer sagaflow') });
+    expect((await store.load('good'))?.state).toEqual({ id: 'good' });
+    expect((await store.unfinished()).sort()).toEqual(['garbled', 'good', 'newer', 'shapeless']);
+    expect(await store.dueWaits(1_000, 10)).toHaveLength(4);
+    expect(await store.findWaiting({ topic: 'paid', payload: { orderId: 'good' }, id: 'e', publishedAt: 0 })).toEqual([{ instanceId: 'good', track: null }]);
+    expect((await store.list()).map((s) => s.id).sort()).toEqual(['garbled', 'good', 'newer', 'shapeless']);
+  });
+
+  it('gives CorruptRecordError for a corrupted inbox event of one instance only, and skips a corrupted retained event', async () => {
+    const store = await open();
+    await store.create(waiting('a', 'paid', {}, null));
+    await store.create(waiting('b', 'paid', {}, null));
+    await store.acceptEvent({ topic: 'paid', payload: {}, id: 'e1', publishedAt: 1 }, [{ instanceId: 'a', track: null }, { instanceId: 'b', track: null }], null);
+    await h.sql(store, 'UPDATE {inbox} SET event = ? WHERE instance_id = ?', [JSON.stringify({ topic: 5 }), 'a']);
+    await expect(store.pendingEvents('a')).rejects.toMatchObject({ code: 'CORRUPT_RECORD', details: { instanceId: 'a' } });
+    expect((await store.pendingEvents('b')).map((p) => p.event.id)).toEqual(['e1']);
+    await store.acceptEvent({ topic: 'reply', payload: {}, id: 'r1', publishedAt: 1 }, [], 100);
+    await store.acceptEvent({ topic: 'reply', payload: {}, id: 'r2', publishedAt: 2 }, [], 100);
+    await h.sql(store, 'UPDATE {retained} SET event = ? WHERE event_id = ?', [JSON.stringify([1, 2]), 'r1']);
+    expect((await store.takeRetained('a', { topics: ['reply'], match: {}, deadline: null }, 10))?.id).toBe('r2');
+  });
+
+  it('drops __proto__ keys from stored records, inbox and retained events', async () => {
+    const store = await open();
+    await store.create(waiting('p', 'paid', {}, null));
+    const record = (await store.load('p'))!;
+    const json = JSON.stringify(record).replace('"state":{', '"state":{"__proto__":{"polluted":true},');
+    await h.sql(store, 'UPDATE {instances} SET record = ? WHERE id = ?', [json, 'p']);
+    const evil = '{"topic":"paid","id":"e1","publishedAt":1,"payload":{"__proto__":{"polluted":true},"ok":1}}';
+    await store.acceptEvent({ topic: 'paid', payload: { ok: 1 }, id: 'e1', publishedAt: 1 }, [{ instanceId: 'p', track: null }], null);
+    await store.acceptEvent({ topic: 'paid', payload: { ok: 1 }, id: 'e1', publishedAt: 1 }, [], 100);
+    await h.sql(store, 'UPDATE {inbox} SET event = ?', [evil]);
+    await h.sql(store, 'UPDATE {retained} SET event = ?', [evil]);
+    const [stored] = await h.sql(store, `SELECT ${h.kind === 'postgres' ? 'record::text' : 'record'} AS record FROM {instances} WHERE id = ?`, ['p']);
+    expect(String(stored?.record)).toContain('__proto__');
+
+    const state = (await store.load('p'))!.state as Record<string, unknown>;
+    const [pending] = await store.pendingEvents('p');
+    const retained = await store.takeRetained('p', { topics: ['paid'], match: {}, deadline: null }, 10);
+    for (const value of [state, pending!.event.payload, retained!.payload]) {
+      expect(Object.prototype.hasOwnProperty.call(value, '__proto__')).toBe(false);
+      expect(Object.getPrototypeOf(value)).toBe(Object.prototype);
+      expect((value as { polluted?: unknown }).polluted).toBeUndefined();
+    }
+    expect(pending!.event.payload).toEqual({ ok: 1 });
+    expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
+  });
+
+  it('refuses calls once closed', async () => {
+    const store = await open();
+    await store.close();
+    await expect(store.load('x')).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+    await store.close();
+  });
+}
+
+function schemaOf(h: Harness, store: TypeormStore): string | undefined {
+  return h.kind === 'postgres' ? ((store.dataSource.options as { schema?: string }).schema ?? undefined) : undefined;
+}
+
+describe('the TypeORM store on SQLite', () => {
+  const h = sqliteHarness();
+  let n = 0;
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'sagaflow-sqlite-contract-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  describe('passes the store contract', () => {
+    storeContract(async () => {
+      const store = TypeormStore.sqlite({ file: path.join(dir, `contract-${++n}.db`) });
+      await store.init();
+      return store;
+    });
+  });
+
+  describe('passes the durable-store tests', () => durableStoreTests(h));
+
+  describe('group commit', () => {
+    let store: TypeormStore;
+    beforeEach(async () => {
+      store = await h.open();
+    });
+    afterEach(async () => store.close());
+
+    async function seed(count: number): Promise<InstanceRecord[]> {
+      await Promise.all(Array.from({ length: count }, (_, i) => store.create(newRecord(`i${i}`, 'wf', { i }, 0))));
+      return Promise.all(Array.from({ length: count }, async (_, i) => (await store.load(`i${i}`))!));
+    }
+
+    it('commits 100 concurrent saves in far fewer transactions', async () => {
+      const records = await seed(100);
+      const before = store.stats;
+      const versions = await Promise.all(records.map((r) => store.save({ ...r, state: { saved: true } }, { history: [line('saved')] })));
+      const after = store.stats;
+      expect(versions).toEqual(records.map(() => 2));
+      expect(after.writes - before.writes).toBe(100);
+      expect(after.transactions - before.transactions).toBeLessThanOrEqual(5);
+      expect(after.largestBatch).toBeGreaterThanOrEqual(20);
+      for (const r of records) expect((await store.load(r.id))?.state).toEqual({ saved: true });
+    });
+
+    it('fails only the stale save of a batch with VERSION_CONFLICT', async () => {
+      const records = await seed(10);
+      const stale = records[3]!;
+      await store.save(stale);
+      const before = store.stats.transactions;
+      const results = await Promise.allSettled(records.map((r) => store.save({ ...r, state: { again: true } }, { history: [line('again')] })));
+      expect(store.stats.transactions - before).toBe(1);
+      expect(results.map((r) => r.status)).toEqual(records.map((r) => (r === stale ? 'rejected' : 'fulfilled')));
+      expect((results[3] as PromiseRejectedResult).reason).toMatchObject({ code: 'VERSION_CONFLICT' });
+      expect((await store.load(stale.id))?.state).toEqual({ i: 3 });
+      expect(await store.history(stale.id)).toEqual([]);
+      expect((await store.load('i4'))?.state).toEqual({ again: true });
+    });
+
+    it('rolls back a write that fails part-way without failing the rest of its batch', async () => {
+      const records = await seed(6);
+      await h.sql(store, 'DROP TABLE {history}');
+      // Saves with history lines fail after their instance row was updated; the others must commit.
+      const results = await Promise.allSettled(records.map((r, i) => store.save({ ...r, state: { n: i } }, i % 2 === 0 ? { history: [line('x')] } : {})));
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+      const loaded = await Promise.all(records.map(async (r) => (await store.load(r.id))!));
+      expect(loaded.map((r) => r.version)).toEqual([1, 2, 1, 2, 1, 2]);
+      expect(loaded.map((r) => r.state)).toEqual([{ i: 0 }, { n: 1 }, { i: 2 }, { n: 3 }, { i: 4 }, { n: 5 }]);
+    });
+
+    it('runs one write per transaction with maxBatch 1', async () => {
+      const strict = TypeormStore.sqlite({ file: path.join(dir, 'strict.db'), maxBatch: 1 });
+      try {
+        await Promise.all(Array.from({ length: 20 }, (_, i) => strict.create(newRecord(`s${i}`, 'wf', {}, 0))));
+        expect(strict.stats).toEqual({ transactions: 20, writes: 20, largestBatch: 1 });
+      } finally {
+        await strict.close();
+      }
+    });
+  });
+
+  it('defaults to .sagaflow/sagaflow.db in the working directory', async () => {
+    const cwd = process.cwd();
+    const work = mkdtempSync(path.join(tmpdir(), 'sagaflow-cwd-'));
+    process.chdir(work);
+    try {
+      expect(defaultSqliteFile()).toBe(path.join(work, '.sagaflow', 'sagaflow.db'));
+      const store = TypeormStore.sqlite();
+      await store.create(newRecord('d', 'wf', {}, 0));
+      await store.close();
+      expect(existsSync(path.join(work, '.sagaflow', 'sagaflow.db'))).toBe(true);
+    } finally {
+      process.chdir(cwd);
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('uses WAL with the chosen synchronous level', async () => {
+    const store = TypeormStore.sqlite({ file: path.join(dir, 'pragmas.db'), synchronous: 'NORMAL' });
+    try {
+      await store.init();
+      expect(await store.dataSource.query('PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);
+      expect(await store.dataSource.query('PRAGMA synchronous')).toEqual([{ synchronous: 1 }]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('works in memory on one connection', async () => {
+    const store = TypeormStore.sqlite({ file: ':memory:' });
+    try {
+      await store.create(waiting('m', 't', { k: 'v' }, null));
+      expect(await store.findWaiting({ topic: 't', payload: { k: 'v' }, id: 'e', publishedAt: 0 })).toEqual([{ instanceId: 'm', track: null }]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('the TypeORM store on PostgreSQL', () => {
+  const h = postgresHarness();
+  let url = '';
+  let n = 0;
+  beforeAll(async () => {
+    url = await createTestDatabase('typeorm_store_pg');
+  });
+  afterAll(async () => dropTestDatabase(url));
+
+  describe('passes the store contract', () => {
+    storeContract(async () => {
+      const store = TypeormStore.postgres({ url, schema: `contract_${++n}`, poolSize: 4 });
+      await store.init();
+      return store;
+    });
+  });
+
+  describe('passes the durable-store tests', () => durableStoreTests(h));
+
+  describe('with several workers', () => {
+    const opened: TypeormStore[] = [];
+    const worker = async (schema: string): Promise<TypeormStore> => {
+      const store = TypeormStore.postgres({ url, schema, poolSize: 8 });
+      opened.push(store);
+      await store.init();
+      return store;
+    };
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((s) => s.close()));
+    });
+
+    it('lets exactly one of two concurrent saves of the same version win', async () => {
+      const schema = `workers_${++n}`;
+      const [a, b] = await Promise.all([worker(schema), worker(schema)]);
+      const ids = Array.from({ length: 30 }, (_, i) => `c${i}`);
+      await Promise.all(ids.map((id) => a.create(newRecord(id, 'wf', {}, 0))));
+      for (const id of ids) {
+        const [ra, rb] = await Promise.all([a.load(id), b.load(id)]);
+        const results = await Promise.allSettled([a.save({ ...ra!, state: { by: 'a' } }, { history: [line('a')] }), b.save({ ...rb!, state: { by: 'b' } }, { history: [line('b')] })]);
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        expect(rejected).toHaveLength(1);
+        expect(rejected[0]!.reason).toMatchObject({ code: 'VERSION_CONFLICT' });
+        const winner = results[0].status === 'fulfilled' ? 'a' : 'b';
+        expect((await a.load(id))?.state).toEqual({ by: winner });
+        expect((await b.history(id)).map((h) => h.outcome)).toEqual([winner]);
+      }
+    });
+
+    it('never lets two workers claim the same stale instance', async () => {
+      const schema = `claims_${++n}`;
+      const [a, b, c] = await Promise.all([worker(schema), worker(schema), worker(schema)]);
+      const total = 600;
+      for (let i = 0; i < total; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => a.create(running(`r${i + j}`))));
+      const claimed = new Map<string, string[]>();
+      const claimAll = async (store: TypeormStore, owner: string): Promise<void> => {
+        for (;;) {
+          const ids = await store.claimStale(owner, 1_000_000, 10, 7);
+          if (ids.length === 0) return;
+          for (const id of ids) claimed.set(id, [...(claimed.get(id) ?? []), owner]);
+        }
+      };
+      await Promise.all([claimAll(a, 'a'), claimAll(a, 'a2'), claimAll(b, 'b'), claimAll(b, 'b2'), claimAll(c, 'c'), claimAll(c, 'c2')]);
+      expect(claimed.size).toBe(total);
+      expect([...claimed.values()].filter((owners) => owners.length > 1)).toEqual([]);
+      // every worker got some: they really ran at once
+      expect(new Set([...claimed.values()].map((o) => o[0]![0])).size).toBe(3);
+    });
+
+    it('lets one of many concurrent acquirers hold a lease', async () => {
+      const schema = `leases_${++n}`;
+      const [a, b] = await Promise.all([worker(schema), worker(schema)]);
+      await a.create(newRecord('l', 'wf', {}, 0));
+      for (let round = 0; round < 20; round++) {
+        const now = round * 1_000;
+        const results = await Promise.all(['a1', 'a2', 'b1', 'b2'].map((owner) => (owner.startsWith('a') ? a : b).acquire('l', `${owner}-${round}`, now + 500, now)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+      }
+    });
+
+    it('leaves the data source the application gave it open on close', async () => {
+      const dataSource = new DataSource({ type: 'postgres', url, poolSize: 2 });
+      await dataSource.initialize();
+      try {
+        const store = TypeormStore.postgres({ dataSource, schema: `app_${++n}` });
+        await store.create(newRecord('x', 'wf', { n: 1 }, 0));
+        expect((await store.load('x'))?.state).toEqual({ n: 1 });
+        await store.close();
+        expect(dataSource.isInitialized).toBe(true);
+        expect(await dataSource.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+        await expect(store.load('x')).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+      } finally {
+        await dataSource.destroy();
+      }
+    });
+
+    it('reports a database it cannot open, and opens it on a later call once it is there', async () => {
+      const later = `${new URL(url).pathname.slice(1)}_later`;
+      const store = TypeormStore.postgres({ url: withDatabase(url, later) });
+      opened.push(store);
+      await expect(store.load('x')).rejects.toThrow(/does not exist/);
+      await createDatabase(url, later);
+      try {
+        await store.create(newRecord('x', 'wf', {}, 0));
+        expect((await store.load('x'))?.version).toBe(1);
+      } finally {
+        await store.close();
+        await dropTestDatabase(withDatabase(url, later));
+      }
+    });
+
+    it('closes the data source it made from a URL', async () => {
+      const store = await worker(`own_${++n}`);
+      await store.close();
+      expect(store.dataSource.isInitialized).toBe(false);
+    });
+  });
+});
+
+describe('the TypeORM store under fake timers', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('still commits SQLite writes (its queue does not run on the faked timers)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sagaflow-fake-'));
+    const store = TypeormStore.sqlite({ file: path.join(dir, 'fake.db') });
+    try {
+      expect(await store.create(newRecord('f', 'wf', {}, 0))).toBe(true);
+      expect((await store.load('f'))?.version).toBe(1);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
