@@ -1,10 +1,11 @@
+import { MemoryStore } from '../src';
 import { runOrderCheckout } from '../samples/order-checkout/run';
 import { runUserOnboarding } from '../samples/user-onboarding/run';
 
 describe('the samples', () => {
   it('order-checkout completes one order and undoes every effect of the one the carrier refuses', async () => {
     const lines: string[] = [];
-    await runOrderCheckout((line) => lines.push(line));
+    await runOrderCheckout((line) => lines.push(line), { store: new MemoryStore() });
     const text = lines.join('\n');
     expect(text).toMatch(/order-1001 +✓ +order-checkout +completed/);
     expect(text).toMatch(/order-1002 +↑ +ship +run +error NO_CARRIER_CAPACITY/);
@@ -16,7 +17,7 @@ describe('the samples', () => {
 
   it('user-onboarding undoes every parallel branch and then create-user when billing fails', async () => {
     const lines: string[] = [];
-    await runUserOnboarding((line) => lines.push(line));
+    await runUserOnboarding((line) => lines.push(line), { store: new MemoryStore() });
     const text = lines.join('\n');
     expect(text).toMatch(/signup-ada +✓ +user-onboarding +completed/);
     const undo = lines.filter((l) => l.startsWith('signup-bob') && l.includes('↓') && l.includes('rollback')).map((l) => l.split(/ {2,}/)[2]);

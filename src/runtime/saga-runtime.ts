@@ -22,7 +22,6 @@ import { ObserverRunner, type HookProblem } from '../observers/observer-runner';
 import { StateCodec } from '../state/state-codec';
 import type { BaseStep, StepClass } from '../steps/base-step';
 import type { InstanceFilter, InstanceStore, InstanceSummary } from '../store/instance-store';
-import { MemoryStore } from '../store/memory-store';
 import { SystemClock, type Clock, type TimerHandle } from '../time/clock';
 import { toMillis, type Duration } from '../time/duration';
 import { compileObservers } from '../workflow/compile-workflow';
@@ -37,7 +36,10 @@ export type Resolver = <T>(cls: new (...args: never[]) => T) => T;
 
 /** Options of {@link SagaRuntime}. */
 export interface SagaRuntimeOptions {
-  /** Where instances live. @default new MemoryStore() */
+  /**
+   * Where instances live. `TypeormStore.postgres({ url })` (from `sagaflow/typeorm`) for production,
+   * `new MemoryStore()` for tests. @default the embedded SQLite database `.sagaflow/sagaflow.db` (`TypeormStore.sqlite()`)
+   */
   readonly store?: InstanceStore;
   /** The event bus. @default new EventBus() */
   readonly bus?: EventBus;
@@ -118,6 +120,16 @@ interface Deferred<T> {
   reject(error: unknown): void;
 }
 
+/**
+ * The embedded default: a SQLite file through TypeORM. Loaded only when no store is given, so an application
+ * that brings its own store never loads TypeORM for it.
+ */
+function defaultStore(): InstanceStore {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { TypeormStore } = require('../store/typeorm') as typeof import('../store/typeorm');
+  return TypeormStore.sqlite();
+}
+
 function randomId(): string {
   return globalThis.crypto.randomUUID();
 }
@@ -163,13 +175,16 @@ export class SagaRuntime {
   /** This worker's name in leases. */
   readonly workerId: string;
   private readonly leaseMs: number;
+  /** True when the runtime made its store (the embedded default) and so closes it. */
+  private readonly ownsStore: boolean;
   private readonly pollMs: number;
   private pollTimer: TimerHandle | null = null;
   private polling: Promise<void> | null = null;
   private unsubscribeInbox: (() => void) | null = null;
 
   constructor(options: SagaRuntimeOptions = {}) {
-    this.store = options.store ?? new MemoryStore();
+    this.ownsStore = options.store === undefined;
+    this.store = options.store ?? defaultStore();
     this.bus = options.bus ?? new EventBus();
     this.clock = options.clock ?? new SystemClock();
     this.logger = options.logger ?? consoleLogger;
@@ -532,7 +547,10 @@ export class SagaRuntime {
     }
   }
 
-  /** Stops timers and detaches the bus. In-flight handler calls are aborted; their results are dropped. */
+  /**
+   * Stops timers and detaches the bus. In-flight handler calls are aborted; their results are dropped. A store the
+   * runtime made itself (the embedded default) is closed; a store you passed in is yours to close.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -543,7 +561,7 @@ export class SagaRuntime {
     for (const actor of this.actors.values()) actor.abortAll('runtime closed');
     for (const [id] of this.waiters) this.rejectWaiters(id, new RuntimeClosedError('wait for results'));
     this.problems.complete();
-    await Promise.resolve();
+    if (this.ownsStore) await this.store.close();
   }
 
   // -------------------------------------------------------------------------------------------------------

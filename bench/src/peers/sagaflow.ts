@@ -11,7 +11,7 @@
  * of one); the failing step simply throws, which sagaflow turns into an error result.
  */
 import type { FlowView, Observer, SagaResult, StepClass, StepResult } from '../../../src';
-import { BaseStep, defineWorkflow, ok, parallel, parallelResults, SagaRuntime, silentLogger, Step } from '../../../src';
+import { BaseStep, defineWorkflow, MemoryStore, ok, parallel, parallelResults, SagaRuntime, silentLogger, Step } from '../../../src';
 import type { OrderState } from '../workload';
 import {
   applyOrderDiscount,
@@ -174,6 +174,7 @@ class CountingObserver implements Observer {
 const counter = new CountingObserver();
 
 const runtime = new SagaRuntime({
+  store: new MemoryStore(),
   workflows: [happyWorkflow, failingWorkflow, groupWorkflow],
   observers: [counter],
   logger: silentLogger,
