@@ -22,6 +22,7 @@ import { ObserverRunner, type HookProblem } from '../observers/observer-runner';
 import { StateCodec } from '../state/state-codec';
 import type { BaseStep, StepClass } from '../steps/base-step';
 import type { InstanceFilter, InstanceStore, InstanceSummary } from '../store/instance-store';
+import type { TypeormStore as TypeormStoreClass } from '../store/typeorm';
 import { SystemClock, type Clock, type TimerHandle } from '../time/clock';
 import { toMillis, type Duration } from '../time/duration';
 import { compileObservers } from '../workflow/compile-workflow';
@@ -126,7 +127,7 @@ interface Deferred<T> {
  */
 function defaultStore(): InstanceStore {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { TypeormStore } = require('../store/typeorm') as typeof import('../store/typeorm');
+  const { TypeormStore } = require('../store/typeorm') as { TypeormStore: typeof TypeormStoreClass };
   return TypeormStore.sqlite();
 }
 
