@@ -120,7 +120,7 @@ function throughS(d: Driver, sOutput: unknown = { trail: ['S'] }): string[] {
 }
 
 describe('decide for a parallel group going up', () => {
-  it('starts every branch, in declaration order, each on its own deep copy of the state', () => {
+  it('starts every branch, in declaration order, each from the state at the group start and isolated from its siblings', () => {
     const d = new Driver(sgt());
     expect(throughS(d, { trail: ['S'], nested: { list: [1] } })).toEqual(['hook handleGroupStart G', 'A.run @A', 'B.run @B', 'C.run @C']);
     expect(d.record.flow).toMatchObject({ stepName: 'G', stepIndex: 1, direction: 'up', status: 'running' });
@@ -128,10 +128,14 @@ describe('decide for a parallel group going up', () => {
     expect(d.phases()).toEqual({ A: 'running', B: 'running', C: 'running' });
     const [a, b] = d.group.branches;
     expect(a!.state).toEqual({ trail: ['S'], nested: { list: [1] } });
-    expect(a!.state).not.toBe(b!.state);
-    expect((a!.state as { nested: object }).nested).not.toBe((b!.state as { nested: object }).nested);
-    expect(a!.state).not.toBe(d.record.state);
+    expect(b!.state).toEqual({ trail: ['S'], nested: { list: [1] } });
     expect(a!.flow.stack).toEqual([{ kind: 'step', name: 'A', index: 0 }]);
+    // A branch's new state replaces its own, never a sibling's or the main line's. (Stored states are never changed
+    // in place — user code gets hydrated copies — so the record may share one stored state between branches.)
+    d.settle('A', okOut({ trail: ['S', 'A'], nested: { list: [1, 2] } }));
+    expect(d.group.branches[0]!.state).toEqual({ trail: ['S', 'A'], nested: { list: [1, 2] } });
+    expect(d.group.branches[1]!.state).toEqual({ trail: ['S'], nested: { list: [1] } });
+    expect(d.record.state).toEqual({ trail: ['S'], nested: { list: [1] } });
   });
 
   it('merges the tagged results under __results__ once every branch succeeded, pushes the group on the stack and goes on', () => {

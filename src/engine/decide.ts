@@ -537,7 +537,8 @@ function startGroup(c: Ctx, node: CompiledGroup): void {
     branches: node.branches.map((b) => ({
       name: b.name,
       key: b.key,
-      state: structuredClone(rec.state),
+      // Stored states are never changed in place (user code gets a hydrated copy), so branches may share one.
+      state: rec.state,
       flow: freshFlow(),
       phase: 'pending',
       settledSeq: null,
@@ -781,7 +782,7 @@ function planGroup(c: Ctx, g: GroupRun, node: CompiledGroup): void {
   let gotoIndex: number | null = null;
   const into = node.options.into;
   if (into === undefined) {
-    const base = structuredClone(c.rec.state);
+    const base = c.rec.state;
     const previous = typeof base === 'object' && base !== null ? (base as Record<string, unknown>)[PARALLEL_RESULTS_KEY] : undefined;
     state = typeof base === 'object' && base !== null
       ? { ...(base as Record<string, unknown>), [PARALLEL_RESULTS_KEY]: { ...(typeof previous === 'object' && previous !== null ? previous : {}), ...results } }

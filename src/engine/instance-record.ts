@@ -20,6 +20,10 @@ export type BranchPhase =
 
 /** The part of a record the step machinery works on: a state and its flow fields. */
 export interface Track {
+  /**
+   * The stored (JSON) state. It is replaced, never changed in place: user code always gets a hydrated copy, so
+   * one stored state may be shared (by the branches of a group, say).
+   */
   state: unknown;
   flow: TrackFlow;
 }

@@ -183,7 +183,8 @@ export class MemoryStore implements InstanceStore {
     let inbox = previous?.inbox ?? [];
     for (const c of writes.consumed ?? []) inbox = inbox.filter((p) => !(p.event.id === c.eventId && p.track === c.track));
     const history = previous?.history ?? [];
-    for (const h of writes.history ?? []) history.push(structuredClone(h));
+    // History lines are fresh objects the writer never touches again; history() hands out copies.
+    for (const h of writes.history ?? []) history.push(h);
     const active = [record.flow, ...(record.group?.branches.map((b) => b.flow) ?? [])];
     this.rows.set(record.id, {
       json: encodeRecord(record),
