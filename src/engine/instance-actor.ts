@@ -9,6 +9,7 @@ import type { StateCodec } from '../state/state-codec';
 import type { BaseStep, StepClass } from '../steps/base-step';
 import type { StepContext } from '../steps/step-context';
 import type { InstanceStore, TransitionWrites } from '../store/instance-store';
+import type { HistoryEntry } from './history-entry';
 import type { Clock } from '../time/clock';
 import type { WorkflowDefinition } from '../workflow/workflow-definition';
 import { applyHappening, type DecideEnv, type Effect, type Happening, type LifecycleHook, type Outcome } from './decide';
@@ -62,6 +63,9 @@ interface Queued {
   readonly resolve: (changed: boolean) => void;
   readonly reject: (error: unknown) => void;
 }
+
+/** At most this many queued happenings go into one save. */
+const MAX_BATCH = 512;
 
 function trackKey(ref: TrackRef): string {
   return ref ?? '\u0000main';
@@ -143,56 +147,66 @@ export class InstanceActor {
   private async drain(): Promise<void> {
     this.draining = true;
     try {
-      for (let item = this.queue.shift(); item !== undefined; item = this.queue.shift()) {
-        try {
-          item.resolve(await this.apply(item.happening, item.options));
-        } catch (error) {
-          item.reject(error);
-        }
-      }
+      while (this.queue.length > 0) await this.applyBatch(this.queue.splice(0, MAX_BATCH));
     } finally {
       this.draining = false;
       if (this.idle) this.host.idle(this);
     }
   }
 
-  private async apply(happening: Happening, options: PostOptions): Promise<boolean> {
-    if (this.broken) {
-      const stored = await this.host.store.load(this.rec.id);
-      if (stored === undefined) throw new SagaflowError('UNKNOWN_INSTANCE', `instance ${this.rec.id} vanished from the store`);
-      this.rec = stored;
-      this.broken = false;
-    }
-    // The actor owns its record: the transition is applied in place, and reloaded from the store if saving fails.
-    if (this.host.isClosed()) return false;
-    const prior = priorTrack(this.rec, happening);
-    const draft = this.rec;
-    const { changed, effects } = applyHappening(this.env(), draft, happening);
-    const consumed = options.fromInbox === true && happening.type === 'event' ? [{ eventId: happening.event.id, track: happening.track }] : undefined;
-    const lease = this.host.lease();
-    if (!changed) {
-      if (consumed !== undefined) draft.version = await this.host.store.save(draft, { consumed, ...(lease === undefined ? {} : { lease }) });
-      return false;
-    }
-    await this.runLifecycleHooks(draft, effects);
-    const writes: TransitionWrites = {
-      history: transitionHistory(prior, happening, draft, effects, draft.updatedAt, options.note),
-      ...(consumed === undefined ? {} : { consumed }),
-      ...(lease === undefined ? {} : { lease }),
-    };
+  /**
+   * Applies every queued happening to the record, one after the other, and saves the result once: one write for
+   * a burst of results (the branches of a group settling together) instead of one per result. Every intent is
+   * still saved before any of the batch's effects run; if the save fails, none of them run.
+   */
+  private async applyBatch(batch: readonly Queued[]): Promise<void> {
+    const results: boolean[] = [];
+    const effects: Effect[] = [];
+    const history: HistoryEntry[] = [];
+    const consumed: { eventId: string; track: TrackRef }[] = [];
     try {
-      draft.version = await this.host.store.save(draft, writes);
+      if (this.host.isClosed()) {
+        for (const item of batch) item.resolve(false);
+        return;
+      }
+      if (this.broken) {
+        const stored = await this.host.store.load(this.rec.id);
+        if (stored === undefined) throw new SagaflowError('UNKNOWN_INSTANCE', `instance ${this.rec.id} vanished from the store`);
+        this.rec = stored;
+        this.broken = false;
+      }
+      // The actor owns its record: transitions are applied in place, and it is reloaded if saving fails.
+      const draft = this.rec;
+      for (const { happening, options } of batch) {
+        const prior = priorTrack(draft, happening);
+        const transition = applyHappening(this.env(), draft, happening);
+        if (options.fromInbox === true && happening.type === 'event') consumed.push({ eventId: happening.event.id, track: happening.track });
+        results.push(transition.changed);
+        if (!transition.changed) continue;
+        await this.runLifecycleHooks(draft, transition.effects);
+        history.push(...transitionHistory(prior, happening, draft, transition.effects, draft.updatedAt, options.note));
+        effects.push(...transition.effects);
+      }
+      if (history.length > 0 || consumed.length > 0) {
+        const lease = this.host.lease();
+        const writes: TransitionWrites = {
+          history,
+          ...(consumed.length === 0 ? {} : { consumed }),
+          ...(lease === undefined ? {} : { lease }),
+        };
+        draft.version = await this.host.store.save(draft, writes);
+      }
     } catch (error) {
-      // Someone else changed the instance (another worker) or the store failed: drop the effects and
-      // continue from what is stored.
+      // Someone else changed the instance (another worker), the store failed, or a transition threw: drop the
+      // batch's effects and go on from what is stored.
       const stored = await this.host.store.load(this.rec.id).catch(() => undefined);
       if (stored !== undefined) this.rec = stored;
       else this.broken = true;
-      throw error;
+      for (const item of batch) item.reject(error);
+      return;
     }
-    this.rec = draft;
     for (const effect of effects) this.perform(effect);
-    return true;
+    batch.forEach((item, i) => item.resolve(results[i] ?? false));
   }
 
   private async runLifecycleHooks(draft: InstanceRecord, effects: readonly Effect[]): Promise<void> {
