@@ -81,7 +81,10 @@ export {
   type RuntimeProblem,
   type Resolver,
   type OperatorNote,
+  type StopOptions,
+  type StopReport,
 } from './runtime/saga-runtime';
+export { stopOnSignals, type StopOnSignalsOptions } from './runtime/stop-on-signals';
 export type { PublishReceipt } from './runtime/publish-receipt';
 export { consoleLogger, silentLogger, type Logger } from './runtime/logger';
 export { EventBus, type BusProblem } from './bus/event-bus';

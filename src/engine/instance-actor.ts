@@ -42,8 +42,10 @@ export interface ActorHost {
   reportFailure(instanceId: string, message: string, error: unknown): void;
   /** True once the runtime closed: nothing more is written. */
   isClosed(): boolean;
-  /** The lease to take or renew with each write (shared stores), or undefined. */
-  lease(): { owner: string; until: number } | undefined;
+  /** True while the runtime drains before a stop: results are still saved, but no new handler call starts. */
+  isStopping(): boolean;
+  /** The lease to take or renew with each write of this instance (shared stores), or undefined. */
+  lease(instanceId: string): { owner: string; until: number } | undefined;
 }
 
 /** Extra facts about a happening that the record does not carry. */
@@ -105,7 +107,7 @@ export class InstanceActor {
     const { effects } = applyHappening(actor.env(), draft, first);
     await actor.runLifecycleHooks(draft, effects);
     const history = transitionHistory(prior, first, draft, effects, draft.updatedAt);
-    const lease = host.lease();
+    const lease = host.lease(record.id);
     if (!(await host.store.create(draft, lease === undefined ? { history } : { history, lease }))) return undefined;
     actor.rec = { ...draft, version: 1 };
     for (const effect of effects) actor.perform(effect);
@@ -132,6 +134,11 @@ export class InstanceActor {
       this.queue.push({ happening, options, resolve, reject });
       if (!this.draining) void this.drain();
     });
+  }
+
+  /** How many handler calls are in flight. */
+  get callsInFlight(): number {
+    return this.inFlight.size;
   }
 
   /** Aborts every handler call in flight (runtime shutdown). */
@@ -188,7 +195,7 @@ export class InstanceActor {
         effects.push(...transition.effects);
       }
       if (history.length > 0 || consumed.length > 0) {
-        const lease = this.host.lease();
+        const lease = this.host.lease(this.rec.id);
         const writes: TransitionWrites = {
           history,
           ...(consumed.length === 0 ? {} : { consumed }),
@@ -231,7 +238,8 @@ export class InstanceActor {
   private perform(effect: Effect): void {
     switch (effect.type) {
       case 'invoke':
-        this.invoke(effect);
+        // While stopping, the intent is saved but the call is left to whoever resumes the instance.
+        if (!this.host.isStopping()) this.invoke(effect);
         return;
       case 'abort':
         this.inFlight.get(trackKey(effect.track))?.abort(new SagaflowError(effect.reason.code, effect.reason.message, { ...effect.reason.details }));

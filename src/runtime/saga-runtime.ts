@@ -74,6 +74,20 @@ export interface OperatorNote {
   readonly reason?: string;
 }
 
+/** Options of {@link SagaRuntime.stop}. */
+export interface StopOptions {
+  /** How long handler calls in flight may take to finish before they are aborted. @default '30s' */
+  readonly drainTimeout?: Duration;
+}
+
+/** What {@link SagaRuntime.stop} did. */
+export interface StopReport {
+  /** True when every call in flight finished before the deadline. */
+  readonly drained: boolean;
+  /** Calls still in flight at the deadline, aborted; they run again when their instances are resumed. */
+  readonly abandoned: number;
+}
+
 /** Options of `start(workflow, input, options)`. */
 export interface StartOptions {
   /** The instance id; starting again with an existing id returns that instance. @default a random UUID */
@@ -172,6 +186,9 @@ export class SagaRuntime {
   private readonly host: ActorHost;
   private recovered: Promise<void> | null = null;
   private closed = false;
+  private stopping = false;
+  /** Instances this worker has taken a lease on (released on stop; a lease not renewed simply expires). */
+  private readonly leased = new Set<string>();
   private readyPromise: Promise<void> | null = null;
   /** This worker's name in leases. */
   readonly workerId: string;
@@ -225,7 +242,12 @@ export class SagaRuntime {
       idle: (actor) => this.evict(actor),
       reportFailure: (instanceId, message, error) => this.report('instance-failed', message, error, instanceId),
       isClosed: () => this.closed,
-      lease: () => (this.shared ? { owner: this.workerId, until: this.clock.now() + this.leaseMs } : undefined),
+      isStopping: () => this.stopping,
+      lease: (instanceId) => {
+        if (!this.shared) return undefined;
+        this.leased.add(instanceId);
+        return { owner: this.workerId, until: this.clock.now() + this.leaseMs };
+      },
     };
     for (const wf of options.workflows ?? []) this.register(wf);
   }
@@ -310,6 +332,7 @@ export class SagaRuntime {
         const now = this.clock.now();
         await this.renewLeases(now);
         const stale = await this.store.claimStale(this.workerId, now + this.leaseMs, now, 100);
+        for (const id of stale) this.leased.add(id);
         await Promise.all(stale.map((id) => this.resume(id)));
         const due = await this.store.dueWaits(now, 100);
         await Promise.all(
@@ -325,7 +348,7 @@ export class SagaRuntime {
         this.report('instance-failed', 'a poll of the shared store failed; the next one will try again', e);
       } finally {
         this.polling = null;
-        if (!this.closed) this.pollTimer = this.clock.setTimeout(() => void this.poll(), this.pollMs);
+        if (!this.closed && !this.stopping) this.pollTimer = this.clock.setTimeout(() => void this.poll(), this.pollMs);
       }
     })();
     return this.polling;
@@ -539,18 +562,59 @@ export class SagaRuntime {
    * Resolves once no instance has a handler call in flight or a happening queued: every instance is waiting,
    * finished, or parked on a timer. Handy in tests and before a shutdown.
    */
-  async idle(): Promise<void> {
+  idle(): Promise<void> {
+    return this.idleUnless(() => false);
+  }
+
+  /**
+   * A graceful stop: accept no more work (`start`, `publish` and operator calls fail with `RUNTIME_CLOSED`), let the
+   * handler calls in flight finish and save their results — without starting the next ones, whose intents stay
+   * saved for whoever resumes the instances — until `drainTimeout`; then abort what still runs (its result is
+   * dropped; the call is made again on resume), give back this worker's leases so others take over at once, and
+   * close.
+   * @example
+   * process.on('SIGTERM', () => void runtime.stop({ drainTimeout: '10s' }));
+   */
+  async stop(options: StopOptions = {}): Promise<StopReport> {
+    if (this.closed) return { drained: true, abandoned: 0 };
+    const drainMs = toMillis(options.drainTimeout ?? '30s', 'drainTimeout');
+    this.stopping = true;
+    if (this.pollTimer !== null) this.clock.clearTimeout(this.pollTimer);
+    this.pollTimer = null;
+    let deadlinePassed = false;
+    let timer: TimerHandle | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = this.clock.setTimeout(() => {
+        deadlinePassed = true;
+        resolve();
+      }, drainMs);
+    });
+    await Promise.race([this.idleUnless(() => deadlinePassed), deadline]);
+    if (timer !== undefined) this.clock.clearTimeout(timer);
+    let abandoned = 0;
+    for (const actor of this.actors.values()) abandoned += actor.callsInFlight;
+    if (this.shared) {
+      await Promise.all([...this.leased].map((id) => this.store.release(id, this.workerId).catch(() => undefined)));
+      this.leased.clear();
+    }
+    await this.close();
+    return { drained: abandoned === 0, abandoned };
+  }
+
+  /** Like {@link idle}, but gives up once `give` says so. */
+  private async idleUnless(give: () => boolean): Promise<void> {
     for (;;) {
       let busy = this.loading.size > 0;
       for (const actor of this.actors.values()) busy ||= !actor.idle;
-      if (!busy) return;
+      if (!busy || give()) return;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 
   /**
-   * Stops timers and detaches the bus. In-flight handler calls are aborted; their results are dropped. A store the
-   * runtime made itself (the embedded default) is closed; a store you passed in is yours to close.
+   * Stops timers and detaches the bus at once. In-flight handler calls are aborted; their results are dropped (use
+   * {@link stop} to drain first). A store the runtime made itself (the embedded default) is closed; a store you
+   * passed in is yours to close.
    */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -600,6 +664,7 @@ export class SagaRuntime {
         await this.ready();
         if (this.shared) {
           const now = this.clock.now();
+          this.leased.add(id);
           if (!(await this.store.acquire(id, this.workerId, now + this.leaseMs, now))) {
             if ((await this.store.load(id)) === undefined) throw new UnknownInstanceError(id);
             throw new LeasedElsewhereError(id);
@@ -697,6 +762,6 @@ export class SagaRuntime {
   }
 
   private assertOpen(action: string): void {
-    if (this.closed) throw new RuntimeClosedError(action);
+    if (this.closed || this.stopping) throw new RuntimeClosedError(action);
   }
 }
