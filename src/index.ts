@@ -65,6 +65,9 @@ export {
 export type { InstanceRecord, GroupRun, BranchRun, BranchPhase, CompensationFailure } from './engine/instance-record';
 export type { HistoryEntry, HistoryKind } from './engine/history-entry';
 
+export { HistoryObserver, type HistoryObserverOptions } from './observers/history-observer';
+export type { StateChangeOp } from './engine/state-change';
+
 // Step policies
 export type { RetryPolicy } from './policies/retry-policy';
 export type { StepPolicyOptions } from './policies/step-policy';

@@ -1,4 +1,5 @@
 import type { Direction, InstanceStatus, StepFunc } from './flow-fields';
+import type { StateChangeOp } from './state-change';
 
 /** What a history line records. */
 export type HistoryKind =
@@ -33,4 +34,9 @@ export interface HistoryEntry {
   readonly status: InstanceStatus;
   /** Free text: who did it and why (operator actions), or the delay of a scheduled retry. */
   readonly note?: string;
+  /**
+   * With a `HistoryObserver` registered: the JSON Patch (RFC 6902) from the state the step received to the one it
+   * returned. Absent when nothing changed.
+   */
+  readonly stateChange?: readonly StateChangeOp[];
 }

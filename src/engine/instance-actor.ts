@@ -3,6 +3,7 @@ import { SagaflowError } from '../errors/sagaflow-error';
 import { serializeError } from '../errors/serialized-error';
 import type { ObserverRunner } from '../observers/observer-runner';
 import type { PolicyLookup } from '../policies/step-policy';
+import type { HistoryObserverOptions } from '../observers/history-observer';
 import type { PublishReceipt } from '../runtime/publish-receipt';
 import type { Logger } from '../runtime/logger';
 import type { StateCodec } from '../state/state-codec';
@@ -26,6 +27,8 @@ export interface WorkflowServices {
   readonly codec: StateCodec;
   readonly observers: ObserverRunner;
   readonly policy: PolicyLookup;
+  /** Set when a HistoryObserver asks for state changes in the history. */
+  readonly stateChanges?: HistoryObserverOptions;
 }
 
 /** What an actor needs from the runtime that owns it. */
@@ -191,7 +194,7 @@ export class InstanceActor {
         results.push(transition.changed);
         if (!transition.changed) continue;
         await this.runLifecycleHooks(draft, transition.effects);
-        history.push(...transitionHistory(prior, happening, draft, transition.effects, draft.updatedAt, options.note));
+        history.push(...transitionHistory(prior, happening, draft, transition.effects, draft.updatedAt, options.note, this.services.stateChanges));
         effects.push(...transition.effects);
       }
       if (history.length > 0 || consumed.length > 0) {

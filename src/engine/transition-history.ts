@@ -1,4 +1,5 @@
 import type { Effect, Happening, Outcome } from './decide';
+import { stateChange } from './state-change';
 import type { HistoryEntry, HistoryKind } from './history-entry';
 import { trackOf, type InstanceRecord, type TrackRef } from './instance-record';
 
@@ -24,13 +25,16 @@ export interface PriorTrack {
   readonly direction: HistoryEntry['direction'];
   readonly stepFunc: NonNullable<HistoryEntry['func']>;
   readonly attempt: number;
+  /** The track's stored state (stored states are never changed in place, so a reference is enough). */
+  readonly state: unknown;
 }
 
 /** What {@link transitionHistory} needs to know of the record before a happening (read before applying it). */
 export function priorTrack(record: InstanceRecord, happening: Happening): PriorTrack | undefined {
   const ref = happening.type === 'settled' || happening.type === 'event' || happening.type === 'due' ? happening.track : null;
-  const f = (trackOf(record, ref) ?? record).flow;
-  return { stepName: f.stepName, direction: f.direction, stepFunc: f.stepFunc, attempt: f.attempt };
+  const t = trackOf(record, ref) ?? record;
+  const f = t.flow;
+  return { stepName: f.stepName, direction: f.direction, stepFunc: f.stepFunc, attempt: f.attempt, state: t.state };
 }
 
 function fromPrior(prior: PriorTrack | undefined): Partial<HistoryEntry> {
@@ -50,7 +54,15 @@ function outcomeLine(prior: PriorTrack | undefined, after: InstanceRecord, track
  * The history lines of one transition: what happened (a result, an event, a deadline, a request), the handler
  * calls it started, retries it scheduled, and the end when it finished.
  */
-export function transitionHistory(prior: PriorTrack | undefined, happening: Happening, after: InstanceRecord, effects: readonly Effect[], at: number, note?: string): HistoryEntry[] {
+export function transitionHistory(
+  prior: PriorTrack | undefined,
+  happening: Happening,
+  after: InstanceRecord,
+  effects: readonly Effect[],
+  at: number,
+  note?: string,
+  stateChanges?: { readonly redact?: readonly string[] },
+): HistoryEntry[] {
   const lines: HistoryEntry[] = [];
   switch (happening.type) {
     case 'begin':
@@ -59,9 +71,13 @@ export function transitionHistory(prior: PriorTrack | undefined, happening: Happ
     case 'initVetoed':
       lines.push(line(after, null, 'started', at, { step: null, func: null, outcome: 'vetoed', code: happening.error.code }));
       break;
-    case 'settled':
-      lines.push(outcomeLine(prior, after, happening.track, happening.outcome, at));
+    case 'settled': {
+      const line = outcomeLine(prior, after, happening.track, happening.outcome, at);
+      const now = trackOf(after, happening.track) ?? (happening.track === null ? after : undefined);
+      const change = stateChanges === undefined || prior === undefined || now === undefined ? [] : stateChange(prior.state, now.state, stateChanges.redact);
+      lines.push(change.length === 0 ? line : { ...line, stateChange: change });
       break;
+    }
     case 'event':
       lines.push(line(after, happening.track, 'event', at, { ...fromPrior(prior), outcome: happening.event.topic }));
       break;

@@ -19,6 +19,7 @@ import type { SagaEvent } from '../bus/event';
 import { newRecord, trackOf, type InstanceRecord, type TrackRef } from '../engine/instance-record';
 import type { FlowView, ObserverSpec } from '../observers/observer';
 import { ObserverRunner, type HookProblem } from '../observers/observer-runner';
+import { stateChangeOptions, type HistoryObserverOptions } from '../observers/history-observer';
 import { StateCodec } from '../state/state-codec';
 import type { BaseStep, StepClass } from '../steps/base-step';
 import type { InstanceFilter, InstanceStore, InstanceSummary } from '../store/instance-store';
@@ -272,6 +273,7 @@ export class SagaRuntime {
         codec: new StateCodec(merged),
         observers: new ObserverRunner(merged.observers, (cls) => this.resolver(cls), (p) => this.reportHook(p)),
         policy: this.policies(merged),
+        ...this.stateChangesOf(merged),
       });
     }
     return this;
@@ -633,6 +635,11 @@ export class SagaRuntime {
 
   private withGlobalObservers(def: WorkflowDefinition): WorkflowDefinition {
     return { ...def, observers: [...def.observers, ...compileObservers(this.globalObservers, 'runtime')] };
+  }
+
+  private stateChangesOf(def: WorkflowDefinition): { stateChanges?: HistoryObserverOptions } {
+    const options = stateChangeOptions(def.observers.map((o) => o.observer));
+    return options === undefined ? {} : { stateChanges: options };
   }
 
   private policies(def: WorkflowDefinition): PolicyLookup {
