@@ -139,4 +139,23 @@ describe('starting instances', () => {
     await (await runtime.start(wf, { to: 'ada@example.com' })).result();
     expect(mailer.sent).toEqual(['ada@example.com']);
   });
+
+  it('fails the step with STEP_UNAVAILABLE, and rolls back, when the resolver cannot make it', async () => {
+    const log: string[] = [];
+    const A1 = recordingStep('A1', log);
+    const Broken = recordingStep('Broken', log);
+    const wf = defineWorkflow({ name: 'unresolvable', steps: [A1, Broken] });
+    const { runtime } = testRuntime({
+      workflows: [wf],
+      resolver: <T>(cls: new (...args: never[]) => T): T => {
+        if (cls === (Broken as unknown)) throw new Error('PaymentClient is not configured');
+        return new (cls as unknown as new () => T)();
+      },
+    });
+    const result = await (await runtime.start(wf, { trail: [] })).result();
+    expect(result.status).toBe('rolled_back');
+    expect(result.error).toMatchObject({ code: 'STEP_UNAVAILABLE' });
+    expect(result.error?.message).toContain('PaymentClient is not configured');
+    expect(log).toEqual(['A1.run', 'A1.rollback']);
+  });
 });

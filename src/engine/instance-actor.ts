@@ -292,15 +292,30 @@ export class InstanceActor {
       publish: (event) => this.host.publish(event),
     };
     const run = async (): Promise<void> => {
+      let step: BaseStep<unknown> | undefined;
+      let unavailable: Outcome | undefined;
+      if (compiled === undefined) {
+        unavailable = {
+          kind: 'error',
+          error: serializeError({ code: 'UNKNOWN_STEP', message: `workflow ${def.name} has no step ${JSON.stringify(effect.step)} (the record was written by another definition)` }),
+          started: true,
+        };
+      } else {
+        try {
+          step = this.host.resolveStep(compiled.cls);
+        } catch (cause) {
+          const reason = serializeError(cause);
+          unavailable = {
+            kind: 'error',
+            error: { code: 'STEP_UNAVAILABLE', name: 'StepUnavailableError', message: `the resolver could not make step ${JSON.stringify(effect.step)}: ${reason.message}`, details: { cause: reason } },
+            started: false,
+          };
+        }
+      }
       const outcome: Outcome =
-        compiled === undefined
-          ? {
-              kind: 'error',
-              error: serializeError({ code: 'UNKNOWN_STEP', message: `workflow ${def.name} has no step ${JSON.stringify(effect.step)} (the record was written by another definition)` }),
-              started: true,
-            }
-          : await invokeStep({
-              step: this.host.resolveStep(compiled.cls),
+        unavailable ??
+        (await invokeStep({
+              step: step as BaseStep<unknown>,
               func: effect.func,
               storedState: track?.state,
               event: effect.event,
@@ -318,7 +333,7 @@ export class InstanceActor {
                   `step ${effect.step} ${effect.func} settled (${late.kind}) after it had timed out; the late result was ignored`,
                   new SagaflowError('LATE_SETTLE', `late ${late.kind} from ${effect.step} ${effect.func}`, { step: effect.step }),
                 ),
-            });
+            }));
       if (this.inFlight.get(key) === controller) this.inFlight.delete(key);
       await this.post({ type: 'settled', track: effect.track, token: effect.token, outcome });
     };
