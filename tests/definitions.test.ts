@@ -149,7 +149,7 @@ describe('starting instances', () => {
       workflows: [wf],
       resolver: <T>(cls: new (...args: never[]) => T): T => {
         if (cls === (Broken as unknown)) throw new Error('PaymentClient is not configured');
-        return new (cls as unknown as new () => T)();
+        return new (cls)();
       },
     });
     const result = await (await runtime.start(wf, { trail: [] })).result();
