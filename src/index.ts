@@ -66,6 +66,17 @@ export type { InstanceRecord, GroupRun, BranchRun, BranchPhase, CompensationFail
 export type { HistoryEntry, HistoryKind } from './engine/history-entry';
 
 export { HistoryObserver, type HistoryObserverOptions } from './observers/history-observer';
+export {
+  LoggingObserver,
+  jsonLineLogger,
+  DEFAULT_LOG_LEVELS,
+  REDACTED,
+  LoggedEvent,
+  type LoggingObserverOptions,
+  type JsonLineLoggerOptions,
+  type LogLevel,
+  type LoggedPoint,
+} from './observers/logging-observer';
 export type { StateChangeOp } from './engine/state-change';
 
 // Step policies

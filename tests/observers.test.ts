@@ -218,4 +218,42 @@ describe('observers', () => {
     expect(made).toContain(CountingObserver);
     expect(log).toEqual(['count A', 'A.run']);
   });
+
+  it('wrap every handler call with wrapStep, the first registered outermost, keeping the handler’s own result', async () => {
+    const log: Log = [];
+    const wrapper = (name: string): Observer => ({
+      wrapStep: async <T>(flow: FlowView, call: () => Promise<T>): Promise<T> => {
+        log.push(`${name}> ${flow.stepName ?? ''}.${flow.stepFunc}`);
+        const result = await call();
+        log.push(`<${name}`);
+        return result;
+      },
+    });
+    const wf = defineWorkflow<TestState>({ name: 'obs-wrap', steps: [recordingStep('A', log)], observers: [wrapper('W1'), wrapper('W2')] });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const result = await (await runtime.start(wf, { trail: [] })).result();
+    expect(result.status).toBe('completed');
+    expect(log).toEqual(['W1> A.run', 'W2> A.run', 'A.run', '<W2', '<W1']);
+  });
+
+  it('report a wrapStep that throws and make the call once all the same', async () => {
+    const log: Log = [];
+    const broken: Observer = {
+      wrapStep: () => {
+        throw new Error('tracer misconfigured');
+      },
+    };
+    const late: Observer = {
+      wrapStep: async <T>(_flow: FlowView, call: () => Promise<T>): Promise<T> => {
+        await call();
+        throw new Error('exporter failed after the call');
+      },
+    };
+    const wf = defineWorkflow<TestState>({ name: 'obs-wrap-broken', steps: [recordingStep('A', log)], observers: [broken, late] });
+    const { runtime, problems } = testRuntime({ workflows: [wf] });
+    const result = await (await runtime.start(wf, { trail: [] })).result();
+    expect(result.status).toBe('completed');
+    expect(log).toEqual(['A.run']);
+    expect(problems.map((p) => p.error.message).sort()).toEqual(['exporter failed after the call', 'tracer misconfigured']);
+  });
 });

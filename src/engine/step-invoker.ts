@@ -106,7 +106,8 @@ export async function invokeStep(inv: Invocation): Promise<Outcome> {
       return { kind: 'error', reason: thrown };
     }
   };
-  const result = inv.timeoutMs === null ? await call() : await withTimeout(inv, call(), where);
+  const wrapped = observers.wraps ? () => observers.wrap(view, call) : call;
+  const result = inv.timeoutMs === null ? await wrapped() : await withTimeout(inv, wrapped(), where);
 
   if (result.kind === 'continue') {
     const stored = stateOf(codec, result.state, `returned by ${where}`);

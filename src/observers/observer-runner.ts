@@ -12,7 +12,7 @@ export interface HookRound {
 /** A hook that threw, returned something malformed, or vetoed where vetoes are ignored. */
 export interface HookProblem {
   readonly observer: string;
-  readonly hook: ObserverHook;
+  readonly hook: ObserverHook | 'wrapStep';
   readonly error: SerializedError;
   readonly flow: FlowView;
 }
@@ -32,6 +32,7 @@ const HOOK_RESULT_KINDS = new Set(['ok', 'error'] as const);
  */
 export class ObserverRunner {
   private readonly byHook = new Map<ObserverHook, Bound[]>();
+  private readonly wrappers: { readonly label: string; readonly wrap: <T>(flow: FlowView, call: () => Promise<T>) => Promise<T> }[] = [];
 
   constructor(
     entries: readonly ObserverEntry[],
@@ -40,6 +41,11 @@ export class ObserverRunner {
   ) {
     for (const entry of entries) {
       const observer: Observer = typeof entry.observer === 'function' ? resolve(entry.observer) : entry.observer;
+      const wrapStep: unknown = (observer as Record<string, unknown>).wrapStep;
+      if (typeof wrapStep === 'function') {
+        const fn = wrapStep as (this: Observer, flow: FlowView, call: () => Promise<unknown>) => Promise<unknown>;
+        this.wrappers.push({ label: entry.label, wrap: <T>(flow: FlowView, call: () => Promise<T>) => fn.call(observer, flow, call) as Promise<T> });
+      }
       for (const hook of OBSERVER_HOOKS) {
         const fn: unknown = (observer as Record<string, unknown>)[hook];
         if (typeof fn !== 'function') continue;
@@ -48,6 +54,34 @@ export class ObserverRunner {
         list.push({ label: entry.label, critical: entry.critical, call: (state, flow) => (fn as (this: Observer, s: unknown, f: FlowView) => unknown).call(observer, state, flow) });
       }
     }
+  }
+
+  /** True when some observer wraps handler calls. */
+  get wraps(): boolean {
+    return this.wrappers.length > 0;
+  }
+
+  /**
+   * Makes `call` inside every observer's `wrapStep`, the first-registered outermost. The result is always `call`'s
+   * own; a wrapper that fails is reported, and `call` is made (once) all the same.
+   */
+  wrap<T>(flow: FlowView, call: () => Promise<T>): Promise<T> {
+    let inner = call;
+    for (let i = this.wrappers.length - 1; i >= 0; i -= 1) {
+      const { label, wrap } = this.wrappers[i] as (typeof this.wrappers)[number];
+      const next = inner;
+      inner = async () => {
+        let made: Promise<T> | undefined;
+        const once = (): Promise<T> => (made ??= next());
+        try {
+          await wrap(flow, once);
+        } catch (thrown) {
+          this.report({ observer: label, hook: 'wrapStep', error: serializeError(thrown), flow });
+        }
+        return once();
+      };
+    }
+    return inner();
   }
 
   /** True when some observer has this hook. */

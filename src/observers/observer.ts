@@ -55,6 +55,13 @@ export interface Observer<S = any> { // eslint-disable-line @typescript-eslint/n
   handleGroupStart?(state: S, flow: FlowView): HookReturn<S>;
   /** When a parallel group ends, either way (report only). */
   handleGroupEnd?(state: S, flow: FlowView): HookReturn<S>;
+  /**
+   * Runs around every handler call (`run`, `rollback` and the `*HandleInfo` handlers), the first-registered
+   * observer outermost, to set up a context for it — e.g. make a tracing span active so the user's own spans nest
+   * under it. Call `call()` once and return what it returns; the handler's result is used whatever the wrapper
+   * returns. A wrapper that throws before calling `call` is reported and the call is made unwrapped.
+   */
+  wrapStep?<T>(flow: FlowView, call: () => Promise<T>): Promise<T>;
 }
 
 /** The names of the hooks, in the order of the {@link Observer} interface. */
@@ -70,6 +77,9 @@ export const OBSERVER_HOOKS = [
   'handleGroupEnd',
 ] as const;
 export type ObserverHook = (typeof OBSERVER_HOOKS)[number];
+
+/** Members that wrap handler calls rather than being called with the state. */
+export const OBSERVER_WRAPPERS = ['wrapStep'] as const;
 
 /** A class whose instances are observers (made through the runtime's resolver). */
 export type ObserverClass<S = any> = new (...args: any[]) => Observer<S>; // eslint-disable-line @typescript-eslint/no-explicit-any

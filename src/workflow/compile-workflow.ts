@@ -1,5 +1,7 @@
 import { DefinitionError } from '../errors/definition-error';
-import { OBSERVER_HOOKS, type ObserverSpec } from '../observers/observer';
+import { OBSERVER_HOOKS, OBSERVER_WRAPPERS, type ObserverSpec } from '../observers/observer';
+
+const OBSERVER_MEMBERS: readonly string[] = [...OBSERVER_HOOKS, ...OBSERVER_WRAPPERS];
 import type { BranchSpec, ParallelSpec } from '../parallel/parallel';
 import { toMillis, type Duration } from '../time/duration';
 import { isStepClass, type StepClass } from '../steps/base-step';
@@ -183,8 +185,8 @@ function compileObserver(spec: unknown, where: string, i: number): ObserverEntry
   }
   if (typeof target === 'function') {
     const proto = (target as { prototype?: Record<string, unknown> }).prototype ?? {};
-    if (!OBSERVER_HOOKS.some((h) => typeof proto[h] === 'function')) {
-      throw new DefinitionError('BAD_OBSERVER', `${where}: ${describe(target)} has none of the hooks ${OBSERVER_HOOKS.join(', ')}`, {
+    if (!OBSERVER_MEMBERS.some((h) => typeof proto[h] === 'function')) {
+      throw new DefinitionError('BAD_OBSERVER', `${where}: ${describe(target)} has none of the hooks ${OBSERVER_MEMBERS.join(', ')}`, {
         where,
       });
     }
@@ -194,14 +196,14 @@ function compileObserver(spec: unknown, where: string, i: number): ObserverEntry
     throw new DefinitionError('BAD_OBSERVER', `${where}: ${describe(target)} is not an observer`, { where });
   }
   const hooks = target as Record<string, unknown>;
-  const present = OBSERVER_HOOKS.filter((h) => hooks[h] !== undefined);
+  const present = OBSERVER_MEMBERS.filter((h) => hooks[h] !== undefined);
   const notFunctions = present.filter((h) => typeof hooks[h] !== 'function');
   if (present.length === 0 || notFunctions.length > 0) {
     throw new DefinitionError(
       'BAD_OBSERVER',
       notFunctions.length > 0
         ? `${where}: ${notFunctions.join(', ')} must be functions`
-        : `${where}: ${describe(target)} has none of the hooks ${OBSERVER_HOOKS.join(', ')}`,
+        : `${where}: ${describe(target)} has none of the hooks ${OBSERVER_MEMBERS.join(', ')}`,
       { where },
     );
   }
