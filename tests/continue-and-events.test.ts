@@ -1,4 +1,4 @@
-import { defineWorkflow, ok, error as fail } from '../src';
+import { MemoryStore, defineWorkflow, ok, error as fail } from '../src';
 import { recordingStep, waitsFor, type Log, type TestState } from './support/steps';
 import { testRuntime } from './support/runtime';
 
@@ -273,5 +273,24 @@ describe('rolling back from outside', () => {
     await expect(runtime.rollback('nope', 'x')).rejects.toMatchObject({ code: 'UNKNOWN_INSTANCE' });
     await expect(runtime.get('nope')).rejects.toMatchObject({ code: 'UNKNOWN_INSTANCE' });
     await expect(runtime.handle('nope').result()).rejects.toMatchObject({ code: 'UNKNOWN_INSTANCE' });
+  });
+
+  it('reports only committed states: get() never shows a transition whose save is still under way', async () => {
+    const log: Log = [];
+    let hold: (() => void) | undefined;
+    class SlowStore extends MemoryStore {
+      override async save(...args: Parameters<MemoryStore['save']>): Promise<number> {
+        if (args[0].flow.wait !== null) await new Promise<void>((r) => (hold = r));
+        return super.save(...args);
+      }
+    }
+    const wf = defineWorkflow<TestState>({ name: 'committed', steps: [recordingStep('W', log, { run: waitsFor('go') })] });
+    const { runtime } = testRuntime({ workflows: [wf], store: new SlowStore() });
+    const handle = await runtime.start(wf, { trail: [] });
+    while (hold === undefined) await new Promise<void>((r) => setImmediate(r));
+    expect((await runtime.get(handle.id)).status).toBe('running');
+    hold();
+    await runtime.idle();
+    expect((await runtime.get(handle.id)).status).toBe('waiting');
   });
 });

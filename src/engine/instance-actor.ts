@@ -87,6 +87,8 @@ export class InstanceActor {
   private readonly inFlight = new Map<string, LazyAbort>();
   /** Set when a failed save could not be followed by a reload: the in-memory record can no longer be trusted. */
   private broken = false;
+  /** True from the first change of a batch until its save returned (the record is then ahead of the store). */
+  private applying = false;
 
   private constructor(
     private readonly host: ActorHost,
@@ -121,9 +123,14 @@ export class InstanceActor {
     return this.rec.id;
   }
 
-  /** The last persisted record (do not mutate). */
+  /** The record as the actor holds it: it may be ahead of the store while a transition is being saved. */
   get record(): InstanceRecord {
     return this.rec;
+  }
+
+  /** The record when it equals what is stored (no transition being applied), else undefined: read the store. */
+  get committed(): InstanceRecord | undefined {
+    return this.applying ? undefined : this.rec;
   }
 
   /** True when nothing is queued or running. */
@@ -187,6 +194,7 @@ export class InstanceActor {
       }
       // The actor owns its record: transitions are applied in place, and it is reloaded if saving fails.
       const draft = this.rec;
+      this.applying = true;
       for (const { happening, options } of batch) {
         const prior = priorTrack(draft, happening);
         const transition = applyHappening(this.env(), draft, happening);
@@ -206,12 +214,14 @@ export class InstanceActor {
         };
         draft.version = await this.host.store.save(draft, writes);
       }
+      this.applying = false;
     } catch (error) {
       // Someone else changed the instance (another worker), the store failed, or a transition threw: drop the
       // batch's effects and go on from what is stored.
       const stored = await this.host.store.load(this.rec.id).catch(() => undefined);
       if (stored !== undefined) this.rec = stored;
       else this.broken = true;
+      this.applying = false;
       for (const item of batch) item.reject(error);
       return;
     }

@@ -426,7 +426,7 @@ export class SagaRuntime {
       list.push({ resolve: resolve as (v: SagaResult<unknown>) => void, reject });
     });
     await this.ready();
-    const record = this.actors.get(id)?.record ?? (await this.store.load(id));
+    const record = this.actors.get(id)?.committed ?? (await this.store.load(id));
     if (record === undefined) {
       this.rejectWaiters(id, new UnknownInstanceError(id));
     } else if (isFinalStatus(record.flow.status)) {
@@ -503,7 +503,7 @@ export class SagaRuntime {
   /** A snapshot of an instance. @throws UnknownInstanceError */
   async get<S = any>(id: string): Promise<InstanceSnapshot<S>> { // eslint-disable-line @typescript-eslint/no-explicit-any
     await this.ready();
-    const record = this.actors.get(id)?.record ?? (await this.store.load(id));
+    const record = this.actors.get(id)?.committed ?? (await this.store.load(id));
     if (record === undefined) throw new UnknownInstanceError(id);
     return this.snapshot<S>(record);
   }
@@ -551,7 +551,7 @@ export class SagaRuntime {
 
   private async claimRetained(event: SagaEvent, now: number): Promise<boolean> {
     for (const w of await this.store.findWaiting(event)) {
-      const record = this.actors.get(w.instanceId)?.record ?? (await this.store.load(w.instanceId));
+      const record = this.actors.get(w.instanceId)?.committed ?? (await this.store.load(w.instanceId));
       const wait = record === undefined ? undefined : trackOf(record, w.track)?.flow.wait;
       if (wait === undefined || wait === null) continue;
       const taken = await this.store.takeRetained(w.instanceId, wait, now);
