@@ -2,8 +2,17 @@ import type { InstanceSnapshot, InstanceStore, Resolver, RuntimeProblem, SagaRun
 
 /** Options every sample's run function accepts. */
 export interface SampleOptions {
-  /** Where the sample's runtime keeps instances. @default the runtime's default store (in memory) */
+  /**
+   * Where the sample's runtime keeps instances; the sample leaves it open (closing it is the caller's job).
+   * @default the runtime's default store: the embedded SQLite file `.sagaflow/sagaflow.db`, made and closed by the runtime
+   */
   readonly store?: InstanceStore;
+  /**
+   * Appended to every instance id the sample starts (and to the order or sign-up id it carries), e.g. `-r2`, so
+   * that a run against a durable store that already holds an earlier run starts new instances: `start` with an
+   * id that exists returns the existing instance instead. @default '' (the fixed ids: order-1001, signup-ada, …)
+   */
+  readonly idSuffix?: string;
 }
 
 /** Thrown by a sample when something it expected did not happen; the demo turns it into exit code 1. */
@@ -42,21 +51,27 @@ export function expectNoProblems(problems: readonly RuntimeProblem[]): void {
 }
 
 /**
- * Resolves once the instance has parked on a wait (or finished), with its snapshot and the awaited topics.
- * Steps run in the background after `start` returns, so the sample lets pending work settle turn by turn.
+ * Resolves once the instance has parked on a wait, with its snapshot and the awaited topics. Steps run in the
+ * background after `start` returns, so the sample lets pending work settle turn by turn.
+ *
+ * It goes by the record in the store, not by `runtime.get`: the runtime may already show the instance waiting
+ * while the transition that parks it is still being committed (a durable store commits writes in batches), and
+ * an event published before that commit finds no stored wait to deliver to. Once the store holds the wait, a
+ * `publish` is delivered to it.
  */
 export async function untilParked(runtime: SagaRuntime, id: string): Promise<{ snapshot: InstanceSnapshot<unknown>; topics: readonly string[] }> {
-  for (let turn = 0; turn < 1000; turn += 1) {
-    const snapshot = await runtime.get(id);
-    if (snapshot.status === 'waiting') {
-      const record = await runtime.store.load(id);
-      return { snapshot, topics: record?.flow.wait?.topics ?? [] };
+  const deadline = Date.now() + 10_000;
+  for (let turn = 0; Date.now() < deadline; turn += 1) {
+    const stored = await runtime.store.load(id);
+    const status = stored?.flow.status ?? 'running';
+    const wait = stored?.flow.wait ?? null;
+    if (status === 'waiting' && wait !== null) return { snapshot: await runtime.get(id), topics: wait.topics };
+    if (status !== 'running' && status !== 'waiting') {
+      const error = stored?.flow.errorReason ?? null;
+      expectThat(false, `instance ${id} to park on a wait, but it is ${status}${error === null ? '' : ` (${error.code}: ${error.message})`}`);
     }
-    expectThat(
-      snapshot.status === 'running',
-      `instance ${id} to park on a wait, but it is ${snapshot.status}${snapshot.error === null ? '' : ` (${snapshot.error.code}: ${snapshot.error.message})`}`,
-    );
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    // A durable store's commit takes a little real time: after the first turns, wait a millisecond per turn.
+    await new Promise<void>((resolve) => (turn < 100 ? setImmediate(resolve) : setTimeout(resolve, 1)));
   }
-  throw new SampleExpectationError(`expected instance ${id} to park on a wait, but it was still running after 1000 turns`);
+  throw new SampleExpectationError(`expected instance ${id} to park on a wait, but it was still running after 10 s`);
 }

@@ -5,6 +5,12 @@ export type Print = (line: string) => void;
 
 const COLUMNS = { instance: 11, step: 30, handler: 19 } as const;
 
+/** Options of {@link TimelineObserver}. */
+export interface TimelineOptions {
+  /** Width of the instance column: ids up to this long are printed whole, longer ones (UUIDs) cut to 8 characters. @default 11 */
+  readonly idWidth?: number;
+}
+
 /**
  * An observer that prints one aligned line per step call and per lifecycle point:
  *
@@ -33,7 +39,14 @@ export class TimelineObserver implements Observer {
   /** Calls that began (`handleBeforeStep`) and have had no line yet, by instance and branch. */
   private readonly open = new Map<string, FlowView>();
 
-  constructor(private readonly print: Print = (line) => console.log(line)) {}
+  private readonly idWidth: number;
+
+  constructor(
+    private readonly print: Print = (line) => console.log(line),
+    options: TimelineOptions = {},
+  ) {
+    this.idWidth = options.idWidth ?? COLUMNS.instance;
+  }
 
   handleInit(_state: unknown, flow: FlowView): void {
     this.line(flow.instanceId, '▶', flow.workflow, '', 'start');
@@ -106,7 +119,7 @@ export class TimelineObserver implements Observer {
   }
 
   private line(instanceId: string, mark: string, subject: string, handler: string, result: string): void {
-    const text = `${shortId(instanceId).padEnd(COLUMNS.instance)} ${mark}  ${subject.padEnd(COLUMNS.step)} ${handler.padEnd(COLUMNS.handler)} ${result}`;
+    const text = `${shortId(instanceId, this.idWidth).padEnd(this.idWidth)} ${mark}  ${subject.padEnd(COLUMNS.step)} ${handler.padEnd(COLUMNS.handler)} ${result}`;
     this.print(text.trimEnd());
   }
 }
@@ -132,6 +145,6 @@ function describe(result: ResultSummary | null): string {
 }
 
 /** Readable ids (`order-1001`) stay whole; long ones (UUIDs) are cut to their first 8 characters. */
-function shortId(id: string): string {
-  return id.length <= COLUMNS.instance ? id : id.slice(0, 8);
+function shortId(id: string, width: number): string {
+  return id.length <= width ? id : id.slice(0, 8);
 }

@@ -1,5 +1,16 @@
-import { MemoryStore } from '../src';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { MemoryStore, SagaRuntime, silentLogger } from '../src';
+import { TypeormStore } from '../src/store/typeorm';
 import { runOrderCheckout } from '../samples/order-checkout/run';
+import { Ledger } from '../samples/ledger';
+import { InventoryService, PaymentGateway, Carrier } from '../samples/order-checkout/services';
+import { ChargePayment, ReserveInventory, Ship } from '../samples/order-checkout/steps';
+import { OrderCheckout } from '../samples/order-checkout/workflow';
+import { recoveryRuntime, resumeUnfinished, runOf, showEarlierRuns } from '../samples/recovery';
+import { resolverOf, untilParked } from '../samples/support';
+import { TimelineObserver } from '../samples/timeline-observer';
 import { runUserOnboarding } from '../samples/user-onboarding/run';
 
 describe('the samples', () => {
@@ -23,5 +34,100 @@ describe('the samples', () => {
     const undo = lines.filter((l) => l.startsWith('signup-bob') && l.includes('↓') && l.includes('rollback')).map((l) => l.split(/ {2,}/)[2]);
     expect(undo).toEqual(['provision/set-up-billing', 'provision/provision-workspace', 'provision/send-welcome-email', 'create-user']);
     expect(text).toContain('every effect of signup-bob was undone (4 of 4)');
+  });
+});
+
+describe('the demo on a durable store', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'sagaflow-samples-'));
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs the samples twice on one SQLite file, each run with its own instance ids, and lists the earlier ones', async () => {
+    const store = TypeormStore.sqlite({ file: path.join(dir, 'demo.db') });
+    try {
+      for (const idSuffix of ['-r1', '-r2']) {
+        const lines: string[] = [];
+        await runOrderCheckout((line) => lines.push(line), { store, idSuffix });
+        await runUserOnboarding((line) => lines.push(line), { store, idSuffix });
+        const text = lines.join('\n');
+        expect(text).toMatch(new RegExp(`order-1001${idSuffix} +✓ +order-checkout +completed`));
+        expect(text).toMatch(new RegExp(`order-1002${idSuffix} +✗ +order-checkout +rolled back`));
+        expect(text).toContain(`nothing was stored for order-1003${idSuffix}`);
+        expect(text).toContain(`every effect of signup-bob${idSuffix} was undone (4 of 4)`);
+      }
+      const stored = await store.list();
+      expect(stored.map((s) => `${s.id} ${s.status}`).sort()).toEqual(
+        ['-r1', '-r2'].flatMap((r) => [
+          `order-1001${r} completed`,
+          `order-1002${r} rolled_back`,
+          `signup-ada${r} completed`,
+          `signup-bob${r} rolled_back`,
+        ]).sort(),
+      );
+
+      const lines: string[] = [];
+      const recovery = recoveryRuntime((line) => lines.push(line), store);
+      try {
+        const earlier = await showEarlierRuns((line) => lines.push(line), recovery.runtime);
+        expect(earlier.nextRun).toBe(3);
+        expect(earlier.instances).toHaveLength(8);
+        await resumeUnfinished((line) => lines.push(line), recovery, earlier.instances);
+      } finally {
+        await recovery.runtime.close();
+      }
+      expect(lines).toContain('the database holds 8 instances from earlier runs, by workflow and status:');
+      expect(lines).toContainEqual(expect.stringMatching(/^ {2}order-checkout +2 +2$/));
+      expect(lines).toContainEqual(expect.stringMatching(/^ {2}user-onboarding +2 +2$/));
+      expect(lines).toContain('runtime.start(): nothing to resume, every earlier instance is finished.');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('resumes an instance an interrupted run left waiting, and rolls it back since its webhook will not come', async () => {
+    const store = new MemoryStore();
+    const ledger = new Ledger();
+    const interrupted = new SagaRuntime({
+      store,
+      logger: silentLogger,
+      workflows: [OrderCheckout],
+      resolver: resolverOf([
+        new ReserveInventory(new InventoryService(ledger, { 'SKU-MUG': 10 })),
+        new ChargePayment(new PaymentGateway(ledger)),
+        new Ship(new Carrier(ledger)),
+        new TimelineObserver(() => undefined),
+      ]),
+    });
+    await interrupted.start(OrderCheckout, { orderId: 'order-1001-r7', sku: 'SKU-MUG', quantity: 1, amountCents: 1299 }, { id: 'order-1001-r7' });
+    await untilParked(interrupted, 'order-1001-r7');
+    await interrupted.close();
+
+    const lines: string[] = [];
+    const recovery = recoveryRuntime((line) => lines.push(line), store);
+    try {
+      const earlier = await showEarlierRuns((line) => lines.push(line), recovery.runtime);
+      expect(earlier.nextRun).toBe(8);
+      await resumeUnfinished((line) => lines.push(line), recovery, earlier.instances);
+      expect((await recovery.runtime.get('order-1001-r7')).status).toBe('rolled_back');
+    } finally {
+      await recovery.runtime.close();
+    }
+    expect(lines).toContain('runtime.start(): resuming 1 unfinished instance that an interrupted run left behind: order-1001-r7 (waiting)');
+    expect(lines).toContain("order-1001-r7 is waiting for payment.captured, which only the interrupted run's fakes would have sent: rolling it back");
+    expect(lines).toContainEqual(expect.stringMatching(/^order-1001-r7 +↑ +charge-payment +run +continue → waiting for payment\.captured$/));
+    const undo = lines.filter((l) => l.startsWith('order-1001-r7') && l.includes('↓')).map((l) => l.split(/ {2,}/)[2]);
+    expect(undo).toEqual(['charge-payment', 'reserve-inventory']);
+    expect(lines).toContain('resumed order-1001-r7: rolled_back (ROLLBACK_REQUESTED)');
+  });
+
+  it('numbers demo runs by the highest -r<n> suffix of the instance ids', () => {
+    expect(runOf('order-1001-r12')).toBe(12);
+    expect(runOf('signup-ada-r3')).toBe(3);
+    expect(runOf('order-1001')).toBe(0);
+    expect(runOf('0b7c2f8e-3a1d-4c55-9f0e-2d7b6a9c1e44')).toBe(0);
   });
 });

@@ -7,6 +7,12 @@ export interface MeasureOptions {
   readonly repetitions: number;
   /** Sequential calls per timed batch. */
   readonly iterations: number;
+  /**
+   * When set (the quick run): fewer calls per batch for a slow `fn`, so that a batch lasts about this many
+   * milliseconds (at least 50 calls), judged from the warm-up's time per call; never more than `iterations`.
+   * The measurement's `options` say how many calls were made.
+   */
+  readonly batchMs?: number;
 }
 
 /** Per-call time statistics over the timed batches, in microseconds. */
@@ -22,7 +28,7 @@ export interface Measurement {
 }
 
 /** The anchors we compare against. */
-export type AnchorName = 'node-sagas';
+export type AnchorName = 'node-sagas' | 'bare-sqlite';
 
 /** One entry of bench/results.json that is compared against an anchor. */
 export interface AnchoredResult {
@@ -58,7 +64,7 @@ export type ResultRow =
       readonly ratio: number | null;
     });
 
-export const QUICK_OPTIONS: MeasureOptions = { warmup: 5_000, repetitions: 5, iterations: 5_000 };
+export const QUICK_OPTIONS: MeasureOptions = { warmup: 2_000, repetitions: 5, iterations: 5_000, batchMs: 300 };
 export const FULL_OPTIONS: MeasureOptions = { warmup: 20_000, repetitions: 15, iterations: 10_000 };
 
 /** True when `--quick` is on the command line. */
@@ -92,20 +98,31 @@ function checkOptions(options: MeasureOptions): void {
  */
 export async function measure(name: string, fn: () => Promise<void>, options: MeasureOptions): Promise<Measurement> {
   checkOptions(options);
+  const warmupStart = process.hrtime.bigint();
   for (let i = 0; i < options.warmup; i++) await fn();
+  const warmupUs = Number(process.hrtime.bigint() - warmupStart) / 1_000;
 
+  let iterations = options.iterations;
+  if (options.batchMs !== undefined && options.warmup > 0) {
+    const perCall = warmupUs / options.warmup;
+    iterations = Math.min(iterations, Math.max(50, Math.round((options.batchMs * 1_000) / Math.max(perCall, 1e-3))));
+  }
   const perCallUs: number[] = [];
   for (let r = 0; r < options.repetitions; r++) {
     const start = process.hrtime.bigint();
-    for (let i = 0; i < options.iterations; i++) await fn();
+    for (let i = 0; i < iterations; i++) await fn();
     const elapsedNs = process.hrtime.bigint() - start;
-    perCallUs.push(Number(elapsedNs) / 1_000 / options.iterations);
+    perCallUs.push(Number(elapsedNs) / 1_000 / iterations);
   }
-  perCallUs.sort((a, b) => a - b);
+  return summarize(name, perCallUs, { warmup: options.warmup, repetitions: options.repetitions, iterations });
+}
 
-  const med = median(perCallUs);
-  const min = perCallUs[0] ?? med;
-  const max = perCallUs[perCallUs.length - 1] ?? med;
+/** Statistics of per-call times (µs) measured in batches described by `options`. */
+export function summarize(name: string, perCallUs: readonly number[], options: MeasureOptions): Measurement {
+  const sorted = [...perCallUs].sort((a, b) => a - b);
+  const med = median(sorted);
+  const min = sorted[0] ?? med;
+  const max = sorted[sorted.length - 1] ?? med;
   return { name, median: med, min, max, spreadPct: med > 0 ? ((max - min) / med) * 100 : 0, options };
 }
 
@@ -119,6 +136,8 @@ export function scaledOptions(options: MeasureOptions, factor: number): MeasureO
     warmup: Math.ceil(options.warmup / factor),
     repetitions: options.repetitions,
     iterations: Math.max(1, Math.ceil(options.iterations / factor)),
+    // A call does `factor` times the work: a batch of the same length has `factor` times fewer calls.
+    ...(options.batchMs === undefined ? {} : { batchMs: options.batchMs }),
   };
 }
 

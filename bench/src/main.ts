@@ -1,17 +1,22 @@
 /**
  * sagaflow benchmark: the 5-step workload of ./workload run by each contender, happy and failing paths,
- * plus sagaflow alone on one parallel group of 200 single-step branches (no anchor for that one).
+ * plus sagaflow alone on one parallel group of 200 single-step branches (no anchor for that one), plus the
+ * durable throughput of ./durable: P3 on an SQLite file (against the bare better-sqlite3 writes) and P2 on a
+ * throwaway PostgreSQL 15 cluster (no anchor yet), 10 and 100 sagas in flight.
  *
- *   npm run bench               (from the repository root; builds, then runs this)
- *   npm run bench -- --quick    (fewer batches and calls)
- *   npm run bench -- --out FILE (write the results somewhere other than bench/results.json)
+ *   npm run bench                  (from the repository root; builds, then runs this)
+ *   npm run bench -- --quick       (fewer batches and calls; under 2 minutes)
+ *   npm run bench -- --out FILE    (write the results somewhere other than bench/results.json)
+ *   npm run bench -- --only P2,P3  (only the measurements whose id starts with one of these)
  *
- * bench/results.json (an array of {@link Result}) is written only when sagaflow has been measured.
+ * bench/results.json (an array of {@link Result}) is written only when sagaflow has been measured. The exit
+ * code is 1 when a durable measurement failed (its row is left out; the others are written).
  */
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { AnchoredResult, Measurement, MeasureOptions, Result, ResultRow } from './harness';
 import { formatMeasurements, formatTable, isQuick, measure, measureOptions, perUnit, scaledOptions } from './harness';
+import { describeDurable, DURABLE_FULL, DURABLE_QUICK, measureDurable } from './durable';
 import { NODE_SAGAS, runNodeSagasOnce } from './peers/node-sagas';
 import { GROUP_BRANCHES, runSagaflowGroupOnce, runSagaflowOnce } from './peers/sagaflow';
 import { FAILING_STEP, STEP_COUNT } from './workload';
@@ -123,18 +128,35 @@ function outputPath(argv: readonly string[]): string {
   return given === undefined ? path.resolve(__dirname, '..', '..', '..', 'bench', 'results.json') : path.resolve(given);
 }
 
+/** `--only P2,P3`: a test of measurement ids (by prefix); without it, every id passes. */
+function onlyFilter(argv: readonly string[]): (id: string) => boolean {
+  const index = argv.indexOf('--only');
+  if (index < 0) return () => true;
+  const given = argv[index + 1];
+  if (given === undefined || given.startsWith('--')) throw new Error('--only needs a comma-separated list of id prefixes, e.g. P2,P3');
+  const prefixes = given.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  // An id is wanted when it starts with a prefix, or (for a family like "P3-sqlite") a prefix starts with it.
+  return (id) => prefixes.some((p) => id.startsWith(p) || p.startsWith(id));
+}
+
 async function main(argv: readonly string[]): Promise<void> {
+  const started = process.hrtime.bigint();
   const options = measureOptions(argv);
+  const durableOptions = isQuick(argv) ? DURABLE_QUICK : DURABLE_FULL;
   const out = outputPath(argv);
+  const wanted = onlyFilter(argv);
   const sagaflow = sagaflowRunner();
   console.log(
     `sagaflow bench (${isQuick(argv) ? 'quick' : 'full'}): node ${process.version}, ` +
-      `${options.warmup} warm-up calls, ${options.repetitions} batches x ${options.iterations} calls per measurement`,
+      `${options.warmup} warm-up calls, ${options.repetitions} batches x ${options.iterations} calls per measurement` +
+      `${options.batchMs === undefined ? '' : ` (fewer for slow calls: about ${options.batchMs} ms per batch)`}; ` +
+      describeDurable(durableOptions),
   );
 
   const measurements: Measurement[] = [];
   const rows: ResultRow[] = [];
   for (const scenario of SCENARIOS) {
+    if (!wanted(scenario.id)) continue;
     const anchor = await measureAnchor(scenario.fail, options);
     measurements.push(anchor);
     let measured: Measurement | undefined;
@@ -144,13 +166,22 @@ async function main(argv: readonly string[]): Promise<void> {
     }
     rows.push(toRow(scenario, anchor, measured));
   }
-  if (sagaflow !== undefined) {
+  if (sagaflow !== undefined && wanted(GROUP_SCENARIO.id)) {
     const group = await measureSagaflowGroup(options);
     measurements.push(group);
     rows.push(groupRow(group));
   }
+  let failures: string[] = [];
+  if (sagaflow !== undefined) {
+    const durable = await measureDurable(durableOptions, wanted);
+    measurements.push(...durable.measurements);
+    rows.push(...durable.results);
+    failures = durable.failures;
+  }
 
   console.log(`\n${formatMeasurements(measurements)}\n\n${formatTable(rows)}\n`);
+  for (const failure of failures) console.error(`✗ not measured: ${failure}`);
+  if (failures.length > 0) process.exitCode = 1;
 
   const results = rows.filter(isResult);
   if (results.length === 0) {
@@ -158,7 +189,8 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
-  console.log(`wrote ${results.length} results to ${out}`);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  console.log(`wrote ${results.length} results to ${out} (measured in ${seconds.toFixed(1)} s)`);
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

@@ -24,10 +24,11 @@ const BRANCH_OUTPUT = {
  * 2. a sign-up whose card is declined in the billing branch: every branch that started is compensated (the
  *    failing one first), then create-user; the ledger shows each effect undone.
  *
- * Deterministic: fixed ids, fresh fakes per call, no real time. Throws `SampleExpectationError` when an outcome
- * is not the expected one.
+ * Deterministic: fixed ids (signup-ada, signup-bob, plus `options.idSuffix`), fresh fakes per call, no real
+ * time. Throws `SampleExpectationError` when an outcome is not the expected one.
  */
 export async function runUserOnboarding(print: Print, options: SampleOptions = {}): Promise<void> {
+  const suffix = options.idSuffix ?? '';
   const ledger = new Ledger();
   const users = new UserDirectory(ledger);
   const billing = new Billing(ledger);
@@ -40,12 +41,12 @@ export async function runUserOnboarding(print: Print, options: SampleOptions = {
       new SendWelcomeEmail(new Mailer(ledger)),
       new ProvisionWorkspace(new Workspaces(ledger)),
       new SetUpBilling(billing),
-      new TimelineObserver(print),
+      new TimelineObserver(print, { idWidth: 11 + suffix.length }),
     ]),
   });
   const problems = collectProblems(runtime);
   try {
-    const ada: SignUp = { signupId: 'signup-ada', name: 'Ada', email: 'ada@example.com', plan: 'team' };
+    const ada: SignUp = { signupId: `signup-ada${suffix}`, name: 'Ada', email: 'ada@example.com', plan: 'team' };
     print(`${ada.signupId}: ${ada.name} <${ada.email}>, ${ada.plan} plan (goes through)`);
     const done = await signUp(runtime, ada);
     expectThat(done.status === 'completed', `${ada.signupId} to complete, got ${done.status}`);
@@ -61,7 +62,7 @@ export async function runUserOnboarding(print: Print, options: SampleOptions = {
     expectThat(ledger.standing(ada.signupId).length === 4, `the four effects of ${ada.signupId} to stand`);
 
     print('');
-    const bob: SignUp = { signupId: 'signup-bob', name: 'Bob', email: 'bob@example.com', plan: 'team' };
+    const bob: SignUp = { signupId: `signup-bob${suffix}`, name: 'Bob', email: 'bob@example.com', plan: 'team' };
     billing.decline(bob.signupId);
     print(`${bob.signupId}: ${bob.name} <${bob.email}>, ${bob.plan} plan (the card is declined in the billing branch)`);
     const failed = await signUp(runtime, bob);

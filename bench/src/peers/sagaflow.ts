@@ -101,7 +101,8 @@ class ConfirmOrder extends BaseStep<OrderState> {
   }
 }
 
-const happyWorkflow = defineWorkflow<OrderState>({
+/** The happy 5-step saga (also run on durable stores by ./sagaflow-durable). */
+export const happyWorkflow = defineWorkflow<OrderState>({
   name: 'order-happy',
   steps: [ValidateOrder, ReserveStock, ApplyDiscount, ChargePayment, ConfirmOrder],
 });
