@@ -6,8 +6,9 @@
  *   sagas need (same transactions, rows and sizes, measured from sagaflow's run just before). Target: at most
  *   2× the bare cost, i.e. a throughput ratio of at least 0.5.
  * - **P2-pg-10 / P2-pg-100**: sagaflow on PostgreSQL 15 (`TypeormStore.postgres`, a throwaway cluster on
- *   127.0.0.1 with fsync on, started for the run and stopped after it, also on failure). No anchor yet: the
- *   peers (DBOS, Restate) come later.
+ *   127.0.0.1 with fsync on, started for the run and stopped after it, also on failure), anchored on DBOS on the
+ *   same cluster; plus **P2-restate-10 / P2-restate-100**, the same sagaflow throughput against Restate (see
+ *   ./p2-peers). Target: at least 3× each peer's throughput.
  *
  * sagaflow is measured in the steady state (./peers/sagaflow-durable): `concurrency` sagas always in flight, a
  * warm-up window, then timed windows of a fixed number of completed sagas; the time per saga is a window's wall
@@ -21,6 +22,7 @@ import { TypeormStore } from '../../src/store/typeorm';
 import { createDatabase, startCluster, withDatabase, type PgCluster } from '../../tests/support/postgres';
 import type { Measurement, Result } from './harness';
 import { summarize } from './harness';
+import { anchorP2 } from './p2-peers';
 import { BARE_SQLITE, BareSqlite } from './peers/bare-sqlite';
 import { DurableSagaflow, type Windows } from './peers/sagaflow-durable';
 import { STEP_COUNT } from './workload';
@@ -33,7 +35,7 @@ export interface DurableOptions {
   readonly sagas: { readonly sqlite: Readonly<Record<number, number>>; readonly postgres: Readonly<Record<number, number>> };
 }
 
-export const DURABLE_QUICK: DurableOptions = { windows: 3, sagas: { sqlite: { 10: 300, 100: 600 }, postgres: { 10: 100, 100: 200 } } };
+export const DURABLE_QUICK: DurableOptions = { windows: 2, sagas: { sqlite: { 10: 300, 100: 600 }, postgres: { 10: 100, 100: 200 } } };
 export const DURABLE_FULL: DurableOptions = { windows: 7, sagas: { sqlite: { 10: 1_000, 100: 3_000 }, postgres: { 10: 500, 100: 1_000 } } };
 
 /** A one-line description of `options` for the bench's header. */
@@ -140,7 +142,7 @@ async function sqliteRows(dir: string, options: DurableOptions, out: DurableOutc
   }
 }
 
-async function postgresRows(options: DurableOptions, out: DurableOutcome): Promise<void> {
+async function postgresRows(options: DurableOptions, out: DurableOutcome, wanted: (id: string) => boolean): Promise<void> {
   let cluster: PgCluster;
   try {
     cluster = await startCluster({ durable: true });
@@ -189,6 +191,8 @@ async function postgresRows(options: DurableOptions, out: DurableOutcome): Promi
         out.failures.push(`${id}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       }
     }
+    // The peers (DBOS on this cluster, Restate on its own storage): anchors of P2-pg, rows P2-restate (./p2-peers).
+    await anchorP2(cluster.url, CONCURRENCIES, (concurrency) => windowOf(options, 'postgres', concurrency), wanted, out);
   } finally {
     stop();
     process.removeListener('exit', stop);
@@ -212,9 +216,9 @@ export async function measureDurable(options: DurableOptions, wanted: (id: strin
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  if (wanted('P2-pg')) {
+  if (wanted('P2-pg') || wanted('P2-restate')) {
     console.log('durable on PostgreSQL ...');
-    await postgresRows(options, out);
+    await postgresRows(options, out, wanted);
   }
   return out;
 }

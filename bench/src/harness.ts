@@ -27,8 +27,11 @@ export interface Measurement {
   readonly options: MeasureOptions;
 }
 
-/** The anchors we compare against. */
-export type AnchorName = 'node-sagas' | 'bare-sqlite';
+/**
+ * The anchors we compare against: peers, bare database writes, or (for growth rows) sagaflow's own value at the
+ * smallest size (`"<id of that row>"`).
+ */
+export type AnchorName = 'node-sagas' | 'bare-sqlite' | 'bare-postgres' | 'DBOS' | 'Restate' | `P6-${string}`;
 
 /** One entry of bench/results.json that is compared against an anchor. */
 export interface AnchoredResult {

@@ -2,7 +2,8 @@
  * sagaflow benchmark: the 5-step workload of ./workload run by each contender, happy and failing paths,
  * plus sagaflow alone on one parallel group of 200 single-step branches (no anchor for that one), plus the
  * durable throughput of ./durable: P3 on an SQLite file (against the bare better-sqlite3 writes) and P2 on a
- * throwaway PostgreSQL 15 cluster (no anchor yet), 10 and 100 sagas in flight.
+ * throwaway PostgreSQL 15 cluster (against DBOS on the same cluster, and against Restate: ./p2-peers), 10 and 100
+ * sagas in flight.
  *
  *   npm run bench                  (from the repository root; builds, then runs this)
  *   npm run bench -- --quick       (fewer batches and calls; under 2 minutes)
@@ -17,6 +18,8 @@ import * as path from 'node:path';
 import type { AnchoredResult, Measurement, MeasureOptions, Result, ResultRow } from './harness';
 import { formatMeasurements, formatTable, isQuick, measure, measureOptions, perUnit, scaledOptions } from './harness';
 import { describeDurable, DURABLE_FULL, DURABLE_QUICK, measureDurable } from './durable';
+import { measureP4toP6 } from './p4-p6';
+import { writeReport } from './report';
 import { NODE_SAGAS, runNodeSagasOnce } from './peers/node-sagas';
 import { GROUP_BRANCHES, runSagaflowGroupOnce, runSagaflowOnce } from './peers/sagaflow';
 import { FAILING_STEP, STEP_COUNT } from './workload';
@@ -177,6 +180,10 @@ async function main(argv: readonly string[]): Promise<void> {
     measurements.push(...durable.measurements);
     rows.push(...durable.results);
     failures = durable.failures;
+    const later = await measureP4toP6(isQuick(argv), wanted);
+    measurements.push(...later.measurements);
+    rows.push(...later.results);
+    failures.push(...later.failures);
   }
 
   console.log(`\n${formatMeasurements(measurements)}\n\n${formatTable(rows)}\n`);
@@ -191,6 +198,8 @@ async function main(argv: readonly string[]): Promise<void> {
   writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   console.log(`wrote ${results.length} results to ${out} (measured in ${seconds.toFixed(1)} s)`);
+  const report = writeReport(out, { mode: isQuick(argv) ? 'quick' : 'full', args: argv.join(' '), seconds, at: new Date().toISOString() });
+  console.log(`wrote ${report}`);
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
