@@ -2,10 +2,13 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { DataSource } from 'typeorm';
+import { defineWorkflow, SagaRuntime, silentLogger } from '../src';
 import { freshFlow, newRecord, type InstanceRecord } from '../src/engine/instance-record';
 import type { HistoryEntry } from '../src/engine/history-entry';
-import { defaultSqliteFile, runSagaflowMigrations, sagaflowMigrations, TypeormStore } from '../src/store/typeorm';
+import { defaultSqliteFile, runSagaflowMigrations, sagaflowMigrations, TypeormStore, type PostgresUrlOptions } from '../src/store/typeorm';
 import { Dialect, type TableKey } from '../src/store/typeorm/dialect';
+import { LISTEN_APPLICATION_NAME } from '../src/store/typeorm/pg-listener';
+import { recordingStep } from './support/steps';
 import { createDatabase, createTestDatabase, dropTestDatabase, withDatabase } from './support/postgres';
 import { storeContract } from './support/store-contract';
 
@@ -20,6 +23,15 @@ function running(id: string): InstanceRecord {
   const r = newRecord(id, 'wf', { id }, 0);
   r.flow.inFlight = true;
   return r;
+}
+
+/** Resolves once `condition` holds (checked every 5 ms of real time), or fails after `timeoutMs`. */
+async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 const line = (outcome: string): HistoryEntry => ({ at: 1, kind: 'step-result', step: 'A', direction: 'up', func: 'run', attempt: 1, outcome, status: 'running' });
@@ -333,6 +345,73 @@ function durableStoreTests(h: Harness): void {
     expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
   });
 
+  describe('leases written with transitions', () => {
+    const lease = async (store: TypeormStore, id: string): Promise<{ owner: unknown; until: unknown }> => {
+      const [row] = await h.sql(store, 'SELECT lease_owner, lease_until FROM {instances} WHERE id = ?', [id]);
+      return { owner: row?.lease_owner ?? null, until: row?.lease_until === null || row?.lease_until === undefined ? null : Number(row.lease_until) };
+    };
+
+    it('takes the lease with create and renews it with save, in the same write', async () => {
+      const store = await open();
+      expect(await store.create(running('r'), { history: [line('created')], lease: { owner: 'A', until: 1_000 } })).toBe(true);
+      expect(await lease(store, 'r')).toEqual({ owner: 'A', until: 1_000 });
+      expect(await store.acquire('r', 'B', 2_000, 999)).toBe(false);
+      const loaded = (await store.load('r'))!;
+      expect(await store.save(loaded, { history: [line('saved')], lease: { owner: 'A', until: 5_000 } })).toBe(2);
+      expect(await lease(store, 'r')).toEqual({ owner: 'A', until: 5_000 });
+      expect(await store.acquire('r', 'B', 6_000, 4_999)).toBe(false);
+      expect(await store.claimStale('B', 6_000, 4_999, 10)).toEqual([]);
+      expect(await store.claimStale('B', 6_000, 5_000, 10)).toEqual(['r']);
+    });
+
+    it('keeps the lease when a save carries none, and changes nothing when a save is refused', async () => {
+      const store = await open();
+      await store.create(running('r'), { lease: { owner: 'A', until: 1_000 } });
+      const loaded = (await store.load('r'))!;
+      await store.save(loaded);
+      expect(await lease(store, 'r')).toEqual({ owner: 'A', until: 1_000 });
+      await expect(store.save(loaded, { lease: { owner: 'B', until: 9_000 } })).rejects.toMatchObject({ code: 'VERSION_CONFLICT' });
+      expect(await lease(store, 'r')).toEqual({ owner: 'A', until: 1_000 });
+      expect(await store.create(running('r'), { lease: { owner: 'B', until: 9_000 } })).toBe(false);
+      expect(await lease(store, 'r')).toEqual({ owner: 'A', until: 1_000 });
+      await store.create(running('free'));
+      expect(await lease(store, 'free')).toEqual({ owner: null, until: null });
+    });
+
+    it("compares lease, due and retention times with the caller's clock, never the database's", async () => {
+      const store = await open();
+      const past = 1_000; // 1970: long expired by the database's clock
+      const future = Date.UTC(3000, 0, 1); // far ahead of it
+      await store.create(running('old'), { lease: { owner: 'A', until: past } });
+      expect(await store.acquire('old', 'B', past + 10, past - 1)).toBe(false);
+      expect(await store.claimStale('B', past + 10, past - 1, 10)).toEqual([]);
+      await store.create(waiting('later', 't', {}, future));
+      expect(await store.dueWaits(future - 1, 10)).toEqual([]);
+      expect(await store.dueWaits(future, 10)).toEqual([{ instanceId: 'later', track: null, deadline: future }]);
+      await store.acceptEvent({ topic: 'late', payload: {}, id: 'e', publishedAt: past }, [], past + 5);
+      expect(await store.takeRetained('x', { topics: ['late'], match: {}, deadline: null }, past + 5)).toMatchObject({ id: 'e' });
+    });
+  });
+
+  describe('the inbox', () => {
+    it('lists the instances with pending deliveries, oldest delivery first, up to the limit', async () => {
+      const store = await open();
+      for (const id of ['a', 'b', 'c']) await store.create(waiting(id, 'paid', {}, null));
+      expect(await store.inboxInstances(10)).toEqual([]);
+      const paid = (id: string, at: number) => ({ topic: 'paid', payload: {}, id, publishedAt: at });
+      await store.acceptEvent(paid('e1', 20), [{ instanceId: 'b', track: null }], null);
+      await store.acceptEvent(paid('e2', 10), [{ instanceId: 'c', track: null }, { instanceId: 'b', track: 'x#0' }, { instanceId: 'gone', track: null }], null);
+      await store.acceptEvent(paid('e3', 30), [{ instanceId: 'a', track: null }], null);
+      expect(await store.inboxInstances(10)).toEqual(['b', 'c', 'a']);
+      expect(await store.inboxInstances(2)).toEqual(['b', 'c']);
+      const b = (await store.load('b'))!;
+      await store.save(b, { consumed: [{ eventId: 'e2', track: 'x#0' }] });
+      expect(await store.inboxInstances(10)).toEqual(['c', 'b', 'a']);
+      await store.save({ ...b, version: 2 }, { consumed: [{ eventId: 'e1', track: null }] });
+      expect(await store.inboxInstances(10)).toEqual(['c', 'a']);
+    });
+  });
+
   it('refuses calls once closed', async () => {
     const store = await open();
     await store.close();
@@ -451,6 +530,59 @@ describe('the TypeORM store on SQLite', () => {
     }
   });
 
+  it('is not shared: one embedded process owns the file', async () => {
+    const store = await h.open();
+    try {
+      expect(store.shared).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('calls inbox listeners in this process once a stored delivery is committed, and only for stored ones', async () => {
+    const store = await h.open();
+    try {
+      await store.create(waiting('a', 'paid', {}, null));
+      await store.create(waiting('b', 'paid', {}, null));
+      const heard: string[] = [];
+      const stop = store.onInbox((id) => heard.push(id));
+      store.onInbox(() => {
+        throw new Error('a throwing listener changes nothing');
+      });
+      const event = { topic: 'paid', payload: {}, id: 'e1', publishedAt: 1 };
+      const accepted = store.acceptEvent(event, [{ instanceId: 'a', track: null }, { instanceId: 'b', track: null }, { instanceId: 'gone', track: null }], null);
+      expect(heard).toEqual([]);
+      await accepted;
+      expect(heard).toEqual(['a', 'b']);
+      // Already stored, retained, or for nobody: nothing new to hear.
+      await store.acceptEvent(event, [{ instanceId: 'a', track: null }], null);
+      await store.acceptEvent({ ...event, id: 'e2' }, [], 100);
+      expect(heard).toEqual(['a', 'b']);
+      stop();
+      await store.acceptEvent({ ...event, id: 'e3' }, [{ instanceId: 'a', track: null }], null);
+      expect(heard).toEqual(['a', 'b']);
+      expect((await store.pendingEvents('a')).map((p) => p.event.id)).toEqual(['e1', 'e3']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('is opened by the runtime: init() is what it awaits before its first use', async () => {
+    const store = TypeormStore.sqlite({ file: path.join(dir, 'runtime-init.db') });
+    const init = jest.spyOn(store, 'init');
+    const wf = defineWorkflow<{ trail: string[] }>({ name: 'init-check', steps: [recordingStep('A', [])] });
+    const runtime = new SagaRuntime({ store, logger: silentLogger, workflows: [wf] });
+    try {
+      const handle = await runtime.start(wf, { trail: [] }, { id: 'first' });
+      expect(init).toHaveBeenCalled();
+      expect((await handle.result()).status).toBe('completed');
+      expect((await store.load('first'))?.flow.status).toBe('completed');
+    } finally {
+      await runtime.close();
+      await store.close();
+    }
+  });
+
   it('works in memory on one connection', async () => {
     const store = TypeormStore.sqlite({ file: ':memory:' });
     try {
@@ -483,8 +615,8 @@ describe('the TypeORM store on PostgreSQL', () => {
 
   describe('with several workers', () => {
     const opened: TypeormStore[] = [];
-    const worker = async (schema: string): Promise<TypeormStore> => {
-      const store = TypeormStore.postgres({ url, schema, poolSize: 8 });
+    const worker = async (schema: string, options: Partial<PostgresUrlOptions> = {}): Promise<TypeormStore> => {
+      const store = TypeormStore.postgres({ url, schema, poolSize: 8, ...options });
       opened.push(store);
       await store.init();
       return store;
@@ -540,6 +672,124 @@ describe('the TypeORM store on PostgreSQL', () => {
         const results = await Promise.all(['a1', 'a2', 'b1', 'b2'].map((owner) => (owner.startsWith('a') ? a : b).acquire('l', `${owner}-${round}`, now + 500, now)));
         expect(results.filter(Boolean)).toHaveLength(1);
       }
+    });
+
+    it('is shared: several worker processes may use its tables', async () => {
+      const store = await worker(`shared_${++n}`);
+      expect(store.shared).toBe(true);
+    });
+
+    const listenBackends = async (store: TypeormStore): Promise<number[]> =>
+      (
+        await store.dataSource.query<{ pid: number }[]>(
+          'SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database() ORDER BY pid',
+          [LISTEN_APPLICATION_NAME],
+        )
+      ).map((r) => r.pid);
+
+    it("wakes another store's inbox listeners through LISTEN/NOTIFY, and none on another schema", async () => {
+      const schema = `notify_${++n}`;
+      const [a, b, c] = await Promise.all([worker(schema), worker(schema), worker(`notify_other_${n}`)]);
+      await a.create(waiting('i1', 'paid', {}, null));
+      await c.create(waiting('c1', 'paid', {}, null));
+      const heardB: string[] = [];
+      const heardC: string[] = [];
+      b.onInbox((id) => heardB.push(id));
+      c.onInbox((id) => heardC.push(id));
+      await until(() => b.listening && c.listening, 'the LISTEN connections');
+      const started = performance.now();
+      await a.acceptEvent({ topic: 'paid', payload: {}, id: 'e1', publishedAt: 1 }, [{ instanceId: 'i1', track: null }], null);
+      await until(() => heardB.includes('i1'), 'the notification');
+      const latencyMs = performance.now() - started;
+      expect(latencyMs).toBeLessThan(1_000);
+      // Nothing stored, nothing notified: an instance that does not exist, a delivery stored already, a retained event.
+      await a.acceptEvent({ topic: 'paid', payload: {}, id: 'e1', publishedAt: 1 }, [{ instanceId: 'i1', track: null }, { instanceId: 'nobody', track: null }], null);
+      await a.acceptEvent({ topic: 'paid', payload: {}, id: 'e2', publishedAt: 1 }, [], 1_000);
+      // c's own delivery comes after a's notifications: once c heard it, it would have heard a's.
+      await c.acceptEvent({ topic: 'paid', payload: {}, id: 'e3', publishedAt: 1 }, [{ instanceId: 'c1', track: null }], null);
+      await until(() => heardC.includes('c1'), "c's notification");
+      await a.acceptEvent({ topic: 'paid', payload: {}, id: 'e4', publishedAt: 2 }, [{ instanceId: 'i1', track: null }], null);
+      await until(() => heardB.length === 2, 'the second notification');
+      expect(heardB).toEqual(['i1', 'i1']);
+      expect(heardC).toEqual(['c1']);
+    });
+
+    it('reconnects a dropped LISTEN connection with backoff and reports the deliveries stored while it was away', async () => {
+      const schema = `reconnect_${++n}`;
+      const a = await worker(schema);
+      const b = await worker(schema, { notifications: { minBackoffMs: 300, maxBackoffMs: 1_000 }, logger: { warn: () => undefined } });
+      for (const id of ['x', 'y']) await a.create(waiting(id, 'paid', {}, null));
+      const heard: string[] = [];
+      b.onInbox((id) => heard.push(id));
+      await until(() => b.listening, 'the LISTEN connection');
+      expect(b.listenConnects).toBe(1);
+      const [pid] = await listenBackends(a);
+      await a.dataSource.query('SELECT pg_terminate_backend($1)', [pid]);
+      await until(() => !b.listening, 'the dropped connection to be noticed');
+      // Stored (and notified) while nobody listens: heard through the inbox once the listener is back.
+      await a.acceptEvent({ topic: 'paid', payload: {}, id: 'e1', publishedAt: 1 }, [{ instanceId: 'x', track: null }], null);
+      await until(() => b.listening && heard.includes('x'), 'the reconnection and its resync');
+      expect(b.listenConnects).toBe(2);
+      expect(await listenBackends(a)).not.toContain(pid);
+      await a.acceptEvent({ topic: 'paid', payload: {}, id: 'e2', publishedAt: 2 }, [{ instanceId: 'y', track: null }], null);
+      await until(() => heard.includes('y'), 'a notification on the new connection');
+    });
+
+    it('keeps retrying, with backoff, while the database refuses the LISTEN connection', async () => {
+      const schema = `refused_${++n}`;
+      const a = await worker(schema);
+      await a.create(waiting('x', 'paid', {}, null));
+      const role = `refused_${n}`;
+      await a.dataSource.query(`CREATE ROLE ${role} LOGIN CONNECTION LIMIT 0`);
+      const problems: string[] = [];
+      const refused = TypeormStore.postgres({
+        url: url.replace(/\/\/[^@]*@/, `//${role}@`),
+        schema,
+        runMigrations: false,
+        notifications: { minBackoffMs: 20, maxBackoffMs: 50 },
+        logger: { warn: (_o, msg) => problems.push(msg ?? '') },
+      });
+      opened.push(refused);
+      const heard: string[] = [];
+      refused.onInbox((id) => heard.push(id));
+      await until(() => problems.length >= 3, 'several refused tries');
+      expect(refused.listening).toBe(false);
+      expect(problems[0]).toMatch(/LISTEN/);
+      await a.dataSource.query(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
+      await a.dataSource.query(`GRANT SELECT ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
+      await a.acceptEvent({ topic: 'paid', payload: {}, id: 'e1', publishedAt: 1 }, [{ instanceId: 'x', track: null }], null);
+      await a.dataSource.query(`ALTER ROLE ${role} CONNECTION LIMIT -1`);
+      await until(() => refused.listening && heard.includes('x'), 'the listener to get through and find the delivery');
+    });
+
+    it('wakes listeners for an id too long for a notification by looking at the whole inbox', async () => {
+      const schema = `long_${++n}`;
+      const [a, b] = await Promise.all([worker(schema), worker(schema)]);
+      const long = 'L'.repeat(8_100);
+      await a.create(waiting(long, 'paid', {}, null));
+      const heard: string[] = [];
+      b.onInbox((id) => heard.push(id));
+      await until(() => b.listening, 'the LISTEN connection');
+      await a.acceptEvent({ topic: 'paid', payload: {}, id: 'e1', publishedAt: 1 }, [{ instanceId: long, track: null }], null);
+      await until(() => heard.includes(long), 'the wake-up');
+    });
+
+    it('listens only while someone listens, and not at all with notifications: false', async () => {
+      const schema = `quiet_${++n}`;
+      const a = await worker(schema);
+      const quiet = await worker(schema, { notifications: false });
+      const stop = a.onInbox(() => undefined);
+      quiet.onInbox(() => undefined);
+      await until(() => a.listening, 'the LISTEN connection');
+      expect(quiet.listening).toBe(false);
+      expect(await listenBackends(a)).toHaveLength(1);
+      stop();
+      await until(async () => (await listenBackends(a)).length === 0, 'the LISTEN connection to close');
+      a.onInbox(() => undefined);
+      await until(() => a.listening, 'the LISTEN connection again');
+      await a.close();
+      expect(a.listening).toBe(false);
+      await until(async () => (await listenBackends(quiet)).length === 0, 'close to end the LISTEN connection');
     });
 
     it('leaves the data source the application gave it open on close', async () => {

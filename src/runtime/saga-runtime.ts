@@ -346,6 +346,7 @@ export class SagaRuntime {
         );
         const inbox = (await this.store.inboxInstances?.(100)) ?? [];
         await Promise.all(inbox.map((id) => this.drainInbox(id)));
+        await this.settleFinishedElsewhere();
       } catch (e) {
         this.report('instance-failed', 'a poll of the shared store failed; the next one will try again', e);
       } finally {
@@ -354,6 +355,15 @@ export class SagaRuntime {
       }
     })();
     return this.polling;
+  }
+
+  /** Settles the `result()` waiters of instances another worker finished. */
+  private async settleFinishedElsewhere(): Promise<void> {
+    const ids = [...this.waiters.keys()].filter((id) => !this.actors.has(id));
+    for (const id of ids) {
+      const record = await this.store.load(id).catch(() => undefined);
+      if (record !== undefined && isFinalStatus(record.flow.status)) this.settleWaiters(record);
+    }
   }
 
   private async renewLeases(now: number): Promise<void> {

@@ -19,3 +19,6 @@ export {
   type SagaflowHistoryRow,
 } from './entities';
 export type { DriverKind } from './dialect';
+export { SagaFlowColumns, SagaFlowJsonbColumns, SagaFlowBaseColumns, type SagaFlowFields } from './saga-flow-columns';
+export { EntityMirror, mirrorToEntity, type EntityMirrorOptions, type MirroredInstance } from './entity-mirror';
+export { inboxChannel, LISTEN_APPLICATION_NAME, type PgListenOptions } from './pg-listener';

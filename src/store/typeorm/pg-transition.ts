@@ -7,9 +7,9 @@ const HISTORY_CASTS: readonly string[] = ['integer', 'integer', 'bigint', 'text'
 
 /**
  * One PostgreSQL statement that writes a whole transition: the instance row (inserted, or updated when its
- * version is still `expected`), its wait rows, its history lines and the inbox deliveries it consumed. The
- * other parts hang off the `u` CTE, so they write nothing when the instance row was not written. One
- * statement is one transaction and one round trip.
+ * version is still `expected`, with the writer's lease when the transition carries one), its wait rows, its
+ * history lines and the inbox deliveries it consumed. The other parts hang off the `u` CTE, so they write
+ * nothing when the instance row was not written. One statement is one transaction and one round trip.
  *
  * It answers one row: `changed` (1 when written, 0 when the id existed / the version was stale) and, for an
  * update, `current` (the stored version as the statement found it).
@@ -26,16 +26,20 @@ export function pgTransition(
     return cast === undefined ? '?' : `CAST(? AS ${cast})`;
   };
   const ctes: string[] = [];
+  // The lease (shared stores) is taken or renewed by the same statement.
+  const lease = writes.lease;
   if (expected === null) {
     ctes.push(
       `u AS (INSERT INTO ${d.t('instances')} (id, workflow, status, version, record, next_due, deadlines, parked, lease_owner, lease_until, created_at, updated_at)
-       VALUES (${[p.id, p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked].map((x) => v(x)).join(', ')}, NULL, NULL, ${v(p.createdAt)}, ${v(p.updatedAt)})
+       VALUES (${[p.id, p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked].map((x) => v(x)).join(', ')}, ${v(lease?.owner ?? null, 'varchar')}, ${v(lease?.until ?? null, 'bigint')}, ${v(p.createdAt)}, ${v(p.updatedAt)})
        ON CONFLICT (id) DO NOTHING RETURNING id)`,
     );
   } else {
     ctes.push(
       `u AS (UPDATE ${d.t('instances')} SET workflow = ${v(p.workflow)}, status = ${v(p.status)}, version = ${v(p.version)}, record = ${v(p.json)},
-       next_due = ${v(p.nextDue)}, deadlines = ${v(p.deadlines)}, parked = ${v(p.parked)}, updated_at = ${v(p.updatedAt)}
+       next_due = ${v(p.nextDue)}, deadlines = ${v(p.deadlines)}, parked = ${v(p.parked)}, updated_at = ${v(p.updatedAt)}${
+         lease === undefined ? '' : `, lease_owner = ${v(lease.owner)}, lease_until = ${v(lease.until)}`
+       }
        WHERE id = ${v(p.id)} AND version = ${v(expected)} RETURNING id)`,
     );
     // Waits the record no longer has go; the ones it keeps are upserted below (never touched twice).

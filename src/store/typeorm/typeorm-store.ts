@@ -31,6 +31,8 @@ import {
   type PreparedRecord,
 } from './rows';
 import { WriteQueue, type WriteStats } from './write-queue';
+import { inboxChannel, listenClientConfig, MAX_NOTIFY_ID_BYTES, PgInboxListener, type PgListenOptions } from './pg-listener';
+import { consoleLogger, type Logger } from '../../runtime/logger';
 
 /** Options of {@link TypeormStore.sqlite}. */
 export interface SqliteStoreOptions {
@@ -62,6 +64,16 @@ interface PostgresCommonOptions {
   readonly schema?: string;
   /** Run pending migrations on {@link TypeormStore.init}. @default true */
   readonly runMigrations?: boolean;
+  /**
+   * Wake workers with `LISTEN/NOTIFY` when an inbox delivery for one of their instances is stored: each store
+   * with an inbox listener (every runtime started on it) keeps one extra connection that LISTENs, reconnecting
+   * with backoff when it drops. `false` leaves waking to the runtime's poll (e.g. behind a transaction-pooling
+   * proxy such as PgBouncer, where LISTEN does not work).
+   * @default true
+   */
+  readonly notifications?: boolean | PgListenOptions;
+  /** Where the store reports problems it survives (a dropped LISTEN connection). @default the console (warnings) */
+  readonly logger?: Pick<Logger, 'warn'>;
 }
 
 /** {@link TypeormStore.postgres} with a connection URL: the store owns its data source and pool. */
@@ -112,6 +124,9 @@ interface Setup {
   /** SQLite: a second connection that reads committed data while the writer's transaction is open. */
   readonly reader?: DataSource;
   readonly maxBatch: number;
+  /** PostgreSQL: LISTEN/NOTIFY settings, or false. */
+  readonly notifications?: false | PgListenOptions;
+  readonly logger?: Pick<Logger, 'warn'>;
 }
 
 type Mode = 'read' | 'write' | 'tx';
@@ -125,7 +140,13 @@ type Mode = 'read' | 'write' | 'tx';
  * - SQLite: one writer connection; every write goes through a queue that commits concurrently queued writes
  *   together in one transaction (group commit); reads use a second connection and see committed data only.
  * - PostgreSQL: each save is its own transaction (`UPDATE … WHERE id AND version`) on a pooled connection;
- *   `claimStale` uses `FOR UPDATE SKIP LOCKED`; `acquire` is one conditional UPDATE.
+ *   `claimStale` uses `FOR UPDATE SKIP LOCKED`; `acquire` is one conditional UPDATE. The store is `shared`:
+ *   several worker processes may use the same tables. An inbox delivery is stored together with a
+ *   `pg_notify('sagaflow_inbox', instanceId)` in one transaction; {@link onInbox} listeners hear it through a
+ *   dedicated LISTEN connection (reconnected with backoff; after every reconnect, the listeners are called for
+ *   every instance with pending inbox rows, so nothing stored meanwhile is missed).
+ * - Times (lease expiry, deadlines, retention) are always the values the runtime passes from its clock; the
+ *   database's own `now()` is never used, so a simulated clock and skewed server clocks behave the same.
  *
  * The factories return at once; the connection opens and pending migrations run on {@link init} (called by
  * the first operation when not called before).
@@ -142,6 +163,8 @@ export class TypeormStore implements InstanceStore {
   private closing: Promise<void> | null = null;
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly pgStats: WriteStats = { transactions: 0, writes: 0, largestBatch: 0 };
+  private readonly inboxListeners = new Set<(instanceId: string) => void>();
+  private listener: PgInboxListener | null = null;
 
   private constructor(private readonly setup: Setup) {
     this.dialect = new Dialect(setup.kind, setup.kind === 'postgres' ? setup.schema : undefined);
@@ -201,6 +224,8 @@ export class TypeormStore implements InstanceStore {
         schema: options.schema ?? schemaOf(options.dataSource),
         runMigrations: options.runMigrations ?? true,
         maxBatch: 1,
+        notifications: notificationsOption(options.notifications),
+        ...(options.logger === undefined ? {} : { logger: options.logger }),
       });
     }
     if (typeof options.url !== 'string' || options.url.length === 0) throw new TypeError('TypeormStore.postgres needs a url or a dataSource');
@@ -215,12 +240,39 @@ export class TypeormStore implements InstanceStore {
       applicationName: 'sagaflow',
       logging: options.logging ?? false,
     });
-    return new TypeormStore({ kind: 'postgres', dataSource, owns: true, schema: options.schema, runMigrations: options.runMigrations ?? true, maxBatch: 1 });
+    return new TypeormStore({
+      kind: 'postgres',
+      dataSource,
+      owns: true,
+      schema: options.schema,
+      runMigrations: options.runMigrations ?? true,
+      maxBatch: 1,
+      notifications: notificationsOption(options.notifications),
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    });
   }
 
   /** Which database this store runs on. */
   get kind(): DriverKind {
     return this.setup.kind;
+  }
+
+  /**
+   * True on PostgreSQL: several runtime processes may share the tables (they lease instances, poll, and hand
+   * events over through the inbox). False on SQLite: one embedded process owns the file.
+   */
+  get shared(): boolean {
+    return this.setup.kind === 'postgres';
+  }
+
+  /** True while the PostgreSQL LISTEN connection of {@link onInbox} is up. */
+  get listening(): boolean {
+    return this.listener?.listening ?? false;
+  }
+
+  /** How many times the LISTEN connection was established (1 + reconnections); 0 when none was. */
+  get listenConnects(): number {
+    return this.listener?.connects ?? 0;
   }
 
   /** The TypeORM data source the store writes through. */
@@ -271,11 +323,12 @@ export class TypeormStore implements InstanceStore {
       const { sql, params } = pgTransition(this.dialect, p, writes, null);
       return this.run('create an instance', 'write', async (x) => num((await x(sql, params)).rows[0]?.changed) === 1);
     }
+    const lease = writes.lease;
     return this.run('create an instance', 'tx', async (x) => {
       const inserted = await x(
         `INSERT INTO ${this.dialect.t('instances')} (id, workflow, status, version, record, next_due, deadlines, parked, lease_owner, lease_until, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?) ON CONFLICT (id) DO NOTHING`,
-        [p.id, p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked, p.createdAt, p.updatedAt],
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+        [p.id, p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked, lease?.owner ?? null, lease?.until ?? null, p.createdAt, p.updatedAt],
       );
       if (inserted.affected === 0) return false;
       await this.writeDerived(x, p, writes, false);
@@ -309,11 +362,14 @@ export class TypeormStore implements InstanceStore {
         throw new VersionConflictError(p.id, record.version, row?.current === null || row?.current === undefined ? undefined : num(row.current));
       });
     }
+    const lease = writes.lease;
     return this.run('save an instance', 'tx', async (x) => {
       const updated = await x(
-        `UPDATE ${this.dialect.t('instances')} SET workflow = ?, status = ?, version = ?, record = ?, next_due = ?, deadlines = ?, parked = ?, updated_at = ?
+        `UPDATE ${this.dialect.t('instances')} SET workflow = ?, status = ?, version = ?, record = ?, next_due = ?, deadlines = ?, parked = ?, updated_at = ?${
+          lease === undefined ? '' : ', lease_owner = ?, lease_until = ?'
+        }
          WHERE id = ? AND version = ?`,
-        [p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked, p.updatedAt, p.id, record.version],
+        [p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked, p.updatedAt, ...(lease === undefined ? [] : [lease.owner, lease.until]), p.id, record.version],
       );
       if (updated.affected === 0) {
         const { rows } = await x(`SELECT version FROM ${this.dialect.t('instances')} WHERE id = ?`, [p.id]);
@@ -361,25 +417,89 @@ export class TypeormStore implements InstanceStore {
     });
   }
 
+  /**
+   * Stores inbox deliveries (for instances that exist; one already stored is kept as it is) or a retained event.
+   * A stored delivery wakes the {@link onInbox} listeners: on PostgreSQL through `pg_notify` in the same
+   * transaction (so every listening worker hears it once it is committed), on SQLite in this process after the
+   * commit.
+   */
   acceptEvent(event: SagaEvent, deliveries: readonly WaiterRef[], retainUntil: number | null): Promise<void> {
     if (deliveries.length === 0 && retainUntil === null) return this.run('accept an event', 'read', () => Promise.resolve());
     const json = encodeEvent(event);
-    return this.run('accept an event', deliveries.length > 1 ? 'tx' : 'write', async (x) => {
-      for (const d of deliveries) {
-        await x(
-          `INSERT INTO ${this.dialect.t('inbox')} (event_id, instance_id, track, event, accepted_at)
-           SELECT ?, ?, ?, ${this.dialect.jsonParam()}, CAST(? AS BIGINT) WHERE EXISTS (SELECT 1 FROM ${this.dialect.t('instances')} WHERE id = ?)
-           ON CONFLICT DO NOTHING`,
-          [event.id, d.instanceId, trackColumn(d.track), json, event.publishedAt, d.instanceId],
-        );
-      }
-      if (deliveries.length === 0 && retainUntil !== null) {
+    if (deliveries.length === 0) {
+      return this.run('accept an event', 'write', async (x) => {
         await x(
           `INSERT INTO ${this.dialect.t('retained')} (event_id, topic, event, published_at, retain_until) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
           [event.id, event.topic, json, event.publishedAt, retainUntil],
         );
+      });
+    }
+    if (this.setup.kind === 'postgres') {
+      // One statement (one transaction): the deliveries, and a notification per instance that got one.
+      const params: unknown[] = [];
+      const values = deliveries.map((d) => {
+        params.push(d.instanceId, trackColumn(d.track));
+        return '(CAST(? AS varchar), CAST(? AS varchar))';
+      });
+      params.push(event.id, json, event.publishedAt, inboxChannel(this.setup.schema), MAX_NOTIFY_ID_BYTES);
+      const sql = `WITH d(instance_id, track) AS (VALUES ${values.join(', ')}),
+        ins AS (INSERT INTO ${this.dialect.t('inbox')} (event_id, instance_id, track, event, accepted_at)
+          SELECT ?, d.instance_id, d.track, CAST(? AS jsonb), CAST(? AS BIGINT) FROM d
+          WHERE EXISTS (SELECT 1 FROM ${this.dialect.t('instances')} i WHERE i.id = d.instance_id)
+          ON CONFLICT DO NOTHING RETURNING instance_id)
+        SELECT pg_notify(CAST(? AS text), CASE WHEN octet_length(n.instance_id) <= CAST(? AS integer) THEN n.instance_id ELSE '' END) AS notified
+        FROM (SELECT DISTINCT instance_id FROM ins) AS n`;
+      return this.run('accept an event', 'write', async (x) => {
+        await x(sql, params);
+      });
+    }
+    return this.run('accept an event', deliveries.length > 1 ? 'tx' : 'write', async (x) => {
+      const stored = new Set<string>();
+      for (const d of deliveries) {
+        const { affected } = await x(
+          `INSERT INTO ${this.dialect.t('inbox')} (event_id, instance_id, track, event, accepted_at)
+           SELECT ?, ?, ?, ?, CAST(? AS BIGINT) WHERE EXISTS (SELECT 1 FROM ${this.dialect.t('instances')} WHERE id = ?)
+           ON CONFLICT DO NOTHING`,
+          [event.id, d.instanceId, trackColumn(d.track), json, event.publishedAt, d.instanceId],
+        );
+        if (affected > 0) stored.add(d.instanceId);
       }
+      return stored;
+    }).then((stored) => {
+      // The queue resolves once the transaction committed: now the deliveries are there for whoever looks.
+      for (const id of stored) this.notifyInbox(id);
     });
+  }
+
+  /** Ids of instances with inbox deliveries not yet consumed, oldest delivery first (at most `limit`). */
+  inboxInstances(limit: number): Promise<string[]> {
+    return this.run('list inbox instances', 'read', async (x) => {
+      const { rows } = await x(
+        `SELECT instance_id FROM ${this.dialect.t('inbox')} GROUP BY instance_id ORDER BY MIN(accepted_at), instance_id LIMIT ?`,
+        [Math.max(0, Math.floor(limit))],
+      );
+      return rows.map((r) => String(r.instance_id));
+    });
+  }
+
+  /**
+   * Calls `listener` with the instance id whenever an inbox delivery is stored — by this store or, on
+   * PostgreSQL, by any other process on the same tables (LISTEN/NOTIFY) — and, on PostgreSQL, with every
+   * instance that has pending deliveries after the LISTEN connection (re)connects. Calls may repeat; a
+   * listener must tolerate an id whose inbox is already empty. Returns an unsubscribe function.
+   */
+  onInbox(listener: (instanceId: string) => void): () => void {
+    if (this.closing !== null) throw new StoreClosedError('listen to the inbox');
+    this.inboxListeners.add(listener);
+    if (this.setup.kind === 'postgres' && this.setup.notifications !== false) this.startListening(this.setup.notifications ?? {});
+    return () => {
+      this.inboxListeners.delete(listener);
+      if (this.inboxListeners.size === 0 && this.listener !== null) {
+        const listening = this.listener;
+        this.listener = null;
+        void listening.stop();
+      }
+    };
   }
 
   pendingEvents(instanceId: string): Promise<PendingEvent[]> {
@@ -510,6 +630,10 @@ export class TypeormStore implements InstanceStore {
   /** Waits for the writes in progress, then closes the connections it opened (never the application's). */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.inboxListeners.clear();
+      const listening = this.listener;
+      this.listener = null;
+      await listening?.stop();
       await Promise.allSettled([...this.inflight]);
       await this.queue?.idle();
       if (this.ready !== null) await this.ready.catch(() => undefined);
@@ -521,6 +645,52 @@ export class TypeormStore implements InstanceStore {
   }
 
   // ---------------------------------------------------------------------------------------------------------
+
+  private startListening(options: PgListenOptions): void {
+    if (this.listener !== null) return;
+    const logger = this.setup.logger ?? consoleLogger;
+    this.listener = new PgInboxListener(
+      async () => {
+        await this.init();
+        return listenClientConfig(this.setup.dataSource);
+      },
+      inboxChannel(this.setup.schema),
+      {
+        notified: (id) => {
+          if (id !== '') {
+            this.notifyInbox(id);
+            return;
+          }
+          // An id too long for a notification: look at the whole inbox.
+          this.resyncInbox().catch((error: unknown) => logger.warn({ error }, 'could not list the inbox after a notification'));
+        },
+        resync: () => this.resyncInbox(),
+        problem: (error, action) => logger.warn({ error: error instanceof Error ? error.message : String(error) }, `could not ${action}; retrying`),
+      },
+      options,
+    );
+    this.listener.start();
+  }
+
+  /** Calls the inbox listeners for every instance with pending deliveries. */
+  private async resyncInbox(): Promise<void> {
+    if (this.inboxListeners.size === 0 || this.closing !== null) return;
+    const ids = await this.run('list inbox instances', 'read', async (x) => {
+      const { rows } = await x(`SELECT DISTINCT instance_id FROM ${this.dialect.t('inbox')}`);
+      return rows.map((r) => String(r.instance_id));
+    });
+    for (const id of ids) this.notifyInbox(id);
+  }
+
+  private notifyInbox(instanceId: string): void {
+    for (const listener of [...this.inboxListeners]) {
+      try {
+        listener(instanceId);
+      } catch {
+        // a throwing listener neither fails the write that woke it nor keeps the others from hearing it
+      }
+    }
+  }
 
   /** Writes what a record's save derives (wait rows) and what the transition carries (history, consumed inbox). */
   private async writeDerived(x: Exec, p: PreparedRecord, writes: TransitionWrites, replaceWaits: boolean): Promise<void> {
@@ -590,4 +760,9 @@ export class TypeormStore implements InstanceStore {
       await runner.release();
     }
   }
+}
+
+function notificationsOption(option: boolean | PgListenOptions | undefined): false | PgListenOptions {
+  if (option === false) return false;
+  return option === true || option === undefined ? {} : option;
 }
