@@ -38,6 +38,11 @@ export class RetainedEvents {
     return undefined;
   }
 
+  /** Every kept event, oldest first per topic. */
+  all(): SagaEvent[] {
+    return [...this.byTopic.values()].flat().sort((a, b) => a.publishedAt - b.publishedAt);
+  }
+
   /** How many events are kept. */
   get size(): number {
     let n = 0;

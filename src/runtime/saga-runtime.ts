@@ -311,6 +311,8 @@ export class SagaRuntime {
       }
       const ids = await this.store.unfinished();
       await Promise.all(ids.map((id) => this.resume(id)));
+      // Deliveries accepted before a crash and not yet applied (a retained event moved to an inbox, say).
+      for (const id of (await this.store.inboxInstances?.(10_000)) ?? []) await this.drainInbox(id);
     })();
     return this.recovered;
   }
@@ -346,6 +348,8 @@ export class SagaRuntime {
         );
         const inbox = (await this.store.inboxInstances?.(100)) ?? [];
         await Promise.all(inbox.map((id) => this.drainInbox(id)));
+        // A retained event may match a wait whose own check never ran (its worker died right after parking).
+        if (this.retentionMs > 0) for (const event of await this.store.retainedEvents(now, 100)) await this.claimRetained(event, now);
         await this.settleFinishedElsewhere();
       } catch (e) {
         this.report('instance-failed', 'a poll of the shared store failed; the next one will try again', e);
@@ -564,8 +568,11 @@ export class SagaRuntime {
       const record = this.actors.get(w.instanceId)?.committed ?? (await this.store.load(w.instanceId));
       const wait = record === undefined ? undefined : trackOf(record, w.track)?.flow.wait;
       if (wait === undefined || wait === null) continue;
-      const taken = await this.store.takeRetained(w.instanceId, wait, now);
-      if (taken !== undefined) return this.deliverEvent(w.instanceId, w.track, taken);
+      const taken = await this.store.moveRetainedToInbox(w.instanceId, w.track, wait, now);
+      if (taken === undefined) continue;
+      // It is in the instance's inbox now (stored, so accepted); apply it here unless another worker holds it.
+      await this.drainInbox(w.instanceId);
+      return true;
     }
     return false;
   }
@@ -726,12 +733,12 @@ export class SagaRuntime {
   private watch(instanceId: string, track: TrackRef, wait: Wait): void {
     if (wait.deadline !== null) this.timers.add(wait.deadline, { instanceId, track });
     if (this.retentionMs <= 0) return;
+    // A retained event this wait matches moves into the instance's inbox in one transaction, and is applied from
+    // there (its consumption commits with the transition): a crash in between cannot lose it.
     this.store
-      .takeRetained(instanceId, wait, this.clock.now())
+      .moveRetainedToInbox(instanceId, track, wait, this.clock.now())
       .then(async (early) => {
-        if (early === undefined) return;
-        const delivered = await this.deliver(instanceId, { type: 'event', track, event: early });
-        if (!delivered) await this.store.acceptEvent(early, [], early.publishedAt + this.retentionMs);
+        if (early !== undefined) await this.drainInbox(instanceId);
       })
       .catch((e: unknown) => this.report('instance-failed', `a retained event could not be delivered to ${instanceId}`, e, instanceId));
   }

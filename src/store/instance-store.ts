@@ -88,6 +88,13 @@ export interface InstanceStore {
   pendingEvents(instanceId: string): Promise<PendingEvent[]>;
   /** Removes and returns the oldest retained event (not expired at `now`) that `wait` of `instanceId` matches. */
   takeRetained(instanceId: string, wait: Wait, now: number): Promise<SagaEvent | undefined>;
+  /**
+   * Like {@link takeRetained}, but moves the event into the instance's inbox (as a delivery to `track`) in the same
+   * transaction, so a crash before it is applied cannot lose it: the inbox keeps it until a transition consumes it.
+   */
+  moveRetainedToInbox(instanceId: string, track: TrackRef, wait: Wait, now: number): Promise<SagaEvent | undefined>;
+  /** Retained events not expired at `now`, oldest first (at most `limit`): a worker checks them against waits. */
+  retainedEvents(now: number, limit: number): Promise<SagaEvent[]>;
   /** Waits and retries whose time is at or before `now`, earliest first. */
   dueWaits(now: number, limit: number): Promise<DueWait[]>;
   /** Ids of instances that are not final: what a restarted runtime must resume. */

@@ -111,6 +111,22 @@ export class MemoryStore implements InstanceStore {
     }
   }
 
+  async moveRetainedToInbox(instanceId: string, track: TrackRef, wait: Wait, now: number): Promise<SagaEvent | undefined> {
+    const row = this.rows.get(instanceId);
+    if (row === undefined) return undefined;
+    const event = await this.takeRetained(instanceId, wait, now);
+    if (event !== undefined) {
+      row.inbox.push({ event: structuredClone(event), track });
+      for (const listener of this.inboxListeners) listener(instanceId);
+    }
+    return event;
+  }
+
+  retainedEvents(now: number, limit: number): Promise<SagaEvent[]> {
+    const live = this.retained.all().filter((e) => (this.retainedUntil.get(e.id) ?? -1) >= now);
+    return Promise.resolve(structuredClone(live.slice(0, limit)));
+  }
+
   dueWaits(now: number, limit: number): Promise<DueWait[]> {
     const due: DueWait[] = [];
     for (const row of this.rows.values()) for (const d of row.deadlines) if (d.deadline <= now) due.push(d);

@@ -148,4 +148,22 @@ export function storeContract(make: () => Promise<InstanceStore>): void {
     expect(await store.claimStale('you', 5_000, 100, 10)).toEqual([]);
     expect((await store.claimStale('you', 20_000, 10_001, 10)).sort()).toEqual(['busy', 'leased']);
   });
+
+  it('moves a retained event into the inbox of the wait that takes it, in one step, exactly once', async () => {
+    await store.create(waiting('w1', 'reply', { to: 'w1' }, null));
+    const event = { topic: 'reply', payload: { to: 'w1' }, id: 'evt-m', publishedAt: 100 };
+    await store.acceptEvent(event, [], 500);
+    const wait = { topics: ['reply'], match: { to: 'w1' }, deadline: null };
+    expect(await store.moveRetainedToInbox('w1', null, wait, 200)).toEqual(event);
+    expect(await store.moveRetainedToInbox('w1', null, wait, 200)).toBeUndefined();
+    expect(await store.takeRetained('w1', wait, 200)).toBeUndefined();
+    expect(await store.pendingEvents('w1')).toEqual([{ event, track: null }]);
+  });
+
+  it('lists the retained events that have not expired, oldest first', async () => {
+    await store.acceptEvent({ topic: 'a', payload: {}, id: 'r-2', publishedAt: 20 }, [], 1_000);
+    await store.acceptEvent({ topic: 'b', payload: {}, id: 'r-1', publishedAt: 10 }, [], 1_000);
+    await store.acceptEvent({ topic: 'c', payload: {}, id: 'r-old', publishedAt: 5 }, [], 50);
+    expect((await store.retainedEvents(100, 10)).map((e) => e.id)).toEqual(['r-1', 'r-2']);
+  });
 }

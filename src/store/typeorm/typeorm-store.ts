@@ -5,7 +5,7 @@ import type { WaiterRef } from '../../bus/wait-index';
 import { eventMatchesWait } from '../../bus/wait-match';
 import type { InstanceStatus, Wait } from '../../engine/flow-fields';
 import type { HistoryEntry } from '../../engine/history-entry';
-import type { InstanceRecord } from '../../engine/instance-record';
+import type { InstanceRecord, TrackRef } from '../../engine/instance-record';
 import { SagaflowError } from '../../errors/sagaflow-error';
 import { CorruptRecordError, VersionConflictError } from '../../errors/runtime-errors';
 import { decodeRecord } from '../record-codec';
@@ -534,6 +534,56 @@ export class TypeormStore implements InstanceStore {
         if ((await x(`DELETE FROM ${r} WHERE event_id = ?`, [row.event_id])).affected === 1) return event;
       }
       return undefined;
+    });
+  }
+
+  moveRetainedToInbox(instanceId: string, track: TrackRef, wait: Wait, now: number): Promise<SagaEvent | undefined> {
+    const topics = [...new Set(wait.topics)];
+    if (topics.length === 0) return this.run('move a retained event', 'read', () => Promise.resolve(undefined));
+    const pg = this.setup.kind === 'postgres';
+    return this.run('move a retained event', 'tx', async (x) => {
+      const r = this.dialect.t('retained');
+      const { rows } = await x(
+        `SELECT event_id, ${this.dialect.jsonText('event')} AS event FROM ${r} WHERE topic IN (${Dialect.marks(topics.length)}) AND retain_until >= ? ORDER BY published_at, event_id`,
+        [...topics, now],
+      );
+      for (const row of rows) {
+        let event: SagaEvent;
+        try {
+          event = decodeEvent(row.event, `retained:${String(row.event_id)}`, String(row.event_id));
+        } catch {
+          continue;
+        }
+        if (!eventMatchesWait(event, wait, instanceId)) continue;
+        // Whoever deletes it takes it; in the same transaction it becomes a delivery in the instance's inbox.
+        if ((await x(`DELETE FROM ${r} WHERE event_id = ?`, [row.event_id])).affected !== 1) continue;
+        await x(
+          `INSERT INTO ${this.dialect.t('inbox')} (event_id, instance_id, track, event, accepted_at)
+           SELECT ?, ?, ?, ${pg ? 'CAST(? AS jsonb)' : '?'}, CAST(? AS BIGINT) WHERE EXISTS (SELECT 1 FROM ${this.dialect.t('instances')} WHERE id = ?)
+           ON CONFLICT DO NOTHING`,
+          [event.id, instanceId, trackColumn(track), encodeEvent(event), event.publishedAt, instanceId],
+        );
+        return event;
+      }
+      return undefined;
+    });
+  }
+
+  retainedEvents(now: number, limit: number): Promise<SagaEvent[]> {
+    return this.run('list retained events', 'read', async (x) => {
+      const { rows } = await x(
+        `SELECT event_id, ${this.dialect.jsonText('event')} AS event FROM ${this.dialect.t('retained')} WHERE retain_until >= ? ORDER BY published_at, event_id LIMIT ?`,
+        [now, Math.max(0, Math.floor(limit))],
+      );
+      const events: SagaEvent[] = [];
+      for (const row of rows) {
+        try {
+          events.push(decodeEvent(row.event, `retained:${String(row.event_id)}`, String(row.event_id)));
+        } catch {
+          // an unreadable retained event matches nothing; it goes when it expires
+        }
+      }
+      return events;
     });
   }
 
