@@ -513,60 +513,49 @@ export class TypeormStore implements InstanceStore {
   }
 
   takeRetained(instanceId: string, wait: Wait, now: number): Promise<SagaEvent | undefined> {
-    const topics = [...new Set(wait.topics)];
-    if (topics.length === 0) return this.run('take a retained event', 'read', () => Promise.resolve(undefined));
+    if (wait.topics.length === 0) return this.run('take a retained event', 'read', () => Promise.resolve(undefined));
     return this.run('take a retained event', 'write', async (x) => {
-      const r = this.dialect.t('retained');
-      await x(`DELETE FROM ${r} WHERE retain_until < ?`, [now]);
-      const { rows } = await x(
-        `SELECT event_id, ${this.dialect.jsonText('event')} AS event FROM ${r} WHERE topic IN (${Dialect.marks(topics.length)}) AND retain_until >= ? ORDER BY published_at, event_id`,
-        [...topics, now],
-      );
-      for (const row of rows) {
-        let event: SagaEvent;
-        try {
-          event = decodeEvent(row.event, `retained:${String(row.event_id)}`, String(row.event_id));
-        } catch {
-          continue; // an unreadable retained event matches nothing; it goes when it expires
-        }
-        if (!eventMatchesWait(event, wait, instanceId)) continue;
-        // Whoever deletes it takes it (another worker may have been first).
-        if ((await x(`DELETE FROM ${r} WHERE event_id = ?`, [row.event_id])).affected === 1) return event;
-      }
-      return undefined;
+      await x(`DELETE FROM ${this.dialect.t('retained')} WHERE retain_until < ?`, [now]);
+      return this.takeMatchingRetained(x, instanceId, wait, now);
     });
   }
 
   moveRetainedToInbox(instanceId: string, track: TrackRef, wait: Wait, now: number): Promise<SagaEvent | undefined> {
-    const topics = [...new Set(wait.topics)];
-    if (topics.length === 0) return this.run('move a retained event', 'read', () => Promise.resolve(undefined));
-    const pg = this.setup.kind === 'postgres';
+    if (wait.topics.length === 0) return this.run('move a retained event', 'read', () => Promise.resolve(undefined));
     return this.run('move a retained event', 'tx', async (x) => {
-      const r = this.dialect.t('retained');
-      const { rows } = await x(
-        `SELECT event_id, ${this.dialect.jsonText('event')} AS event FROM ${r} WHERE topic IN (${Dialect.marks(topics.length)}) AND retain_until >= ? ORDER BY published_at, event_id`,
-        [...topics, now],
+      const event = await this.takeMatchingRetained(x, instanceId, wait, now);
+      if (event === undefined) return undefined;
+      // In the same transaction the event becomes a delivery in the instance's inbox.
+      await x(
+        `INSERT INTO ${this.dialect.t('inbox')} (event_id, instance_id, track, event, accepted_at)
+         SELECT ?, ?, ?, ${this.setup.kind === 'postgres' ? 'CAST(? AS jsonb)' : '?'}, CAST(? AS BIGINT) WHERE EXISTS (SELECT 1 FROM ${this.dialect.t('instances')} WHERE id = ?)
+         ON CONFLICT DO NOTHING`,
+        [event.id, instanceId, trackColumn(track), encodeEvent(event), event.publishedAt, instanceId],
       );
-      for (const row of rows) {
-        let event: SagaEvent;
-        try {
-          event = decodeEvent(row.event, `retained:${String(row.event_id)}`, String(row.event_id));
-        } catch {
-          continue;
-        }
-        if (!eventMatchesWait(event, wait, instanceId)) continue;
-        // Whoever deletes it takes it; in the same transaction it becomes a delivery in the instance's inbox.
-        if ((await x(`DELETE FROM ${r} WHERE event_id = ?`, [row.event_id])).affected !== 1) continue;
-        await x(
-          `INSERT INTO ${this.dialect.t('inbox')} (event_id, instance_id, track, event, accepted_at)
-           SELECT ?, ?, ?, ${pg ? 'CAST(? AS jsonb)' : '?'}, CAST(? AS BIGINT) WHERE EXISTS (SELECT 1 FROM ${this.dialect.t('instances')} WHERE id = ?)
-           ON CONFLICT DO NOTHING`,
-          [event.id, instanceId, trackColumn(track), encodeEvent(event), event.publishedAt, instanceId],
-        );
-        return event;
-      }
-      return undefined;
+      return event;
     });
+  }
+
+  /** Deletes and returns the oldest live retained event that `wait` of `instanceId` matches (inside `x`'s transaction). */
+  private async takeMatchingRetained(x: Exec, instanceId: string, wait: Wait, now: number): Promise<SagaEvent | undefined> {
+    const topics = [...new Set(wait.topics)];
+    const r = this.dialect.t('retained');
+    const { rows } = await x(
+      `SELECT event_id, ${this.dialect.jsonText('event')} AS event FROM ${r} WHERE topic IN (${Dialect.marks(topics.length)}) AND retain_until >= ? ORDER BY published_at, event_id`,
+      [...topics, now],
+    );
+    for (const row of rows) {
+      let event: SagaEvent;
+      try {
+        event = decodeEvent(row.event, `retained:${String(row.event_id)}`, String(row.event_id));
+      } catch {
+        continue; // an unreadable retained event matches nothing; it goes when it expires
+      }
+      if (!eventMatchesWait(event, wait, instanceId)) continue;
+      // Whoever deletes it takes it (another worker may have been first).
+      if ((await x(`DELETE FROM ${r} WHERE event_id = ?`, [row.event_id])).affected === 1) return event;
+    }
+    return undefined;
   }
 
   retainedEvents(now: number, limit: number): Promise<SagaEvent[]> {
