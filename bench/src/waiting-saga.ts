@@ -10,19 +10,8 @@
 import type { SagaRuntime, StepClass, StepResult, WorkflowDefinition } from '../../src';
 import { BaseStep, continueWith, defineWorkflow, ok, Step } from '../../src';
 import type { OrderState } from './workload';
-import {
-  applyOrderDiscount,
-  cancelOrder,
-  chargePayment,
-  confirmOrder,
-  initialState,
-  refundPayment,
-  releaseStock,
-  reserveStock,
-  revertDiscount,
-  undoValidateOrder,
-  validateOrder,
-} from './workload';
+import { applyOrderDiscount, chargePayment, initialState, refundPayment, revertDiscount } from './workload';
+import { ConfirmOrder, ReserveStock, ValidateOrder } from './peers/sagaflow';
 
 /** The topic step 3 waits for. */
 export const PAID_TOPIC = 'bench.paid';
@@ -34,25 +23,7 @@ export function whenCharged(orderId: string): Promise<void> {
   return new Promise<void>((resolve) => charged.set(orderId, resolve));
 }
 
-@Step({ name: 'validate' })
-class ValidateOrder extends BaseStep<OrderState> {
-  override run(state: OrderState): StepResult<OrderState> {
-    return ok(validateOrder(state));
-  }
-  override rollback(state: OrderState): StepResult<OrderState> {
-    return ok(undoValidateOrder(state));
-  }
-}
 
-@Step({ name: 'reserve' })
-class ReserveStock extends BaseStep<OrderState> {
-  override run(state: OrderState): StepResult<OrderState> {
-    return ok(reserveStock(state));
-  }
-  override rollback(state: OrderState): StepResult<OrderState> {
-    return ok(releaseStock(state));
-  }
-}
 
 /** Step 3: applies the discount, then waits for the payment event of its order. */
 @Step({ name: 'discount' })
@@ -80,15 +51,6 @@ class ChargeAndSignal extends BaseStep<OrderState> {
   }
 }
 
-@Step({ name: 'confirm' })
-class ConfirmOrder extends BaseStep<OrderState> {
-  override run(state: OrderState): StepResult<OrderState> {
-    return ok(confirmOrder(state));
-  }
-  override rollback(state: OrderState): StepResult<OrderState> {
-    return ok(cancelOrder(state));
-  }
-}
 
 /** The event variant: step 3 waits for {@link PAID_TOPIC} with its order id. */
 export const waitingWorkflow = defineWorkflow<OrderState>({

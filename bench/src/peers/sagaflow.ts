@@ -41,7 +41,7 @@ export const SAGAFLOW = 'sagaflow';
 // ---------------------------------------------------------------------------------------------
 
 @Step({ name: 'validate' })
-class ValidateOrder extends BaseStep<OrderState> {
+export class ValidateOrder extends BaseStep<OrderState> {
   override run(state: OrderState): StepResult<OrderState> {
     return ok(validateOrder(state));
   }
@@ -51,7 +51,7 @@ class ValidateOrder extends BaseStep<OrderState> {
 }
 
 @Step({ name: 'reserve' })
-class ReserveStock extends BaseStep<OrderState> {
+export class ReserveStock extends BaseStep<OrderState> {
   override run(state: OrderState): StepResult<OrderState> {
     return ok(reserveStock(state));
   }
@@ -92,7 +92,7 @@ class ChargePaymentDeclined extends BaseStep<OrderState> {
 }
 
 @Step({ name: 'confirm' })
-class ConfirmOrder extends BaseStep<OrderState> {
+export class ConfirmOrder extends BaseStep<OrderState> {
   override run(state: OrderState): StepResult<OrderState> {
     return ok(confirmOrder(state));
   }
