@@ -1,25 +1,15 @@
 import { EventEmitter } from 'node:events';
-import { defineWorkflow, ok, type SagaEvent } from '../src';
+import type { SagaEvent } from '../src';
 import { EventEmitterAdapter, type AdapterProblem } from '../src/bus/adapters';
 import { flushMicrotasks } from '../src/testing';
 import { testRuntime } from './support/runtime';
-import { recordingStep, waitsFor, type Log, type TestState } from './support/steps';
+import { waitThenShip } from './support/bus-saga';
+import type { Log } from './support/steps';
 
 /** A runtime with a saga that waits for order.paid (o-1) then publishes order.shipped, and an adapter on a real emitter. */
 function setup(options: ConstructorParameters<typeof EventEmitterAdapter>[2] = {}) {
   const log: Log = [];
-  const wf = defineWorkflow<TestState>({
-    name: 'emitter-saga',
-    steps: [
-      recordingStep('Wait', log, { run: waitsFor('order.paid', { orderId: 'o-1' }) }),
-      recordingStep('Ship', log, {
-        run: async (state, ctx) => {
-          await ctx.publish({ topic: 'order.shipped', payload: { orderId: 'o-1' } });
-          return ok(state);
-        },
-      }),
-    ],
-  });
+  const wf = waitThenShip('emitter-saga', log);
   const t = testRuntime({ workflows: [wf] });
   const emitter = new EventEmitter();
   const adapter = new EventEmitterAdapter(t.runtime.bus, emitter, options);

@@ -1,9 +1,10 @@
 import { Client, type Notification } from 'pg';
-import { defineWorkflow, ok, silentLogger, type SagaEvent } from '../src';
+import { silentLogger, type SagaEvent } from '../src';
 import { PostgresNotifyAdapter, type AdapterProblem, type PostgresNotifyAdapterOptions } from '../src/bus/adapters';
 import { createTestDatabase, dropTestDatabase, testPgUrl } from './support/postgres';
 import { testRuntime } from './support/runtime';
-import { recordingStep, waitsFor, type Log, type TestState } from './support/steps';
+import { waitThenShip } from './support/bus-saga';
+import type { Log } from './support/steps';
 
 jest.setTimeout(30_000);
 
@@ -56,18 +57,7 @@ async function setup(options: PostgresNotifyAdapterOptions = {}) {
   channelNo += 1;
   const channel = `bus_test_${channelNo}`;
   const log: Log = [];
-  const wf = defineWorkflow<TestState>({
-    name: 'pg-saga',
-    steps: [
-      recordingStep('Wait', log, { run: waitsFor('order.paid', { orderId: 'o-1' }) }),
-      recordingStep('Ship', log, {
-        run: async (state, ctx) => {
-          await ctx.publish({ topic: 'order.shipped', payload: { orderId: 'o-1' } });
-          return ok(state);
-        },
-      }),
-    ],
-  });
+  const wf = waitThenShip('pg-saga', log);
   const t = testRuntime({ workflows: [wf] });
   const adapter = new PostgresNotifyAdapter(t.runtime.bus, {
     connection: { connectionString: url, application_name: 'sagaflow-bus-test' },

@@ -1,9 +1,10 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { defineWorkflow, ok, silentLogger, type SagaEvent } from '../src';
+import { silentLogger, type SagaEvent } from '../src';
 import { RedisAdapter, type AdapterProblem, type RedisAdapterOptions } from '../src/bus/adapters';
 import { startRedis, tcpGate, type RedisServer, type TcpGate } from './support/redis';
 import { testRuntime } from './support/runtime';
-import { recordingStep, waitsFor, type Log, type TestState } from './support/steps';
+import { waitThenShip } from './support/bus-saga';
+import type { Log } from './support/steps';
 
 jest.setTimeout(30_000);
 
@@ -66,18 +67,7 @@ async function setup(options: RedisAdapterOptions = {}) {
   channelNo += 1;
   const channel = `test:events:${channelNo}`;
   const log: Log = [];
-  const wf = defineWorkflow<TestState>({
-    name: 'redis-saga',
-    steps: [
-      recordingStep('Wait', log, { run: waitsFor('order.paid', { orderId: 'o-1' }) }),
-      recordingStep('Ship', log, {
-        run: async (state, ctx) => {
-          await ctx.publish({ topic: 'order.shipped', payload: { orderId: 'o-1' } });
-          return ok(state);
-        },
-      }),
-    ],
-  });
+  const wf = waitThenShip('redis-saga', log);
   const t = testRuntime({ workflows: [wf] });
   const adapter = new RedisAdapter(t.runtime.bus, {
     connection: { host: '127.0.0.1', port: redis.port, retryStrategy: () => 50 },
