@@ -18,14 +18,20 @@ function paidWorkflow(log: Log) {
   return defineWorkflow<TestState>({ name: 'pay', steps: [recordingStep('W', log, { run: waitsFor('paid', { orderId: 'o-1' }) })] });
 }
 
+/** Workers A (on a store that hangs where `hang` says) and B on one shared store and clock. */
+function twoWorkers(store: MemoryStore, wf: ReturnType<typeof paidWorkflow>, hang: (method: string) => boolean) {
+  const opts = { workflows: [wf], leaseDuration: '30s', pollInterval: '1s' } as const;
+  const a = testRuntime({ ...opts, store: dyingIn(store, hang), workerId: 'A' });
+  const b = testRuntime({ ...opts, store, clock: a.clock, workerId: 'B' });
+  return { a, b };
+}
+
 describe('retained (fast-reply) events without a crash', () => {
   it('reach a wait that begins after them on a shared store', async () => {
     const log: Log = [];
     const store = new MemoryStore({ shared: true });
     const wf = paidWorkflow(log);
-    const opts = { workflows: [wf], leaseDuration: '30s', pollInterval: '1s' } as const;
-    const a = testRuntime({ ...opts, store: dyingIn(store, () => false), workerId: 'A' });
-    const b = testRuntime({ ...opts, store, clock: a.clock, workerId: 'B' });
+    const { a, b } = twoWorkers(store, wf, () => false);
     await b.runtime.start();
     expect(await b.runtime.publish({ topic: 'paid', payload: { orderId: 'o-1' } })).toMatchObject({ delivered: 0, retained: true });
     await a.runtime.start();
@@ -51,10 +57,8 @@ describe('retained (fast-reply) events across a crash', () => {
     const log: Log = [];
     const store = new MemoryStore({ shared: true });
     const wf = paidWorkflow(log);
-    const opts = { workflows: [wf], leaseDuration: '30s', pollInterval: '1s' } as const;
     // A dies right after its wait is stored, before it looks for a retained event.
-    const a = testRuntime({ ...opts, store: dyingIn(store, (m) => m === 'moveRetainedToInbox'), workerId: 'A' });
-    const b = testRuntime({ ...opts, store, clock: a.clock, workerId: 'B' });
+    const { a, b } = twoWorkers(store, wf, (m) => m === 'moveRetainedToInbox');
     await b.runtime.start();
     // The fast reply: published before the wait exists, so it is retained (acknowledged).
     expect(await b.runtime.publish({ topic: 'paid', payload: { orderId: 'o-1' } })).toMatchObject({ delivered: 0, retained: true });
