@@ -116,10 +116,11 @@ export {
   UnknownWorkflowError,
   InvalidEventError,
   InvalidOperationError,
+  LeasedElsewhereError,
   VersionConflictError,
   CorruptRecordError,
   RuntimeClosedError,
 } from './errors/runtime-errors';
 export { StateValidationError, StateNotSerializableError, type InvalidProperty } from './errors/state-errors';
-export { MalformedResultError, TimeoutError, ObserverVetoError, RollbackRequestedError } from './errors/step-errors';
+export { MalformedResultError, TimeoutError, RollbackRequestedError } from './errors/step-errors';
 export type { SerializedError } from './errors/serialized-error';

@@ -19,13 +19,6 @@ export class TimeoutError extends SagaflowError {
   }
 }
 
-/** An observer vetoed a step (returned `error(...)` from a hook). */
-export class ObserverVetoError extends SagaflowError {
-  constructor(hook: string, observer: string, reason: string) {
-    super('OBSERVER_VETO', `observer ${observer} vetoed in ${hook}: ${reason}`, { hook, observer });
-  }
-}
-
 /** The instance was asked to roll back from outside (`runtime.rollback(id, reason)`). */
 export class RollbackRequestedError extends SagaflowError {
   constructor(reason: string) {
@@ -33,9 +26,3 @@ export class RollbackRequestedError extends SagaflowError {
   }
 }
 
-/** A goto named a step that is not in the workflow, or jumped backwards. */
-export class GotoError extends SagaflowError {
-  constructor(code: 'UNKNOWN_GOTO_TARGET' | 'GOTO_BACKWARD', message: string, target: string) {
-    super(code, message, { target });
-  }
-}
