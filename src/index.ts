@@ -9,6 +9,7 @@
  * - Declare workflows with {@link Workflow} (or {@link defineWorkflow}); group steps with {@link parallel}.
  * - Observe with {@link Observer}s: hooks before and after each step and at lifecycle points.
  * - Run with {@link SagaRuntime}: `start`, `publish`, `rollback`, `get`, and `start()` to resume after a restart.
+ * - Start instances on a cron schedule with `runtime.schedule(workflow, { cron, input })`.
  * - Test with `sagaflow/testing`: `SimulatedClock`, `RecordingObserver`.
  *
  * @packageDocumentation
@@ -108,6 +109,9 @@ export { MemoryStore } from './store/memory-store';
 export { SystemClock, type Clock, type TimerHandle } from './time/clock';
 export { toMillis, type Duration } from './time/duration';
 
+// Cron schedules
+export { MissedTicks, type ScheduleOptions, type ScheduleHandle, type ScheduleInput } from './schedule/schedule-options';
+
 // Errors
 export { SagaflowError } from './errors/sagaflow-error';
 export { DefinitionError, DefinitionErrorCode } from './errors/definition-error';
@@ -122,5 +126,6 @@ export {
   RuntimeClosedError,
 } from './errors/runtime-errors';
 export { StateValidationError, StateNotSerializableError, type InvalidProperty } from './errors/state-errors';
+export { ScheduleError, ScheduleErrorCode } from './errors/schedule-errors';
 export { MalformedResultError, TimeoutError, RollbackRequestedError } from './errors/step-errors';
 export type { SerializedError } from './errors/serialized-error';

@@ -2,7 +2,10 @@ import { decide, defineWorkflow, type DecideEnv, type Effect, type InstanceRecor
 import { newRecord } from '../src/engine/instance-record';
 import { recordingStep } from './support/steps';
 
-const def = defineWorkflow({ name: 'pure', steps: [recordingStep('A', []), recordingStep('B', []), recordingStep('C', [])] });
+const def = defineWorkflow({
+  name: 'pure',
+  steps: [recordingStep('A', [], {}, { goto: ['C'] }), recordingStep('B', [], {}, { goto: ['A'], allowLoop: { max: 1 } }), recordingStep('C', [])],
+});
 const env: DecideEnv = { def, now: 1_000, hydrate: (s) => structuredClone(s), dehydrate: (s) => structuredClone(s) };
 
 function invoked(effects: Effect[]): string[] {
@@ -100,12 +103,27 @@ describe('decide, the pure direction logic', () => {
     expect(t.record.flow.errorReason?.code).toBe('ROLLBACK_REQUESTED');
   });
 
-  it('jumps forward on goto and refuses backward or unknown targets', () => {
+  it('jumps to a declared target and refuses undeclared or unknown ones', () => {
     const r = decide(env, start, { type: 'begin' }).record;
     expect(invoked(settle(r, { kind: 'goto', target: 'C', state: {} }).effects)).toEqual(['C.run']);
-    const b = settle(r, { kind: 'ok', state: {} }).record;
-    expect(settle(b, { kind: 'goto', target: 'A', state: {} }).record.flow.errorReason?.code).toBe('GOTO_BACKWARD');
-    expect(settle(b, { kind: 'goto', target: 'Z', state: {} }).record.flow.errorReason?.code).toBe('UNKNOWN_GOTO_TARGET');
+    expect(settle(r, { kind: 'goto', target: 'B', state: {} }).record.flow.errorReason?.code).toBe('UNDECLARED_GOTO_TARGET');
+    expect(settle(r, { kind: 'goto', target: 'Z', state: {} }).record.flow.errorReason?.code).toBe('UNKNOWN_GOTO_TARGET');
+  });
+
+  it('jumps back as often as allowLoop.max allows, each pass on the stack, then fails with LOOP_LIMIT_EXCEEDED', () => {
+    let r = settle(decide(env, start, { type: 'begin' }).record, { kind: 'ok', state: {} }).record;
+    const back = settle(r, { kind: 'goto', target: 'A', state: {} });
+    expect(invoked(back.effects)).toEqual(['A.run']);
+    expect(back.record.flow.stack).toEqual([
+      { kind: 'step', name: 'A', index: 0 },
+      { kind: 'step', name: 'B', index: 1 },
+      { kind: 'step', name: 'A', index: 0, pass: 1 },
+    ]);
+    expect(back.record.flow.pass).toBe(1);
+    r = settle(back.record, { kind: 'ok', state: {} }).record;
+    const again = settle(r, { kind: 'goto', target: 'A', state: {} });
+    expect(again.record.flow.errorReason?.code).toBe('LOOP_LIMIT_EXCEEDED');
+    expect(invoked(again.effects)).toEqual(['B.rollback']);
   });
 
   it('stops in compensation_failed with the remaining compensations kept when a rollback fails', () => {

@@ -46,6 +46,8 @@ function line(e: Effect): string {
       return `timer ${on(e.track)} at +${e.at - NOW}`;
     case 'finished':
       return 'finished';
+    case 'branched':
+      return `branched ${e.when} ${e.branch}`;
   }
 }
 
@@ -434,7 +436,7 @@ describe('decide for a group with into', () => {
   });
 
   it('jumps forward when into returns goto, and keeps the group on the stack', () => {
-    const d = new Driver(sgt({ into: (state: TestState) => goto('U', state) }));
+    const d = new Driver(sgt({ into: (state: TestState) => goto('U', state), goto: ['U'] }));
     throughS(d);
     d.settle('A', okOut({}));
     d.settle('B', okOut({}));
@@ -446,7 +448,7 @@ describe('decide for a group with into', () => {
     ['returns error', () => fail({ code: 'NOT_ENOUGH', message: 'not enough' }), 'NOT_ENOUGH'],
     ['throws', () => { throw Object.assign(new Error('broke'), { code: 'INTO_BROKE' }); }, 'INTO_BROKE'],
     ['returns goto to an unknown step', (s: TestState) => goto('nowhere', s), 'UNKNOWN_GOTO_TARGET'],
-    ['returns goto backwards', (s: TestState) => goto('S', s), 'GOTO_BACKWARD'],
+    ['returns goto to a step the group does not declare', (s: TestState) => goto('S', s), 'UNDECLARED_GOTO_TARGET'],
     ['returns something that is not a result', () => ({ kind: 'continue', state: {}, wait: { topic: 'x' } }) as never, 'MALFORMED_RESULT'],
   ])('undoes every branch and the steps before when into %s', (_label, into, code) => {
     const d = new Driver(sgt({ into }));
@@ -556,7 +558,7 @@ describe('decide for branches that wait', () => {
 });
 
 describe('decide for a rollback requested from outside', () => {
-  it('aborts in-flight branches with the request, settles waiting ones at once, then undoes all that started', () => {
+  it('aborts in-flight branches with the request, settles waiting ones at once, then undoes all that started, maxConcurrency at a time', () => {
     const d = new Driver(sgt({ maxConcurrency: 3 }, [step('A'), step('B'), step('C'), step('D')]));
     throughS(d);
     d.settle('A', okOut({ trail: ['S', 'A'] }));
@@ -567,7 +569,8 @@ describe('decide for a rollback requested from outside', () => {
     expect(d.feed({ type: 'rollback', reason })).toEqual([]);
     expect(d.changed).toBe(false);
     d.settle('D', okOut({ trail: ['S', 'D'] }));
-    expect(d.settle('C', errOut('ABORTED'))).toEqual(['C.rollback @C', 'D.rollback @D', 'B.rollback @B', 'A.rollback @A']);
+    expect(d.settle('C', errOut('ABORTED'))).toEqual(['C.rollback @C', 'D.rollback @D', 'B.rollback @B']);
+    expect(d.settle('D', okOut({ trail: ['S', 'D'] }))).toEqual(['A.rollback @A']);
   });
 
   it('undoes the group at once when every running branch waits', () => {

@@ -303,6 +303,7 @@ describe('a parallel group', () => {
               intoSaw = { state: structuredClone(state), results: structuredClone(results) };
               return goto('U', { ...state, okCount: Object.values(results).filter((r) => r.ok).length });
             },
+            goto: ['U'],
           }),
           recordingStep('T', log),
           recordingStep('U', log),

@@ -7,9 +7,10 @@ import { backoffDelay, unitHash } from '../policies/backoff';
 import { isRetryable } from '../policies/retry-policy';
 import { NO_POLICY, type PolicyLookup, type StepPolicy } from '../policies/step-policy';
 import { toMillis } from '../time/duration';
-import type { CompiledGroup, CompiledStep, WorkflowDefinition } from '../workflow/workflow-definition';
+import type { CompiledGroup, CompiledNode, CompiledStep, CompiledWhen, WorkflowDefinition } from '../workflow/workflow-definition';
 import { isFinalStatus, type InstanceStatus, type StackEntry, type StepFunc, type Wait } from './flow-fields';
 import {
+  findBranch,
   freshFlow,
   trackOf,
   type BranchRun,
@@ -32,7 +33,14 @@ export type Happening =
   /** Operator: call the failed compensations again (the instance is `compensation_failed`). */
   | { readonly type: 'retryCompensation' }
   /** Operator: give up on the failed compensations and go on with the earlier ones. */
-  | { readonly type: 'skipCompensation' };
+  | { readonly type: 'skipCompensation' }
+  /** A rate limiter had no slot for the call in flight: park the track until `until`, when the call is made again. */
+  | { readonly type: 'throttled'; readonly track: TrackRef; readonly token: number; readonly until: number; readonly limiter: string }
+  /**
+   * Roll back, even a completed instance: its steps are compensated in reverse (a parent undoing a completed child).
+   * On a running instance it is `rollback`.
+   */
+  | { readonly type: 'undo'; readonly reason: SerializedError };
 
 /** A handler's result, with the state already in its stored (JSON) form. */
 export type Outcome =
@@ -73,6 +81,8 @@ export type Effect =
   /** Deliver a `due` happening at `at` (a retry, or the workflow deadline). */
   | { readonly type: 'timer'; readonly track: TrackRef; readonly at: number }
   | { readonly type: 'hook'; readonly hook: LifecycleHook; readonly group: string | null }
+  /** A `when` chose a block (for the history; the runner has nothing to do). */
+  | { readonly type: 'branched'; readonly when: string; readonly branch: 'then' | 'else' }
   | { readonly type: 'finished' };
 
 /** What the pure part needs besides the record: the definition, the time, and the state codec for `into`. */
@@ -163,6 +173,19 @@ function dispatch(c: Ctx, h: Happening): boolean {
       return retryCompensation(c);
     case 'skipCompensation':
       return skipCompensation(c);
+    case 'throttled': {
+      const t = trackOf(rec, h.track);
+      if (t === undefined || !t.flow.inFlight || t.flow.token !== h.token) return false;
+      t.flow.inFlight = false;
+      t.flow.retryAt = h.until;
+      c.effects.push({ type: 'timer', track: h.track, at: h.until });
+      return true;
+    }
+    case 'undo':
+      if (rec.flow.status !== 'completed') return requestRollback(c, h.reason);
+      rec.flow.status = 'rolling_back';
+      failMain(c, h.reason);
+      return true;
   }
 }
 
@@ -179,13 +202,27 @@ function invoke(c: Ctx, ref: TrackRef, t: Track, func: StepFunc, event: SagaEven
   c.effects.push({ type: 'invoke', track: ref, step: f.stepName ?? '', func, token: f.token, event });
 }
 
-function enterStep(c: Ctx, ref: TrackRef, t: Track, step: { name: string; index: number }, func: 'run' | 'rollback'): void {
+function enterStep(c: Ctx, ref: TrackRef, t: Track, step: { name: string; index: number }, func: 'run' | 'rollback', pass = 0): void {
   t.flow.stepIndex = step.index;
   t.flow.stepName = step.name;
   t.flow.attempt = 1;
   t.flow.retryAt = null;
   t.flow.retryDelay = null;
+  if (pass > 0) t.flow.pass = pass;
+  else delete t.flow.pass;
   invoke(c, ref, t, func);
+}
+
+/** Pushes a started step on a track's stack (with the loop pass it belongs to) and calls its `run`. */
+function startStep(c: Ctx, ref: TrackRef, t: Track, step: { name: string; index: number }): void {
+  const pass = c.rec.pass ?? 0;
+  t.flow.stack.push(pass > 0 ? { kind: 'step', name: step.name, index: step.index, pass } : { kind: 'step', name: step.name, index: step.index });
+  enterStep(c, ref, t, step, 'run', pass);
+}
+
+/** Calls the `rollback` of the step on top of a track's stack. */
+function undoStep(c: Ctx, ref: TrackRef, t: Track, entry: Extract<StackEntry, { kind: 'step' }>, step: { name: string; index: number } = entry): void {
+  enterStep(c, ref, t, step, 'rollback', entry.pass ?? 0);
 }
 
 function policyOf(c: Ctx, t: Track): StepPolicy {
@@ -210,24 +247,35 @@ function gotoNotAllowed(target: string, why: string): SerializedError {
   return { code: 'GOTO_NOT_ALLOWED', name: 'GotoError', message: `goto ${JSON.stringify(target)} is not allowed ${why}`, details: { target } };
 }
 
-/** Index of a forward goto target on the main line, or the error explaining why it cannot be taken. */
-function resolveGoto(c: Ctx, target: string, from: number): number | SerializedError {
-  const index = c.env.def.nodeIndex.get(target);
-  if (index === undefined) {
-    return {
-      code: 'UNKNOWN_GOTO_TARGET',
-      name: 'GotoError',
-      message: `goto ${JSON.stringify(target)}: workflow ${JSON.stringify(c.env.def.name)} has no step or group by that name`,
-      details: { target },
-    };
+function gotoError(code: string, message: string, details: Record<string, unknown>): SerializedError {
+  return { code, name: 'GotoError', message, details };
+}
+
+/**
+ * Where a goto from `node` to `target` lands: a target it declared (loops counted against `allowLoop.max`), or
+ * the error explaining why the jump cannot be taken.
+ */
+function takeJump(c: Ctx, node: CompiledNode | undefined, target: string): number | SerializedError {
+  const from = node?.name ?? c.rec.flow.stepName ?? '';
+  const index = node === undefined || node.kind === 'when' ? undefined : node.jumps?.targets.get(target);
+  if (node === undefined || index === undefined) {
+    const declared = node === undefined || node.kind === 'when' ? [] : [...(node.jumps?.targets.keys() ?? [])];
+    const known = c.env.def.nodeIndex.has(target);
+    return gotoError(
+      known ? 'UNDECLARED_GOTO_TARGET' : 'UNKNOWN_GOTO_TARGET',
+      `${JSON.stringify(from)} returned goto ${JSON.stringify(target)}, ${known ? 'which it does not declare' : `but workflow ${JSON.stringify(c.env.def.name)} has no step or group by that name`}; declared targets: ${declared.length === 0 ? 'none' : declared.join(', ')} (list them in goto: [...])`,
+      { target, from, declared },
+    );
   }
-  if (index <= from) {
-    return {
-      code: 'GOTO_BACKWARD',
-      name: 'GotoError',
-      message: `goto ${JSON.stringify(target)} jumps backwards from step ${from}; only forward jumps are allowed`,
-      details: { target },
-    };
+  if (index <= node.index && node.kind !== 'when') {
+    const loops = c.rec.loops ?? {};
+    const taken = loops[node.name] ?? 0;
+    const max = node.jumps?.loopMax ?? 0;
+    if (taken >= max) {
+      return gotoError('LOOP_LIMIT_EXCEEDED', `${JSON.stringify(from)} jumped back to ${JSON.stringify(target)} ${taken} times, the most its allowLoop.max allows`, { target, from, max });
+    }
+    c.rec.loops = { ...loops, [node.name]: taken + 1 };
+    c.rec.pass = (c.rec.pass ?? 0) + 1;
   }
   return index;
 }
@@ -244,7 +292,7 @@ function resolve(c: Ctx, ref: TrackRef, t: Track, outcome: Outcome, event: SagaE
 function stillWanted(c: Ctx, ref: TrackRef): boolean {
   if (ref === null) return c.rec.rollbackRequested === null;
   const g = c.rec.group;
-  const b = g?.branches.find((x) => x.key === ref);
+  const b = g === null ? undefined : findBranch(g, ref);
   if (g === null || b === undefined) return false;
   return b.phase === 'compensating' || (b.phase === 'running' && g.mode === 'up');
 }
@@ -318,15 +366,16 @@ function resolveMain(c: Ctx, outcome: Outcome): void {
       failMain(c, reason);
       return;
     }
+    const node = c.env.def.nodes[f.stepIndex];
     switch (outcome.kind) {
       case 'ok':
-        advanceMain(c, f.stepIndex + 1);
+        advanceMain(c, node?.next ?? f.stepIndex + 1);
         return;
       case 'continue':
         park(c, null, rec, outcome.wait);
         return;
       case 'goto': {
-        const target = resolveGoto(c, outcome.target, f.stepIndex);
+        const target = takeJump(c, node, outcome.target);
         if (typeof target === 'number') advanceMain(c, target);
         else failMain(c, target);
         return;
@@ -372,8 +421,41 @@ function advanceMain(c: Ctx, index: number): void {
     startGroup(c, node);
     return;
   }
-  rec.flow.stack.push({ kind: 'step', name: node.name, index: node.index });
-  enterStep(c, null, rec, node, 'run');
+  if (node.kind === 'when') {
+    enterWhen(c, node);
+    return;
+  }
+  startStep(c, null, rec, node);
+}
+
+/** Evaluates a `when` on the state, records the block it chose, and goes into that block. */
+function enterWhen(c: Ctx, node: CompiledWhen): void {
+  const rec = c.rec;
+  let chosen: unknown;
+  try {
+    chosen = node.predicate(c.env.hydrate(rec.state));
+  } catch (thrown) {
+    const cause = serializeError(thrown);
+    rec.flow.stepIndex = node.index;
+    rec.flow.stepName = node.name;
+    failMain(c, { code: 'WHEN_FAILED', name: 'WhenError', message: `the predicate of ${JSON.stringify(node.name)} threw: ${cause.message}`, details: { when: node.name, cause } });
+    return;
+  }
+  if (typeof chosen !== 'boolean') {
+    rec.flow.stepIndex = node.index;
+    rec.flow.stepName = node.name;
+    failMain(c, {
+      code: 'WHEN_FAILED',
+      name: 'WhenError',
+      message: `the predicate of ${JSON.stringify(node.name)} returned ${typeof chosen === 'object' && chosen !== null && 'then' in chosen ? 'a promise' : JSON.stringify(chosen) ?? typeof chosen}; it must return true or false, synchronously`,
+      details: { when: node.name },
+    });
+    return;
+  }
+  const branch = chosen ? 'then' : 'else';
+  rec.flow.stack.push({ kind: 'when', name: node.name, index: node.index, branch });
+  c.effects.push({ type: 'branched', when: node.name, branch });
+  advanceMain(c, chosen ? node.index + 1 : node.elseIndex);
 }
 
 function turnDown(c: Ctx, reason: SerializedError): void {
@@ -391,6 +473,7 @@ function failMain(c: Ctx, reason: SerializedError): void {
 
 function compensateMain(c: Ctx): void {
   const rec = c.rec;
+  while (rec.flow.stack[rec.flow.stack.length - 1]?.kind === 'when') rec.flow.stack.pop();
   const top = rec.flow.stack[rec.flow.stack.length - 1];
   if (top === undefined) {
     rec.flow.stepName = null;
@@ -399,7 +482,7 @@ function compensateMain(c: Ctx): void {
     return;
   }
   if (top.kind === 'group') unwindGroup(c, top);
-  else enterStep(c, null, rec, top, 'rollback');
+  else if (top.kind === 'step') undoStep(c, null, rec, top);
 }
 
 /**
@@ -519,9 +602,35 @@ function groupNode(c: Ctx, g: GroupRun): CompiledGroup {
 }
 
 function branchSteps(c: Ctx, g: GroupRun, b: BranchRun): readonly CompiledStep[] {
-  const compiled = groupNode(c, g).branches.find((x) => x.key === b.key);
+  const node = groupNode(c, g);
+  if (node.each !== undefined) return node.each.steps;
+  const compiled = node.branches.find((x) => x.key === b.key);
   if (compiled === undefined) throw new Error(`record refers to branch ${b.key}, which group ${g.name} does not have`);
   return compiled.steps;
+}
+
+/** A fresh branch run. */
+function branchRun(name: string, key: string, state: unknown): BranchRun {
+  return { name, key, state, flow: freshFlow(), phase: 'pending', settledSeq: null, outcome: null };
+}
+
+/** The items of a forEach, read from the state and stored, or the error saying why they could not be. */
+function readItems(c: Ctx, node: CompiledGroup): unknown[] | SerializedError {
+  const fail = (message: string, details: Record<string, unknown> = {}): SerializedError => ({
+    code: 'FOR_EACH_ITEMS_FAILED',
+    name: 'ForEachError',
+    message: `the items of forEach ${JSON.stringify(node.name)} ${message}`,
+    details: { group: node.name, ...details },
+  });
+  try {
+    const items: unknown = node.each?.items(c.env.hydrate(c.rec.state));
+    if (!Array.isArray(items)) return fail(`must be an array, got ${items === null ? 'null' : typeof items}`);
+    const stored = c.env.dehydrate(items);
+    return Array.isArray(stored) ? stored : fail('could not be stored');
+  } catch (thrown) {
+    const cause = serializeError(thrown);
+    return fail(`could not be read: ${cause.message}`, { cause });
+  }
 }
 
 function startGroup(c: Ctx, node: CompiledGroup): void {
@@ -530,24 +639,26 @@ function startGroup(c: Ctx, node: CompiledGroup): void {
   rec.flow.stepName = node.name;
   rec.flow.stepFunc = 'run';
   rec.flow.attempt = 1;
+  let items: unknown[] | undefined;
+  if (node.each !== undefined) {
+    const read = readItems(c, node);
+    if (!Array.isArray(read)) {
+      failMain(c, read);
+      return;
+    }
+    items = read;
+  }
   rec.group = {
     name: node.name,
     index: node.index,
     mode: 'up',
-    branches: node.branches.map((b) => ({
-      name: b.name,
-      key: b.key,
-      // Stored states are never changed in place (user code gets a hydrated copy), so branches may share one.
-      state: rec.state,
-      flow: freshFlow(),
-      phase: 'pending',
-      settledSeq: null,
-      outcome: null,
-    })),
+    // Stored states are never changed in place (user code gets a hydrated copy), so branches may share one.
+    branches: items === undefined ? node.branches.map((b) => branchRun(b.name, b.key, rec.state)) : [],
     failure: null,
     nextSeq: 0,
     winner: null,
     plan: null,
+    ...(items === undefined ? {} : { items }),
   };
   c.effects.push({ type: 'hook', hook: 'handleGroupStart', group: node.name });
   progressGroup(c);
@@ -576,6 +687,7 @@ function unwindGroup(c: Ctx, entry: Extract<StackEntry, { kind: 'group' }>): voi
     winner: null,
     plan: { kind: 'unwind' },
   };
+  enqueueDown(rec.group);
   c.effects.push({ type: 'hook', hook: 'handleGroupStart', group: entry.name });
   progressGroup(c);
 }
@@ -585,14 +697,13 @@ function startBranchStep(c: Ctx, g: GroupRun, b: BranchRun, index: number): void
   if (step === undefined) {
     b.phase = 'succeeded';
     settle(g, b, { ok: true, value: b.state });
-    if (c.env.def.nodes[g.index]?.kind === 'group' && groupNode(c, g).options.join === 'any' && g.mode === 'up') {
+    if (groupNode(c, g).options.join === 'any' && g.mode === 'up') {
       g.winner = b.key;
       beginSettling(c, g);
     }
     return;
   }
-  b.flow.stack.push({ kind: 'step', name: step.name, index: step.index });
-  enterStep(c, b.key, b, step, 'run');
+  startStep(c, b.key, b, step);
 }
 
 function settle(g: GroupRun, b: BranchRun, outcome: BranchOutcome): void {
@@ -640,6 +751,7 @@ function rollBackGroup(c: Ctx, g: GroupRun, reason: SerializedError): void {
   } else if (g.mode === 'down' && g.plan?.kind === 'succeed') {
     for (const b of g.branches) if (b.phase === 'succeeded') b.phase = 'queued';
     g.plan = { kind: 'fail' };
+    enqueueDown(g);
   }
   turnDown(c, reason);
   progressGroup(c);
@@ -659,7 +771,7 @@ function branchFailed(c: Ctx, g: GroupRun, b: BranchRun, error: SerializedError)
 
 function resolveBranch(c: Ctx, key: string, outcome: Outcome): void {
   const g = c.rec.group;
-  const b = g?.branches.find((x) => x.key === key);
+  const b = g === null ? undefined : findBranch(g, key);
   if (g === null || b === undefined) return;
   if (b.phase === 'running') {
     if (outcome.kind === 'error' && !outcome.started) b.flow.stack.pop();
@@ -718,8 +830,8 @@ function compensateBranch(c: Ctx, g: GroupRun, b: BranchRun): void {
     b.flow.stepName = null;
     return;
   }
-  const step = branchSteps(c, g, b).find((s) => s.name === top.name) ?? { name: top.name, index: top.index };
-  enterStep(c, b.key, b, step, 'rollback');
+  if (top.kind !== 'step') throw new Error(`branch ${b.key} of group ${g.name} has a ${top.kind} on its stack`);
+  undoStep(c, b.key, b, top, branchSteps(c, g, b).find((s) => s.name === top.name) ?? top);
 }
 
 /** Moves a group on after any change: start branches, resolve once all settle, compensate, finish. */
@@ -728,29 +840,66 @@ function progressGroup(c: Ctx): void {
   if (g === null) return;
   const node = groupNode(c, g);
   if (g.mode === 'up') {
-    let running = g.branches.filter((b) => b.phase === 'running').length;
+    let running = 0;
+    for (const b of g.branches) if (b.phase === 'running') running += 1;
+    const cap = node.options.maxConcurrency;
     for (const b of g.branches) {
-      if (g.mode !== 'up' || running >= node.options.maxConcurrency) break;
+      if (g.mode !== 'up' || running >= cap) break;
       if (b.phase !== 'pending') continue;
-      b.phase = 'running';
-      running += 1;
-      startBranchStep(c, g, b, 0);
-      if (b.phase === 'running') continue;
-      running -= 1;
+      running += startBranch(c, g, b);
+    }
+    // A forEach makes its branches as items start, so only the running ones exist beyond those that finished.
+    const items = g.items;
+    while (items !== undefined && g.mode === 'up' && running < cap && g.branches.length < items.length) {
+      const i = g.branches.length;
+      const b = branchRun(`${g.name}[${i}]`, String(i), items[i]);
+      g.branches.push(b);
+      running += startBranch(c, g, b);
     }
   }
   if (g.mode !== 'down') {
     if (g.branches.some((b) => b.phase === 'running')) return;
-    if (g.mode === 'up' && g.branches.some((b) => b.phase === 'pending')) return;
+    if (g.mode === 'up' && (g.branches.some((b) => b.phase === 'pending') || g.branches.length < (g.items?.length ?? 0))) return;
     planGroup(c, g, node);
   }
   progressGroupDown(c, g, node);
 }
 
-function tagged(g: GroupRun): Record<string, BranchOutcome> {
+/** Starts a pending branch; 1 when it is running afterwards, 0 when it finished at once. */
+function startBranch(c: Ctx, g: GroupRun, b: BranchRun): number {
+  b.phase = 'running';
+  startBranchStep(c, g, b, 0);
+  return b.phase === 'running' ? 1 : 0;
+}
+
+/** The outcomes: by key for a parallel group, in item order for a forEach. */
+function tagged(g: GroupRun): Record<string, BranchOutcome> | BranchOutcome[] {
+  if (g.items !== undefined) return g.branches.map((b) => b.outcome ?? { ok: false, error: ABORTED });
   const results: Record<string, BranchOutcome> = {};
   for (const b of g.branches) if (b.outcome !== null) results[b.key] = b.outcome;
   return results;
+}
+
+/** Orders the queued branches for compensation: the last to settle goes first. */
+function enqueueDown(g: GroupRun): void {
+  g.queue = g.branches
+    .filter((b) => b.phase === 'queued')
+    .sort((x, y) => (y.settledSeq ?? -1) - (x.settledSeq ?? -1))
+    .map((b) => b.key);
+  g.queueAt = 0;
+}
+
+/** The next queued branch to compensate, if any. */
+function nextQueued(g: GroupRun): BranchRun | undefined {
+  if (g.queue === undefined) enqueueDown(g);
+  const queue = g.queue ?? [];
+  while ((g.queueAt ?? 0) < queue.length) {
+    const key = queue[g.queueAt ?? 0] as string;
+    g.queueAt = (g.queueAt ?? 0) + 1;
+    const b = findBranch(g, key);
+    if (b?.phase === 'queued') return b;
+  }
+  return undefined;
 }
 
 /** Every branch has settled: decide the group's outcome and which branches to compensate. */
@@ -760,6 +909,7 @@ function planGroup(c: Ctx, g: GroupRun, node: CompiledGroup): void {
   const fail = (): void => {
     g.plan = { kind: 'fail' };
     for (const b of g.branches) if (started(b)) b.phase = 'queued';
+    enqueueDown(g);
   };
   if (g.failure !== null) {
     fail();
@@ -784,8 +934,9 @@ function planGroup(c: Ctx, g: GroupRun, node: CompiledGroup): void {
   if (into === undefined) {
     const base = c.rec.state;
     const previous = typeof base === 'object' && base !== null ? (base as Record<string, unknown>)[PARALLEL_RESULTS_KEY] : undefined;
+    const merged = Array.isArray(results) ? { [g.name]: results } : results;
     state = typeof base === 'object' && base !== null
-      ? { ...(base as Record<string, unknown>), [PARALLEL_RESULTS_KEY]: { ...(typeof previous === 'object' && previous !== null ? previous : {}), ...results } }
+      ? { ...(base as Record<string, unknown>), [PARALLEL_RESULTS_KEY]: { ...(typeof previous === 'object' && previous !== null ? previous : {}), ...merged } }
       : base;
   } else {
     let failure: SerializedError | null = null;
@@ -796,7 +947,7 @@ function planGroup(c: Ctx, g: GroupRun, node: CompiledGroup): void {
       } else {
         state = c.env.dehydrate(result.state);
         if (result.kind === 'goto') {
-          const target = resolveGoto(c, result.target, node.index);
+          const target = takeJump(c, node, result.target);
           if (typeof target === 'number') gotoIndex = target;
           else failure = target;
         }
@@ -813,41 +964,47 @@ function planGroup(c: Ctx, g: GroupRun, node: CompiledGroup): void {
   }
   const keep = g.branches.filter((b) => b.phase === 'succeeded' && (g.winner === null || b.key === g.winner)).map((b) => b.key);
   g.plan = { kind: 'succeed', state, gotoIndex, keep };
-  for (const b of g.branches) if (started(b) && !keep.includes(b.key)) b.phase = 'queued';
+  const kept = new Set(keep);
+  for (const b of g.branches) if (started(b) && !kept.has(b.key)) b.phase = 'queued';
+  enqueueDown(g);
 }
 
 const INTO_KINDS = new Set(['ok', 'error', 'goto'] as const);
 
+/**
+ * Compensates the queued branches — at most `maxConcurrency` at once (one at a time when sequential), last settled
+ * first — and finishes the group when none is left; halts in `compensation_failed` when one failed for good.
+ */
 function progressGroupDown(c: Ctx, g: GroupRun, node: CompiledGroup): void {
-  for (;;) {
-    const compensating = g.branches.filter((b) => b.phase === 'compensating');
-    if (g.branches.some((b) => b.phase === 'compensation_failed')) {
-      if (compensating.length === 0) finish(c, 'compensation_failed', 'handleCompensationFailed');
-      return;
-    }
-    const queued = g.branches
-      .filter((b) => b.phase === 'queued')
-      .sort((x, y) => (y.settledSeq ?? -1) - (x.settledSeq ?? -1));
-    if (queued.length === 0 && compensating.length === 0) {
-      finishGroup(c, g);
-      return;
-    }
-    const toStart = node.options.compensation === 'parallel' ? queued : compensating.length === 0 ? queued.slice(0, 1) : [];
-    if (toStart.length === 0) return;
-    for (const b of toStart) compensateBranch(c, g, b);
-    if (g.branches.some((b) => b.phase === 'compensating')) {
-      if (node.options.compensation === 'parallel' || !toStart.every((b) => b.phase === 'compensated')) return;
-    }
+  let compensating = 0;
+  let failed = false;
+  for (const b of g.branches) {
+    if (b.phase === 'compensating') compensating += 1;
+    else if (b.phase === 'compensation_failed') failed = true;
   }
+  if (failed) {
+    if (compensating === 0) finish(c, 'compensation_failed', 'handleCompensationFailed');
+    return;
+  }
+  const cap = node.options.compensation === 'sequential' ? 1 : node.options.maxConcurrency;
+  while (compensating < cap) {
+    const b = nextQueued(g);
+    if (b === undefined) break;
+    compensateBranch(c, g, b);
+    if (b.phase === 'compensating') compensating += 1;
+  }
+  if (compensating === 0) finishGroup(c, g);
 }
 
 function finishGroup(c: Ctx, g: GroupRun): void {
   const rec = c.rec;
   const plan = g.plan;
+  const next = groupNode(c, g).next;
   rec.group = null;
   c.effects.push({ type: 'hook', hook: 'handleGroupEnd', group: g.name });
   if (plan?.kind === 'succeed') {
-    const kept = g.branches.filter((b) => plan.keep.includes(b.key));
+    const keep = new Set(plan.keep);
+    const kept = g.branches.filter((b) => keep.has(b.key));
     rec.flow.stack.push({
       kind: 'group',
       name: g.name,
@@ -855,7 +1012,7 @@ function finishGroup(c: Ctx, g: GroupRun): void {
       branches: kept.map((b) => ({ name: b.name, key: b.key, state: b.state, stack: b.flow.stack, settledSeq: b.settledSeq ?? 0 })),
     });
     rec.state = plan.state;
-    advanceMain(c, plan.gotoIndex ?? g.index + 1);
+    advanceMain(c, plan.gotoIndex ?? next);
     return;
   }
   if (plan?.kind === 'unwind') rec.flow.stack.pop();

@@ -60,7 +60,9 @@ export interface BranchStackEntry {
 
 /** What the compensation stack holds: steps that started and groups that ran. */
 export type StackEntry =
-  | { readonly kind: 'step'; readonly name: string; readonly index: number }
+  | { readonly kind: 'step'; readonly name: string; readonly index: number; readonly pass?: number }
+  /** A `when` that ran, and which of its blocks. Going down it is passed over (its block's steps are on the stack after it). */
+  | { readonly kind: 'when'; readonly name: string; readonly index: number; readonly branch: 'then' | 'else' }
   | { readonly kind: 'group'; readonly name: string; readonly index: number; readonly branches: readonly BranchStackEntry[] };
 
 /**

@@ -1,6 +1,6 @@
 import type { FlowView } from '../observers/observer';
 import type { InstanceRecord, TrackRef } from './instance-record';
-import { trackOf } from './instance-record';
+import { findBranch, trackOf } from './instance-record';
 
 /** The read-only flow view of one track of a record, as hooks receive it. */
 export function flowView(record: InstanceRecord, ref: TrackRef): FlowView {
@@ -21,6 +21,6 @@ export function flowView(record: InstanceRecord, ref: TrackRef): FlowView {
     lastResult: f.lastResult,
   };
   if (ref === null || record.group === null) return Object.freeze(view);
-  const branch = record.group.branches.find((b) => b.key === ref);
+  const branch = findBranch(record.group, ref);
   return Object.freeze({ ...view, group: record.group.name, branch: branch?.name ?? ref });
 }

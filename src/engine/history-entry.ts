@@ -12,7 +12,13 @@ export type HistoryKind =
   | 'rollback-requested'
   | 'resumed'
   | 'finished'
-  | 'operator';
+  | 'operator'
+  /** A rate-limited call was parked until its slot; the note says until when and which limiter. */
+  | 'throttled'
+  /** A `when` chose a block; the outcome is `then` or `else`, the step the when's name. */
+  | 'branch-taken'
+  /** A parent asked a (possibly completed) child to roll back. */
+  | 'undo-requested';
 
 /** One line of an instance's history: appended with every transition, never rewritten. */
 export interface HistoryEntry {

@@ -13,10 +13,12 @@ import type { InstanceStore, TransitionWrites } from '../store/instance-store';
 import type { HistoryEntry } from './history-entry';
 import type { Clock } from '../time/clock';
 import type { WorkflowDefinition } from '../workflow/workflow-definition';
+import { ChildStep, type ChildHost } from '../workflow/child';
+import type { RateLimiter } from '../policies/rate-limiter';
 import { applyHappening, type DecideEnv, type Effect, type Happening, type LifecycleHook, type Outcome } from './decide';
 import type { Wait } from './flow-fields';
 import { flowView } from './flow-view';
-import type { InstanceRecord, TrackRef } from './instance-record';
+import { trackOf, type InstanceRecord, type TrackRef } from './instance-record';
 import { LazyAbort } from './lazy-abort';
 import { invokeStep } from './step-invoker';
 import { priorTrack, transitionHistory } from './transition-history';
@@ -29,6 +31,10 @@ export interface WorkflowServices {
   readonly policy: PolicyLookup;
   /** Set when a HistoryObserver asks for state changes in the history. */
   readonly stateChanges?: HistoryObserverOptions;
+  /** The state codec of forEach item steps: their state is the item, plain JSON. */
+  readonly itemCodec: StateCodec;
+  /** The rate limiter of each step that has one, by step name. */
+  readonly limiters: ReadonlyMap<string, RateLimiter>;
 }
 
 /** What an actor needs from the runtime that owns it. */
@@ -49,6 +55,8 @@ export interface ActorHost {
   isStopping(): boolean;
   /** The lease to take or renew with each write of this instance (shared stores), or undefined. */
   lease(instanceId: string): { owner: string; until: number } | undefined;
+  /** What child-workflow steps use to start, watch and undo their children. */
+  readonly children: ChildHost;
 }
 
 /** Extra facts about a happening that the record does not carry. */
@@ -267,12 +275,30 @@ export class InstanceActor {
         this.host.finished(this.rec);
         return;
       case 'hook':
+      case 'branched':
         return;
     }
   }
 
+  /**
+   * A `run` of a rate-limited step asks its limiter for a slot first; with none free now, the track is parked
+   * (persisted) until the booked slot and the call is made then. True when the call may go now.
+   */
+  private admitted(effect: Extract<Effect, { type: 'invoke' }>): boolean {
+    const limiter = effect.func === 'run' ? this.services.limiters.get(effect.step) : undefined;
+    if (limiter === undefined) return true;
+    const now = this.host.clock.now();
+    const at = limiter.reserve(`${this.rec.id}\u0000${trackKey(effect.track)}`, now);
+    if (at <= now) return true;
+    void this.post({ type: 'throttled', track: effect.track, token: effect.token, until: at, limiter: limiter.name }).catch((error: unknown) =>
+      this.host.reportFailure(this.rec.id, `parking ${effect.step} for its rate limit failed`, error),
+    );
+    return false;
+  }
+
   private invoke(effect: Extract<Effect, { type: 'invoke' }>): void {
-    const { def, codec, observers, policy } = this.services;
+    if (!this.admitted(effect)) return;
+    const { def, observers, policy } = this.services;
     const compiled = def.steps.get(effect.step);
     const key = trackKey(effect.track);
     const controller = new LazyAbort();
@@ -280,9 +306,13 @@ export class InstanceActor {
     this.inFlight.set(key, controller);
     const record = this.rec;
     const view = flowView(record, effect.track);
-    const track = effect.track === null ? record : record.group?.branches.find((b) => b.key === effect.track);
+    const track = trackOf(record, effect.track);
+    const item = effect.track !== null && record.group?.items !== undefined;
+    const codec = item ? this.services.itemCodec : this.services.codec;
     const direction = effect.func === 'run' || effect.func === 'runHandleInfo' ? 'up' : 'down';
-    const keyBase = `${record.id}:${effect.step}:${direction}`;
+    const pass = track?.flow.pass ?? 0;
+    const runKey = `${record.id}:${effect.step}${item ? `[${effect.track ?? ''}]` : ''}${pass > 0 ? `#${pass + 1}` : ''}`;
+    const keyBase = `${runKey}:${direction}`;
     const ctx: StepContext = {
       get signal() {
         return controller.signal;
@@ -293,6 +323,7 @@ export class InstanceActor {
       direction,
       stepFunc: effect.func,
       attempt: view.attempt,
+      runKey,
       idempotencyKey: `${keyBase}:${view.attempt}`,
       idempotencyKeyBase: keyBase,
       clock: this.host.clock,
@@ -312,7 +343,8 @@ export class InstanceActor {
         };
       } else {
         try {
-          step = this.host.resolveStep(compiled.cls);
+          const child = compiled.meta.child;
+          step = child === undefined ? this.host.resolveStep(compiled.cls) : new ChildStep(child, this.host.children, compiled.name);
         } catch (cause) {
           const reason = serializeError(cause);
           unavailable = {
@@ -333,7 +365,7 @@ export class InstanceActor {
               ctx,
               codec,
               observers,
-              validateAfter: def.validateStateAfterEachStep,
+              validateAfter: def.validateStateAfterEachStep && !item,
               timeoutMs: policy(effect.step, direction).timeoutMs,
               clock: this.host.clock,
               abort: (reason) => controller.abort(reason),

@@ -32,6 +32,8 @@ export interface Track {
 export interface TrackFlow extends FlowFields {
   /** Incremented at every handler call; a result carrying an older token is stale and ignored. */
   token: number;
+  /** Which pass of a loop the current step call belongs to (0, or absent, before any backward jump). */
+  pass?: number;
   /** The event a `*HandleInfo` call in flight is handling, so a recovery can call it again. */
   handling: SagaEvent | null;
 }
@@ -64,6 +66,11 @@ export interface GroupRun {
   /** The winning branch of a `join: 'any'` group. */
   winner: string | null;
   plan: GroupPlan | null;
+  /** A forEach's items, read from the state when it started; `branches[i]` is item `i`, made when it starts. */
+  items?: unknown[];
+  /** Branch keys in the order they are to be compensated (reverse settle order), and how far that went. */
+  queue?: string[];
+  queueAt?: number;
 }
 
 /** A compensation that failed. */
@@ -85,6 +92,12 @@ export interface InstanceRecord extends Track {
   compensationFailures: CompensationFailure[];
   /** The whole-workflow deadline (ms since epoch), or null. */
   deadline: number | null;
+  /** Backward jumps taken per node (goto with `allowLoop`). */
+  loops?: Record<string, number>;
+  /** Backward jumps taken in all: the loop pass the steps now starting belong to. */
+  pass?: number;
+  /** The instance that started this one as a child, if any. */
+  parent?: string;
   /** Optimistic-concurrency version, incremented by every save. */
   version: number;
   readonly createdAt: number;
@@ -133,8 +146,14 @@ export function newRecord(id: string, workflow: string, state: unknown, now: num
 /** `null` is the main line; a string is a branch key of the current group. */
 export type TrackRef = string | null;
 
+/** The branch of a group with this key. A forEach's keys are item indexes, so `branches[key]` is tried first. */
+export function findBranch(g: GroupRun, key: string): BranchRun | undefined {
+  const hit = g.branches[Number(key)];
+  return hit?.key === key ? hit : g.branches.find((b) => b.key === key);
+}
+
 /** The track a ref points at, if it exists now. */
 export function trackOf(record: InstanceRecord, ref: TrackRef): Track | undefined {
   if (ref === null) return record;
-  return record.group?.branches.find((b) => b.key === ref);
+  return record.group === null ? undefined : findBranch(record.group, ref);
 }

@@ -1,7 +1,7 @@
 import type { Effect, Happening, Outcome } from './decide';
 import { stateChange } from './state-change';
 import type { HistoryEntry, HistoryKind } from './history-entry';
-import { trackOf, type InstanceRecord, type TrackRef } from './instance-record';
+import { findBranch, trackOf, type InstanceRecord, type TrackRef } from './instance-record';
 
 function line(record: InstanceRecord, track: TrackRef, kind: HistoryKind, at: number, extra: Partial<HistoryEntry> = {}): HistoryEntry {
   const t = trackOf(record, track) ?? record;
@@ -14,7 +14,7 @@ function line(record: InstanceRecord, track: TrackRef, kind: HistoryKind, at: nu
     attempt: t.flow.attempt,
     status: record.flow.status,
   };
-  const branch = track === null ? undefined : record.group?.branches.find((b) => b.key === track);
+  const branch = track === null || record.group === null ? undefined : findBranch(record.group, track);
   const where = branch === undefined || record.group === null ? {} : { group: record.group.name, branch: branch.name };
   return { ...base, ...where, ...extra };
 }
@@ -31,7 +31,7 @@ export interface PriorTrack {
 
 /** What {@link transitionHistory} needs to know of the record before a happening (read before applying it). */
 export function priorTrack(record: InstanceRecord, happening: Happening): PriorTrack | undefined {
-  const ref = happening.type === 'settled' || happening.type === 'event' || happening.type === 'due' ? happening.track : null;
+  const ref = happening.type === 'settled' || happening.type === 'event' || happening.type === 'due' || happening.type === 'throttled' ? happening.track : null;
   const t = trackOf(record, ref) ?? record;
   const f = t.flow;
   return { stepName: f.stepName, direction: f.direction, stepFunc: f.stepFunc, attempt: f.attempt, state: t.state };
@@ -90,6 +90,12 @@ export function transitionHistory(
     case 'resume':
       lines.push(line(after, null, 'resumed', at));
       break;
+    case 'throttled':
+      lines.push(line(after, happening.track, 'throttled', at, { ...fromPrior(prior), note: `rate limiter ${happening.limiter}: waits ${happening.until - at} ms` }));
+      break;
+    case 'undo':
+      lines.push(line(after, null, 'undo-requested', at, { code: happening.reason.code, note: happening.reason.message }));
+      break;
     case 'retryCompensation':
     case 'skipCompensation':
       lines.push(line(after, null, 'operator', at, { ...fromPrior(prior), outcome: happening.type, ...(note === undefined ? {} : { note }) }));
@@ -98,7 +104,9 @@ export function transitionHistory(
   for (const e of effects) {
     if (e.type === 'invoke' && happening.type !== 'resume') {
       lines.push(line(after, e.track, 'step-started', at, { step: e.step, func: e.func, outcome: undefined }));
-    } else if (e.type === 'timer') {
+    } else if (e.type === 'branched') {
+      lines.push(line(after, null, 'branch-taken', at, { step: e.when, func: null, outcome: e.branch }));
+    } else if (e.type === 'timer' && happening.type !== 'throttled') {
       const t = trackOf(after, e.track);
       if (t !== undefined && t.flow.retryAt === e.at) {
         lines.push(line(after, e.track, 'retry-scheduled', at, { note: `attempt ${t.flow.attempt} in ${t.flow.retryDelay ?? 0} ms` }));

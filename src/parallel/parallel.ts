@@ -1,4 +1,5 @@
 import type { StepClass } from '../steps/base-step';
+import type { JumpOptions } from '../workflow/jumps';
 import type { ErrorResult, GotoResult, OkResult } from '../steps/step-result';
 import type { ParallelResults } from './parallel-results';
 
@@ -6,7 +7,7 @@ import type { ParallelResults } from './parallel-results';
 export type IntoResult<S> = OkResult<S> | ErrorResult<S> | GotoResult<S>;
 
 /** Options of a parallel group. */
-export interface ParallelOptions<S = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+export interface ParallelOptions<S = any> extends JumpOptions { // eslint-disable-line @typescript-eslint/no-explicit-any
   /**
    * `failFast`: at the first branch failure, start no more branches, abort the running ones, wait for all to
    * settle, compensate every branch that started, then the steps before the group.
@@ -29,7 +30,7 @@ export interface ParallelOptions<S = any> { // eslint-disable-line @typescript-e
   readonly compensation?: 'parallel' | 'sequential';
   /**
    * Replaces the default merge of results into `state.__results__`: receives the state at the group's start
-   * and the tagged results, returns `ok(state)`, `error(reason)` or `goto(stepName, state)`.
+   * and the tagged results, returns `ok(state)`, `error(reason)` or `goto(stepName, state)` (a target listed in `goto`).
    */
   readonly into?: (state: S, results: ParallelResults) => IntoResult<S>;
 }

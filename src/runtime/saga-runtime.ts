@@ -32,6 +32,10 @@ import type { WorkflowDefinition } from '../workflow/workflow-definition';
 import { consoleLogger, type Logger } from './logger';
 import type { PublishReceipt } from './publish-receipt';
 import { TimerQueue } from './timer-queue';
+import { RateLimiter, resolveRateLimit, type RateLimitSpec } from '../policies/rate-limiter';
+import { CHILD_ENDED_TOPIC, type ChildEnded } from '../workflow/child';
+import { Scheduler } from '../schedule/scheduler';
+import type { ScheduleHandle, ScheduleOptions } from '../schedule/schedule-options';
 
 /** Makes step and observer instances; plug a DI container in here. The default calls `new Cls()` once per class. */
 export type Resolver = <T>(cls: new (...args: never[]) => T) => T;
@@ -65,6 +69,11 @@ export interface SagaRuntimeOptions {
   readonly leaseDuration?: Duration;
   /** How often a worker looks for due timers, stale instances and inbox deliveries (shared stores). @default '1s' */
   readonly pollInterval?: Duration;
+  /**
+   * Named rate limiters that steps share: `@Step({ name, rateLimit: 'jira' })` on any workflow draws on
+   * `rateLimiters.jira`. Limits are kept per runtime process. @default {}
+   */
+  readonly rateLimiters?: Readonly<Record<string, RateLimitSpec>>;
 }
 
 /** Who performs an operator action, and why; recorded in the instance's history. */
@@ -146,6 +155,17 @@ function defaultStore(): InstanceStore {
   return TypeormStore.sqlite();
 }
 
+/** What a parent learns of a child instance. */
+function childEnded(record: InstanceRecord): ChildEnded {
+  return {
+    childId: record.id,
+    status: record.flow.status,
+    direction: record.flow.direction,
+    output: record.state,
+    error: record.flow.errorReason,
+  };
+}
+
 function randomId(): string {
   return globalThis.crypto.randomUUID();
 }
@@ -198,8 +218,11 @@ export class SagaRuntime {
   private readonly ownsStore: boolean;
   private readonly pollMs: number;
   private pollTimer: TimerHandle | null = null;
+  /** Rate limiters: the shared ones by name, and steps' own ones by `step:<name>`. */
+  private readonly limiters = new Map<string, RateLimiter>();
   private polling: Promise<void> | null = null;
   private unsubscribeInbox: (() => void) | null = null;
+  private scheduler: Scheduler | null = null;
 
   constructor(options: SagaRuntimeOptions = {}) {
     this.ownsStore = options.store === undefined;
@@ -224,6 +247,9 @@ export class SagaRuntime {
         return made;
       });
     this.retentionMs = toMillis(options.eventRetention ?? '30s', 'eventRetention');
+    for (const [name, spec] of Object.entries(options.rateLimiters ?? {})) {
+      this.limiters.set(name, new RateLimiter(name, resolveRateLimit(spec, `rateLimiters.${name}`)));
+    }
     this.timers = new TimerQueue(this.clock, ({ instanceId, track }, at) => {
       this.deliver(instanceId, { type: 'due', track, at }).catch((e: unknown) =>
         this.report('instance-failed', `a timer of ${instanceId} could not be applied`, e, instanceId),
@@ -239,7 +265,10 @@ export class SagaRuntime {
       publish: (event) => this.publish(event),
       watch: (instanceId, track, wait) => this.watch(instanceId, track, wait),
       timer: (instanceId, track, at) => this.timers.add(at, { instanceId, track }),
-      finished: (record) => this.settleWaiters(record),
+      finished: (record) => {
+        this.settleWaiters(record);
+        if (record.parent !== undefined) void this.tellParent(record);
+      },
       idle: (actor) => this.evict(actor),
       reportFailure: (instanceId, message, error) => this.report('instance-failed', message, error, instanceId),
       isClosed: () => this.closed,
@@ -248,6 +277,18 @@ export class SagaRuntime {
         if (!this.shared) return undefined;
         this.leased.add(instanceId);
         return { owner: this.workerId, until: this.clock.now() + this.leaseMs };
+      },
+      children: {
+        start: async (def, input, id, parentId) => {
+          await this.startInstance(def, input, { id }, parentId);
+        },
+        status: async (id) => {
+          const record = this.actors.get(id)?.committed ?? (await this.store.load(id));
+          return record === undefined ? undefined : childEnded(record);
+        },
+        undo: async (id, reason) => {
+          await (await this.actor(id)).post({ type: 'undo', reason });
+        },
       },
     };
     for (const wf of options.workflows ?? []) this.register(wf);
@@ -260,6 +301,8 @@ export class SagaRuntime {
   register(...workflows: WorkflowRef[]): this {
     for (const ref of workflows) {
       const def = workflowDefinition(ref);
+      // The workflows its child steps start come first (a child's name may not be taken by another definition).
+      if (def.children.length > 0) this.register(...def.children);
       const existing = this.workflows.get(def.name);
       if (existing !== undefined) {
         if (existing.def === def) continue;
@@ -274,6 +317,8 @@ export class SagaRuntime {
         observers: new ObserverRunner(merged.observers, (cls) => this.resolver(cls), (p) => this.reportHook(p)),
         policy: this.policies(merged),
         ...this.stateChangesOf(merged),
+        itemCodec: new StateCodec({ ...merged, stateClass: undefined }),
+        limiters: this.limitersOf(merged),
       });
     }
     return this;
@@ -394,7 +439,7 @@ export class SagaRuntime {
   }
 
 
-  private async startInstance<S>(workflow: WorkflowRef<S> | string, input: unknown, options: StartOptions): Promise<WorkflowHandle<S>> {
+  private async startInstance<S>(workflow: WorkflowRef<S> | string, input: unknown, options: StartOptions, parent?: string): Promise<WorkflowHandle<S>> {
     this.assertOpen('start an instance');
     await this.ready();
     const services = this.services(typeof workflow === 'string' ? workflow : workflowDefinition(workflow).name, 'start');
@@ -408,6 +453,7 @@ export class SagaRuntime {
     let state = codec.dehydrate(input, 'given to start');
     const now = this.clock.now();
     const record = newRecord(id, def.name, state, now, def.deadlineMs === null ? null : now + def.deadlineMs);
+    if (parent !== undefined) record.parent = parent;
     let veto: SerializedError | null = null;
     if (observers.has('handleInit')) {
       const round = await observers.run('handleInit', codec.hydrate(state), flowView(record, null), 'veto');
@@ -426,6 +472,30 @@ export class SagaRuntime {
       if (actor.idle) this.evict(actor);
     }
     return this.handle<S>(id);
+  }
+
+  /**
+   * Starts an instance of `workflow` at every tick of a cron expression, with the id
+   * `schedule:<name>:<tick as ISO string>`: several workers on one store start one instance per tick. The last
+   * tick is stored, so ticks missed while no runtime ran the schedule are caught up as `missed` says; a new
+   * schedule never fires for earlier ticks. `close()` and `stop()` cancel every schedule.
+   * @throws ScheduleError `BAD_CRON`, `BAD_TIMEZONE`, `BAD_OPTION`, `DUPLICATE_SCHEDULE`; UnknownWorkflowError.
+   * @example
+   * await runtime.schedule(Reconcile, { cron: '0 2 * * *', timezone: 'Europe/Paris', input: (tick) => ({ day: tick.toISOString() }) });
+   */
+  async schedule<S = any>(workflow: WorkflowRef<S> | string, options: ScheduleOptions<S>): Promise<ScheduleHandle> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    this.assertOpen('schedule a workflow');
+    const name = this.services(typeof workflow === 'string' ? workflow : workflowDefinition(workflow).name, 'schedule').def.name;
+    this.scheduler ??= new Scheduler({
+      clock: this.clock,
+      store: this.store,
+      logger: this.logger,
+      ready: () => this.ready(),
+      isOpen: () => !this.closed && !this.stopping,
+      start: (wf, input, id) => this.start(wf, input, { id }),
+      report: (message, error, instanceId) => this.report('instance-failed', message, error, instanceId),
+    });
+    return this.scheduler.add(name, options);
   }
 
   /** A handle to an existing instance. */
@@ -639,6 +709,7 @@ export class SagaRuntime {
     if (this.closed) return;
     this.closed = true;
     this.timers.clear();
+    this.scheduler?.cancelAll();
     if (this.pollTimer !== null) this.clock.clearTimeout(this.pollTimer);
     this.unsubscribeInbox?.();
     this.bus.detach();
@@ -657,6 +728,55 @@ export class SagaRuntime {
   private stateChangesOf(def: WorkflowDefinition): { stateChanges?: HistoryObserverOptions } {
     const options = stateChangeOptions(def.observers.map((o) => o.observer));
     return options === undefined ? {} : { stateChanges: options };
+  }
+
+  /** The rate limiter of each step of `def` that has one. @throws DefinitionError `UNKNOWN_RATE_LIMITER` */
+  private limitersOf(def: WorkflowDefinition): Map<string, RateLimiter> {
+    const out = new Map<string, RateLimiter>();
+    for (const [name, step] of def.steps) {
+      const limit = step.meta.options.rateLimit;
+      if (limit === undefined) continue;
+      if (typeof limit === 'string') {
+        const shared = this.limiters.get(limit);
+        if (shared === undefined) {
+          throw new DefinitionError('UNKNOWN_RATE_LIMITER', `step ${JSON.stringify(name)} of workflow ${JSON.stringify(def.name)} uses rate limiter ${JSON.stringify(limit)}, which the runtime's rateLimiters do not define`, {
+            workflow: def.name,
+            step: name,
+            limiter: limit,
+          });
+        }
+        out.set(name, shared);
+        continue;
+      }
+      let own = this.limiters.get(`step:${name}`);
+      if (own === undefined) {
+        own = new RateLimiter(`step:${name}`, resolveRateLimit(limit, `step ${JSON.stringify(name)}: rateLimit`));
+        this.limiters.set(own.name, own);
+      }
+      out.set(name, own);
+    }
+    return out;
+  }
+
+  /** Tells a parent that its child ended (either way); a parent not waiting yet finds out when its wait begins. */
+  private async tellParent(record: InstanceRecord): Promise<void> {
+    if (record.parent === undefined || this.closed) return;
+    const ended = childEnded(record);
+    try {
+      await this.publish({ topic: CHILD_ENDED_TOPIC, instanceId: record.parent, payload: { ...ended } });
+    } catch (e) {
+      if (!(e instanceof RuntimeClosedError)) this.report('instance-failed', `parent ${record.parent} could not be told that child ${record.id} ended`, e, record.parent);
+    }
+  }
+
+  /** A wait for a child that has already ended is answered at once (the child ended before the wait began, or before a crash). */
+  private async answerChildWait(wait: Wait): Promise<void> {
+    const id = wait.match.childId;
+    if (typeof id !== 'string') return;
+    const record = this.actors.get(id)?.committed ?? (await this.store.load(id));
+    if (record === undefined || !isFinalStatus(record.flow.status)) return;
+    if (wait.match.direction !== undefined && wait.match.direction !== record.flow.direction) return;
+    await this.tellParent(record);
   }
 
   private policies(def: WorkflowDefinition): PolicyLookup {
@@ -732,6 +852,9 @@ export class SagaRuntime {
 
   private watch(instanceId: string, track: TrackRef, wait: Wait): void {
     if (wait.deadline !== null) this.timers.add(wait.deadline, { instanceId, track });
+    if (wait.topics.includes(CHILD_ENDED_TOPIC)) {
+      this.answerChildWait(wait).catch((e: unknown) => this.report('instance-failed', `the child wait of ${instanceId} could not be checked`, e, instanceId));
+    }
     if (this.retentionMs <= 0) return;
     // A retained event this wait matches moves into the instance's inbox in one transaction, and is applied from
     // there (its consumption commits with the transition): a crash in between cannot lose it.

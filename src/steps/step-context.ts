@@ -19,11 +19,16 @@ export interface StepContext {
   /** Attempt number, from 1. */
   readonly attempt: number;
   /**
+   * Names this run of the step in this instance, the same in both directions: `instanceId:stepName`, plus
+   * `[i]` for item `i` of a forEach and `#n` when a loop (goto backwards) runs the step for the n-th time.
+   */
+  readonly runKey: string;
+  /**
    * A key that stays the same when the same attempt is re-run after a crash:
-   * `instanceId:stepName:direction:attempt`. Pass it to the services you call.
+   * `runKey:direction:attempt`. Pass it to the services you call.
    */
   readonly idempotencyKey: string;
-  /** The idempotency key without the attempt (`instanceId:stepName:direction`): the same for every retry. */
+  /** The idempotency key without the attempt (`runKey:direction`): the same for every retry. */
   readonly idempotencyKeyBase: string;
   /** Fires when the runtime gives up on this call: external rollback, a failing sibling branch, shutdown. */
   readonly signal: AbortSignal;

@@ -1,20 +1,45 @@
 import { DefinitionError } from '../errors/definition-error';
+import { resolveRateLimit, type RateLimit } from '../policies/rate-limiter';
 import { resolveStepPolicy, type StepPolicyOptions } from '../policies/step-policy';
+import type { JumpOptions } from '../workflow/jumps';
+import type { ChildSpec } from '../workflow/child';
 import { isStepClass, type StepClass } from './base-step';
 
-/** Options of the {@link Step} decorator: a stable name, and optionally retries and timeouts. */
-export interface StepOptions extends StepPolicyOptions {
+/** Options of the {@link Step} decorator: a stable name, and optionally retries, timeouts, goto targets and a rate limit. */
+export interface StepOptions extends StepPolicyOptions, JumpOptions {
   /**
    * The step's stable name. It is persisted in every instance's compensation stack, so keep it
    * when you rename the class.
    */
   readonly name: string;
+  /**
+   * Throttles `run`: `{ limit, per }` (this step's own limiter, shared by all its instances in a runtime), or the
+   * name of a limiter given to the runtime's `rateLimiters` (shared with every step that names it). A call with
+   * no slot free is parked until its booked time, which is persisted. @default none
+   */
+  readonly rateLimit?: RateLimit;
 }
 
 /** What the decorator registers for a class. */
 export interface StepMetadata {
   readonly name: string;
   readonly options: StepOptions;
+  /** Set for the step a `child(...)` node makes. */
+  readonly child?: ChildSpec;
+}
+
+/** Checks the shape of `goto` / `allowLoop` (their targets are checked when a workflow is defined). */
+export function checkJumpOptions(options: JumpOptions, where: string): void {
+  const { goto: targets, allowLoop } = options;
+  if (targets !== undefined && (!Array.isArray(targets) || targets.some((t) => typeof t !== 'string' || !t.trim()))) {
+    throw new DefinitionError('BAD_OPTION', `${where}: goto must be an array of step or group names, got ${JSON.stringify(targets)}`, { where, field: 'goto' });
+  }
+  if (allowLoop !== undefined) {
+    const max = (allowLoop as { max?: unknown } | null)?.max;
+    if (typeof max !== 'number' || !Number.isInteger(max) || max < 1) {
+      throw new DefinitionError('BAD_OPTION', `${where}: allowLoop must be { max: a positive integer }, got ${JSON.stringify(allowLoop)}`, { where, field: 'allowLoop' });
+    }
+  }
 }
 
 const registry = new WeakMap<object, StepMetadata>();
@@ -28,19 +53,33 @@ const registry = new WeakMap<object, StepMetadata>();
  */
 export function Step(options: StepOptions): <C extends StepClass>(target: C) => C {
   return <C extends StepClass>(target: C): C => {
-    const className = (target as { name?: string }).name ?? 'anonymous class';
-    if (!isStepClass(target)) {
-      throw new DefinitionError('NOT_A_STEP', `@Step was put on ${className}, which does not extend BaseStep`, {
-        className,
-      });
-    }
-    if (typeof options !== 'object' || options === null || typeof options.name !== 'string' || !options.name.trim()) {
-      throw new DefinitionError('BAD_OPTION', `@Step on ${className} needs a non-empty string name`, { className });
-    }
-    resolveStepPolicy(options, {}, `@Step ${JSON.stringify(options.name)} on ${className}`);
-    registry.set(target, { name: options.name, options });
+    registerStep(target, options);
     return target;
   };
+}
+
+/**
+ * Checks a step's options and registers the class under its name; `child` marks a generated child-workflow step.
+ * @internal
+ */
+export function registerStep(target: StepClass, options: StepOptions, child?: ChildSpec): void {
+  const className = (target as { name?: string }).name ?? 'anonymous class';
+  if (!isStepClass(target)) {
+    throw new DefinitionError('NOT_A_STEP', `@Step was put on ${className}, which does not extend BaseStep`, {
+      className,
+    });
+  }
+  if (typeof options !== 'object' || options === null || typeof options.name !== 'string' || !options.name.trim()) {
+    throw new DefinitionError('BAD_OPTION', `@Step on ${className} needs a non-empty string name`, { className });
+  }
+  const where = `@Step ${JSON.stringify(options.name)} on ${className}`;
+  resolveStepPolicy(options, {}, where);
+  checkJumpOptions(options, where);
+  if (options.rateLimit !== undefined && typeof options.rateLimit !== 'string') resolveRateLimit(options.rateLimit, `${where}: rateLimit`);
+  if (typeof options.rateLimit === 'string' && !options.rateLimit.trim()) {
+    throw new DefinitionError('BAD_OPTION', `${where}: rateLimit must name a limiter or be { limit, per }`, { where, field: 'rateLimit' });
+  }
+  registry.set(target, child === undefined ? { name: options.name, options } : { name: options.name, options, child });
 }
 
 /** The metadata @Step registered for exactly this class, if any. */

@@ -113,6 +113,18 @@ export interface InstanceStore {
    * lease is free or expired, for `owner` until `until`; resolves their ids. Two workers never claim the same one.
    */
   claimStale(owner: string, until: number, now: number, limit: number): Promise<string[]>;
+  /**
+   * The last tick (ms since epoch) the cron schedule `name` fired, or undefined when it never ran. Runtimes use it
+   * to know which ticks passed while no process ran the schedule. A store without it keeps no schedule ticks:
+   * a schedule then starts afresh in every process, without catching up missed ticks.
+   */
+  scheduleTick?(name: string): Promise<number | undefined>;
+  /**
+   * Records `tick` as the last tick of schedule `name` when the stored one still equals `expectedPrevious`
+   * (undefined: no tick is stored yet), at clock time `now`; resolves whether it did. A compare-and-set, so
+   * that several workers agree on each tick.
+   */
+  advanceSchedule?(name: string, expectedPrevious: number | undefined, tick: number, now: number): Promise<boolean>;
   /** Releases resources; the store is unusable afterwards. */
   close(): Promise<void>;
 }

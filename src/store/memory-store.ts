@@ -41,6 +41,7 @@ export class MemoryStore implements InstanceStore {
   private readonly waits = new WaitIndex();
   private readonly retained = new RetainedEvents(Number.POSITIVE_INFINITY);
   private readonly retainedUntil = new Map<string, number>();
+  private readonly scheduleTicks = new Map<string, { tick: number; updatedAt: number }>();
 
   create(record: InstanceRecord, writes: TransitionWrites = {}): Promise<boolean> {
     if (this.rows.has(record.id)) return Promise.resolve(false);
@@ -173,8 +174,19 @@ export class MemoryStore implements InstanceStore {
     return Promise.resolve(claimed);
   }
 
+  scheduleTick(name: string): Promise<number | undefined> {
+    return Promise.resolve(this.scheduleTicks.get(name)?.tick);
+  }
+
+  advanceSchedule(name: string, expectedPrevious: number | undefined, tick: number, now: number): Promise<boolean> {
+    if (this.scheduleTicks.get(name)?.tick !== expectedPrevious) return Promise.resolve(false);
+    this.scheduleTicks.set(name, { tick, updatedAt: now });
+    return Promise.resolve(true);
+  }
+
   close(): Promise<void> {
     this.rows.clear();
+    this.scheduleTicks.clear();
     return Promise.resolve();
   }
 

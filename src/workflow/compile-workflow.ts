@@ -6,8 +6,12 @@ import type { BranchSpec, ParallelSpec } from '../parallel/parallel';
 import { toMillis, type Duration } from '../time/duration';
 import { isStepClass, type StepClass } from '../steps/base-step';
 import { stepMetadata } from '../steps/step-decorator';
+import { checkJumpOptions } from '../steps/step-decorator';
+import type { ForEachSpec, WhenSpec } from './control-flow';
+import { JUMP_OPTION_KEYS, type JumpOptions } from './jumps';
 import type {
   CompiledBranch,
+  CompiledJumps,
   CompiledGroup,
   CompiledNode,
   CompiledStep,
@@ -17,8 +21,8 @@ import type {
   WorkflowDefinition,
 } from './workflow-definition';
 
-/** A node in a workflow's step list: a step class or a parallel group. */
-export type WorkflowNode = StepClass | ParallelSpec;
+/** A node in a workflow's step list: a step class (a `child(...)` node is one), a parallel group, a forEach or a when. */
+export type WorkflowNode = StepClass | ParallelSpec | ForEachSpec | WhenSpec;
 
 /** What defines a workflow. */
 export interface WorkflowOptions<S = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -53,8 +57,8 @@ function describe(value: unknown): string {
 
 function compileStep(value: unknown, index: number, where: string): CompiledStep {
   if (!isStepClass(value)) {
-    const nested = typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'parallel';
-    throw new DefinitionError('NOT_A_STEP', nested ? `${where}: a parallel group cannot sit inside a branch; a branch is one step or a sequence of steps` : `${where}: ${describe(value)} is not a step; steps extend BaseStep`, {
+    const nested = ['parallel', 'forEach', 'when'].includes(kindOf(value) as string);
+    throw new DefinitionError('NOT_A_STEP', nested ? `${where}: a ${kindOf(value) === 'parallel' ? 'parallel group' : (kindOf(value) as string)} cannot sit inside a branch or a forEach item; those are one step or a sequence of steps` : `${where}: ${describe(value)} is not a step; steps extend BaseStep`, {
       where,
     });
   }
@@ -73,10 +77,11 @@ function isBranchSpec(value: unknown): value is BranchSpec {
   return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'branch';
 }
 
-const PARALLEL_OPTION_KEYS: ReadonlySet<string> = new Set(['onError', 'join', 'maxConcurrency', 'compensation', 'into']);
+const PARALLEL_OPTION_KEYS: readonly string[] = ['onError', 'join', 'maxConcurrency', 'compensation', 'into', ...JUMP_OPTION_KEYS];
+const FOR_EACH_OPTION_KEYS: readonly string[] = ['onItemError', 'maxConcurrency', 'compensation', 'into', ...JUMP_OPTION_KEYS];
 
-function resolveParallelOptions(spec: ParallelSpec, where: string): ResolvedParallelOptions {
-  const o = spec.options ?? {};
+/** Checks a group's (or forEach's) options object against its known keys and value sets. */
+function checkGroupOptions(o: Record<string, unknown>, keys: readonly string[], where: string): void {
   const bad = (field: string, value: unknown, expected: string): never => {
     throw new DefinitionError('BAD_OPTION', `${where}: option ${field} must be ${expected}, got ${JSON.stringify(value)}`, {
       where,
@@ -84,21 +89,30 @@ function resolveParallelOptions(spec: ParallelSpec, where: string): ResolvedPara
     });
   };
   if (typeof o !== 'object' || o === null || Array.isArray(o)) bad('options', o, 'an object');
-  const unknown = Object.keys(o).filter((k) => !PARALLEL_OPTION_KEYS.has(k));
+  const unknown = Object.keys(o).filter((k) => !keys.includes(k));
   if (unknown.length > 0) {
-    throw new DefinitionError('BAD_OPTION', `${where}: unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')}; the options are ${[...PARALLEL_OPTION_KEYS].join(', ')}`, {
+    throw new DefinitionError('BAD_OPTION', `${where}: unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')}; the options are ${keys.join(', ')}`, {
       where,
       field: unknown[0],
     });
   }
-  if (o.onError !== undefined && o.onError !== 'failFast' && o.onError !== 'completeAll')
-    bad('onError', o.onError, "'failFast' or 'completeAll'");
-  if (o.join !== undefined && o.join !== 'all' && o.join !== 'any') bad('join', o.join, "'all' or 'any'");
-  if (o.compensation !== undefined && o.compensation !== 'parallel' && o.compensation !== 'sequential')
-    bad('compensation', o.compensation, "'parallel' or 'sequential'");
-  if (o.maxConcurrency !== undefined && o.maxConcurrency !== Number.POSITIVE_INFINITY && (!Number.isInteger(o.maxConcurrency) || o.maxConcurrency < 1))
-    bad('maxConcurrency', o.maxConcurrency, 'a positive integer (or Infinity)');
+  const oneOf = (field: string, allowed: readonly string[]): void => {
+    if (o[field] !== undefined && !allowed.includes(o[field] as string)) bad(field, o[field], allowed.map((a) => `'${a}'`).join(' or '));
+  };
+  oneOf('onError', ['failFast', 'completeAll']);
+  oneOf('onItemError', ['failFast', 'continue']);
+  oneOf('join', ['all', 'any']);
+  oneOf('compensation', ['parallel', 'sequential']);
+  const max = o.maxConcurrency;
+  if (max !== undefined && max !== Number.POSITIVE_INFINITY && (typeof max !== 'number' || !Number.isInteger(max) || max < 1))
+    bad('maxConcurrency', max, 'a positive integer (or Infinity)');
   if (o.into !== undefined && typeof o.into !== 'function') bad('into', o.into, 'a function');
+  checkJumpOptions(o, where);
+}
+
+function resolveParallelOptions(spec: ParallelSpec, where: string): ResolvedParallelOptions {
+  const o = spec.options ?? {};
+  checkGroupOptions(o as Record<string, unknown>, PARALLEL_OPTION_KEYS, where);
   return {
     onError: o.onError ?? 'failFast',
     join: o.join ?? 'all',
@@ -108,7 +122,52 @@ function resolveParallelOptions(spec: ParallelSpec, where: string): ResolvedPara
   };
 }
 
-function compileGroup(spec: ParallelSpec, index: number, where: string): CompiledGroup {
+/** Where a node sits before its goto targets are resolved. */
+type Placed = { index: number; next: number; scope: string; jumps: CompiledJumps | null };
+
+function compileForEach(spec: ForEachSpec, place: Placed, where: string): CompiledGroup {
+  if (typeof spec.name !== 'string' || !spec.name.trim()) {
+    throw new DefinitionError('BAD_OPTION', `${where}: a forEach needs a non-empty name`, { where });
+  }
+  const at = `${where} forEach ${JSON.stringify(spec.name)}`;
+  if (typeof spec.items !== 'function') {
+    throw new DefinitionError('BAD_OPTION', `${at}: items must be a function of the state returning an array`, { where: at, field: 'items' });
+  }
+  if (!Array.isArray(spec.steps) || spec.steps.length === 0) {
+    throw new DefinitionError('EMPTY_GROUP', `${at} has no item steps; give it at least one`, { group: spec.name });
+  }
+  const o = spec.options ?? {};
+  checkGroupOptions(o as Record<string, unknown>, FOR_EACH_OPTION_KEYS, at);
+  const steps = spec.steps.map((s, i) => compileBranchStep(s, i, `${at} item step ${i}`));
+  return {
+    kind: 'group',
+    name: spec.name,
+    ...place,
+    branches: [],
+    options: {
+      onError: o.onItemError === 'continue' ? 'completeAll' : 'failFast',
+      join: 'all',
+      maxConcurrency: o.maxConcurrency ?? 10,
+      compensation: o.compensation ?? 'parallel',
+      into: o.into,
+    },
+    each: { items: spec.items, steps },
+  };
+}
+
+/** A step inside a branch or a forEach: it may not jump. */
+function compileBranchStep(value: unknown, index: number, where: string): CompiledStep {
+  const step = compileStep(value, index, where);
+  if (step.meta.options.goto !== undefined) {
+    throw new DefinitionError('GOTO_NOT_ALLOWED', `${where}: step ${JSON.stringify(step.name)} declares goto targets, but a step inside a parallel branch or a forEach cannot jump`, {
+      where,
+      step: step.name,
+    });
+  }
+  return step;
+}
+
+function compileGroup(spec: ParallelSpec, place: Placed, where: string): CompiledGroup {
   if (typeof spec.name !== 'string' || !spec.name.trim()) {
     throw new DefinitionError('BAD_OPTION', `${where}: a parallel group needs a non-empty name`, { where });
   }
@@ -142,7 +201,7 @@ function compileGroup(spec: ParallelSpec, index: number, where: string): Compile
         group: spec.name,
       });
     }
-    const steps = stepList.map((s, i) => compileStep(s, i, `${branchWhere} step ${i}`));
+    const steps = stepList.map((s, i) => compileBranchStep(s, i, `${branchWhere} step ${i}`));
     const branchName = name ?? steps.map((s) => s.name).join('+');
     const key = returns ?? branchName;
     if (names.has(branchName)) {
@@ -161,7 +220,7 @@ function compileGroup(spec: ParallelSpec, index: number, where: string): Compile
     keys.add(key);
     return { name: branchName, key, steps };
   });
-  return { kind: 'group', name: spec.name, index, branches, options };
+  return { kind: 'group', name: spec.name, ...place, branches, options };
 }
 
 /**
@@ -234,35 +293,8 @@ export function defineWorkflow<S = any>(options: WorkflowOptions<S>): WorkflowDe
   if (options.state !== undefined && typeof options.state !== 'function') {
     throw new DefinitionError('BAD_STATE_CLASS', `workflow ${JSON.stringify(name)}: state must be a class`, { workflow: name });
   }
-  const nodes: CompiledNode[] = options.steps.map((node: unknown, i) => {
-    const where = `workflow ${JSON.stringify(name)} step ${i}`;
-    if (typeof node === 'object' && node !== null && (node as { kind?: unknown }).kind === 'parallel')
-      return compileGroup(node as ParallelSpec, i, where);
-    return compileStep(node, i, where);
-  });
-  const steps = new Map<string, CompiledStep>();
-  const seen = new Set<string>();
-  const claim = (n: string, what: string): void => {
-    if (seen.has(n)) {
-      throw new DefinitionError('DUPLICATE_NAME', `workflow ${JSON.stringify(name)} uses the name ${JSON.stringify(n)} twice (${what}); names must be unique`, {
-        workflow: name,
-        name: n,
-      });
-    }
-    seen.add(n);
-  };
-  const nodeIndex = new Map<string, number>();
-  for (const node of nodes) {
-    claim(node.name, node.kind === 'group' ? 'a group' : 'a step');
-    nodeIndex.set(node.name, node.index);
-    if (node.kind === 'step') steps.set(node.name, node);
-    else
-      for (const b of node.branches)
-        for (const s of b.steps) {
-          claim(s.name, `a step in group ${node.name}`);
-          steps.set(s.name, s);
-        }
-  }
+  const compiled = compileMainList(name, options.steps);
+  const { nodes, nodeIndex, steps } = compiled;
   const observers = compileObservers(options.observers ?? [], `workflow ${JSON.stringify(name)}`);
   const onCompensationError = options.onCompensationError ?? 'halt';
   if (onCompensationError !== 'halt' && onCompensationError !== 'continue') {
@@ -282,5 +314,138 @@ export function defineWorkflow<S = any>(options: WorkflowOptions<S>): WorkflowDe
     onCompensationError,
     nodeIndex,
     steps,
+    children: compiled.children,
   };
+}
+
+function kindOf(node: unknown): unknown {
+  return typeof node === 'object' && node !== null ? (node as { kind?: unknown }).kind : undefined;
+}
+
+/** A main-list node while the list is being built: `next` is fixed up when its block ends. */
+type DraftNode = CompiledNode & { next: number; jumps: CompiledJumps | null };
+
+/**
+ * Flattens the step list into the main list: a `when` becomes a node followed by its then-block and else-block,
+ * with each block's last nodes pointing past both. Then resolves every declared goto target.
+ */
+function compileMainList(workflow: string, list: readonly unknown[]): Pick<WorkflowDefinition, 'nodes' | 'nodeIndex' | 'steps' | 'children'> {
+  const nodes: DraftNode[] = [];
+  const declared: { index: number; options: JumpOptions; where: string }[] = [];
+  const sequence = (items: readonly unknown[], where: string, scope: string): void => {
+    items.forEach((item: unknown, i) => {
+      const at = `${where} step ${i}`;
+      const place: Placed = { index: nodes.length, next: nodes.length + 1, scope, jumps: null };
+      switch (kindOf(item)) {
+        case 'parallel': {
+          const spec = item as ParallelSpec;
+          nodes.push(compileGroup(spec, place, at));
+          declared.push({ index: place.index, options: spec.options ?? {}, where: `${at} group ${JSON.stringify(spec.name)}` });
+          return;
+        }
+        case 'forEach': {
+          const spec = item as ForEachSpec;
+          nodes.push(compileForEach(spec, place, at));
+          declared.push({ index: place.index, options: spec.options ?? {}, where: `${at} forEach ${JSON.stringify(spec.name)}` });
+          return;
+        }
+        case 'when': {
+          const spec = item as WhenSpec;
+          const whenName = spec.name ?? `when@${place.index}`;
+          if (typeof spec.predicate !== 'function') {
+            throw new DefinitionError('BAD_OPTION', `${at}: when needs a predicate function of the state`, { where: at });
+          }
+          if (typeof whenName !== 'string' || !whenName.trim()) throw new DefinitionError('BAD_OPTION', `${at}: a when's name must be a non-empty string`, { where: at });
+          if (!Array.isArray(spec.steps) || spec.steps.length === 0) {
+            throw new DefinitionError('NO_STEPS', `${at}: when ${JSON.stringify(whenName)} has no steps for its true case; give it at least one`, { where: at });
+          }
+          const node = { kind: 'when' as const, name: whenName, predicate: spec.predicate, ...place, elseIndex: 0 };
+          nodes.push(node);
+          sequence(spec.steps, `${at} (when ${JSON.stringify(whenName)}) then`, `${scope}${place.index}t/`);
+          const elseIndex = nodes.length;
+          sequence(Array.isArray(spec.elseSteps) ? spec.elseSteps : [], `${at} (when ${JSON.stringify(whenName)}) else`, `${scope}${place.index}e/`);
+          const after = nodes.length;
+          for (let k = place.index + 1; k < elseIndex; k += 1) {
+            const n = nodes[k] as DraftNode;
+            if (n.next === elseIndex) n.next = after;
+          }
+          node.next = after;
+          node.elseIndex = elseIndex;
+          return;
+        }
+        default: {
+          const step = compileStep(item, place.index, at);
+          nodes.push({ ...step, ...place });
+          if (step.meta.options.goto !== undefined || step.meta.options.allowLoop !== undefined) {
+            declared.push({ index: place.index, options: step.meta.options, where: `${at} (${JSON.stringify(step.name)})` });
+          }
+        }
+      }
+    });
+  };
+  sequence(list, `workflow ${JSON.stringify(workflow)}`, '/');
+
+  const steps = new Map<string, CompiledStep>();
+  const children = new Set<WorkflowDefinition>();
+  const seen = new Set<string>();
+  const claim = (n: string, what: string): void => {
+    if (seen.has(n)) {
+      throw new DefinitionError('DUPLICATE_NAME', `workflow ${JSON.stringify(workflow)} uses the name ${JSON.stringify(n)} twice (${what}); names must be unique`, {
+        workflow,
+        name: n,
+      });
+    }
+    seen.add(n);
+  };
+  const addStep = (step: CompiledStep, what: string): void => {
+    claim(step.name, what);
+    steps.set(step.name, step);
+    if (step.meta.child !== undefined) children.add(step.meta.child.workflow);
+  };
+  const nodeIndex = new Map<string, number>();
+  for (const node of nodes) {
+    nodeIndex.set(node.name, node.index);
+    if (node.kind === 'step') addStep(node, 'a step');
+    else if (node.kind === 'when') claim(node.name, 'a when');
+    else {
+      claim(node.name, node.each === undefined ? 'a group' : 'a forEach');
+      for (const b of node.branches) for (const step of b.steps) addStep(step, `a step in group ${node.name}`);
+      for (const step of node.each?.steps ?? []) addStep(step, `an item step of forEach ${node.name}`);
+    }
+  }
+  for (const { index, options, where } of declared) {
+    const node = nodes[index] as DraftNode;
+    node.jumps = resolveJumps(node, options, where, nodeIndex, nodes);
+  }
+  return { nodes, nodeIndex, steps, children: [...children] };
+}
+
+/** Resolves a node's declared goto targets: each must exist, be in reach, and go forward unless loops are allowed. */
+function resolveJumps(node: DraftNode, options: JumpOptions, where: string, nodeIndex: ReadonlyMap<string, number>, nodes: readonly DraftNode[]): CompiledJumps {
+  const targets = new Map<string, number>();
+  const loopMax = options.allowLoop?.max ?? 0;
+  for (const target of options.goto ?? []) {
+    const index = nodeIndex.get(target);
+    if (index === undefined) {
+      throw new DefinitionError('UNKNOWN_GOTO_TARGET', `${where}: goto target ${JSON.stringify(target)} is not a step, group, forEach or named when of this workflow`, {
+        where,
+        target,
+      });
+    }
+    const targetScope = (nodes[index] as DraftNode).scope;
+    if (!node.scope.startsWith(targetScope)) {
+      throw new DefinitionError('UNREACHABLE_GOTO_TARGET', `${where}: goto target ${JSON.stringify(target)} sits inside another when block; a jump may only go to its own block or an enclosing one`, {
+        where,
+        target,
+      });
+    }
+    if (index <= node.index && loopMax === 0) {
+      throw new DefinitionError('GOTO_BACKWARD', `${where}: goto target ${JSON.stringify(target)} is not ahead of it; a backward jump needs allowLoop: { max }`, {
+        where,
+        target,
+      });
+    }
+    targets.set(target, index);
+  }
+  return { targets, loopMax };
 }

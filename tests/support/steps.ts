@@ -1,4 +1,4 @@
-import { BaseStep, Step, continueWith, error, ok, type SagaEvent, type StepClass, type StepContext, type StepResult } from '../../src';
+import { BaseStep, Step, continueWith, error, ok, type SagaEvent, type StepClass, type StepContext, type StepOptions, type StepResult } from '../../src';
 
 /** A shared log of effects, in call order. */
 export type Log = string[];
@@ -21,12 +21,12 @@ export interface Script {
  * Makes a step class named `name` that records `name.run`, `name.rollback`, … in `log` and appends the same to
  * `state.trail`, then does what `script` says (ok by default).
  */
-export function recordingStep(name: string, log: Log, script: Script = {}): StepClass<TestState> {
+export function recordingStep(name: string, log: Log, script: Script = {}, options: Omit<StepOptions, 'name'> = {}): StepClass<TestState> {
   const note = (func: string, state: TestState): TestState => {
     log.push(`${name}.${func}`);
     return { ...state, trail: [...(state.trail ?? []), `${name}.${func}`] };
   };
-  @Step({ name })
+  @Step({ ...options, name })
   class Recorded extends BaseStep<TestState> {
     override async run(state: TestState, ctx: StepContext): Promise<StepResult<TestState>> {
       const next = note('run', state);

@@ -166,4 +166,37 @@ export function storeContract(make: () => Promise<InstanceStore>): void {
     await store.acceptEvent({ topic: 'c', payload: {}, id: 'r-old', publishedAt: 5 }, [], 50);
     expect((await store.retainedEvents(100, 10)).map((e) => e.id)).toEqual(['r-1', 'r-2']);
   });
+
+  describe('schedule ticks', () => {
+    const first = Date.UTC(2026, 0, 1, 9);
+    const second = Date.UTC(2026, 0, 1, 10);
+
+    it('has no tick for a schedule that never ran, and records the first one only when none is stored', async () => {
+      expect(await store.scheduleTick!('nightly')).toBeUndefined();
+      expect(await store.advanceSchedule!('nightly', undefined, first, first + 5)).toBe(true);
+      expect(await store.scheduleTick!('nightly')).toBe(first);
+      expect(await store.advanceSchedule!('nightly', undefined, second, second)).toBe(false);
+      expect(await store.scheduleTick!('nightly')).toBe(first);
+      expect(await store.scheduleTick!('hourly')).toBeUndefined();
+    });
+
+    it('advances a tick only from the tick it expects (compare-and-set)', async () => {
+      await store.advanceSchedule!('nightly', undefined, first, first);
+      expect(await store.advanceSchedule!('nightly', first - 1, second, second)).toBe(false);
+      expect(await store.scheduleTick!('nightly')).toBe(first);
+      expect(await store.advanceSchedule!('nightly', first, second, second)).toBe(true);
+      expect(await store.scheduleTick!('nightly')).toBe(second);
+      expect(await store.advanceSchedule!('nightly', first, second + 1, second + 1)).toBe(false);
+    });
+
+    it('lets exactly one of two workers advancing from the same tick at once win', async () => {
+      const [a, b] = await Promise.all([store.advanceSchedule!('race', undefined, first, 1), store.advanceSchedule!('race', undefined, first + 1, 2)]);
+      expect([a, b].filter(Boolean)).toHaveLength(1);
+      const stored = await store.scheduleTick!('race');
+      expect(stored).toBe(a ? first : first + 1);
+      const [c, d] = await Promise.all([store.advanceSchedule!('race', stored, second, 3), store.advanceSchedule!('race', stored, second + 1, 4)]);
+      expect([c, d].filter(Boolean)).toHaveLength(1);
+      expect(await store.scheduleTick!('race')).toBe(c ? second : second + 1);
+    });
+  });
 }

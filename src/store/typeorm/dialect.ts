@@ -11,6 +11,7 @@ export const TABLES = {
   retained: 'sagaflow_retained',
   history: 'sagaflow_history',
   migrations: 'sagaflow_migrations',
+  schedule: 'sagaflow_schedule',
 } as const;
 export type TableKey = keyof typeof TABLES;
 
@@ -83,6 +84,7 @@ export class Dialect {
       retained: qualify(TABLES.retained),
       history: qualify(TABLES.history),
       migrations: qualify(TABLES.migrations),
+      schedule: qualify(TABLES.schedule),
     };
   }
 

@@ -79,6 +79,16 @@ export interface SagaflowHistoryRow {
   extra: string | null;
 }
 
+/** A row of `sagaflow_schedule`: the last tick a cron schedule fired. */
+export interface SagaflowScheduleRow {
+  /** The schedule's name. */
+  name: string;
+  /** The last tick (ms since epoch) the schedule fired, or the time it was first scheduled. */
+  lastTick: number | string;
+  /** When the row was last written (the runtime's clock, ms since epoch). */
+  updatedAt: number | string;
+}
+
 /**
  * The sagaflow tables as TypeORM entities, with the column types of `kind` (`jsonb` on PostgreSQL, text on
  * SQLite). They match what the migrations create. The store itself does not need them registered: add them
@@ -182,6 +192,16 @@ export function sagaflowEntities(kind: DriverKind, schema?: string): EntitySchem
         extra: { type: t(c.text), nullable: true },
       },
       indices: [{ name: 'IDX_sagaflow_history_instance', columns: ['instanceId', 'version', 'seq'] }],
+    }) as EntitySchema,
+    new EntitySchema<SagaflowScheduleRow>({
+      name: 'SagaflowSchedule',
+      tableName: TABLES.schedule,
+      ...where,
+      columns: {
+        name: { type: t(c.string), primary: true },
+        lastTick: { name: 'last_tick', type: t(c.bigint) },
+        updatedAt: { name: 'updated_at', type: t(c.bigint) },
+      },
     }) as EntitySchema,
   ];
 }

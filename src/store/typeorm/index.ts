@@ -8,7 +8,7 @@ export {
   type PostgresDataSourceOptions,
   type TypeormStoreStats,
 } from './typeorm-store';
-export { sagaflowMigrations, SagaflowInitial1763700000000, type SagaflowMigrationClass } from './migrations';
+export { sagaflowMigrations, SagaflowInitial1763700000000, SagaflowSchedule1763800000000, type SagaflowMigrationClass } from './migrations';
 export { runSagaflowMigrations, type RunMigrationsOptions } from './migrate';
 export {
   sagaflowEntities,
@@ -17,6 +17,7 @@ export {
   type SagaflowInboxRow,
   type SagaflowRetainedRow,
   type SagaflowHistoryRow,
+  type SagaflowScheduleRow,
 } from './entities';
 export type { DriverKind } from './dialect';
 export { SagaFlowColumns, SagaFlowJsonbColumns, SagaFlowBaseColumns, type SagaFlowFields } from './saga-flow-columns';

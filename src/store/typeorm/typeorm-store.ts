@@ -666,6 +666,24 @@ export class TypeormStore implements InstanceStore {
     });
   }
 
+  scheduleTick(name: string): Promise<number | undefined> {
+    return this.run('read a schedule tick', 'read', async (x) => {
+      const { rows } = await x(`SELECT last_tick FROM ${this.dialect.t('schedule')} WHERE name = ?`, [name]);
+      const row = rows[0];
+      return row === undefined ? undefined : num(row.last_tick);
+    });
+  }
+
+  advanceSchedule(name: string, expectedPrevious: number | undefined, tick: number, now: number): Promise<boolean> {
+    return this.run('advance a schedule', 'write', async (x) => {
+      const { affected } =
+        expectedPrevious === undefined
+          ? await x(`INSERT INTO ${this.dialect.t('schedule')} (name, last_tick, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`, [name, tick, now])
+          : await x(`UPDATE ${this.dialect.t('schedule')} SET last_tick = ?, updated_at = ? WHERE name = ? AND last_tick = ?`, [tick, now, name, expectedPrevious]);
+      return affected > 0;
+    });
+  }
+
   /** Waits for the writes in progress, then closes the connections it opened (never the application's). */
   close(): Promise<void> {
     this.closing ??= (async () => {

@@ -1,0 +1,71 @@
+import { DefinitionError } from '../errors/definition-error';
+import { toMillis, type Duration } from '../time/duration';
+
+/** At most `limit` calls in any window of length `per`. */
+export interface RateLimitSpec {
+  readonly limit: number;
+  readonly per: Duration;
+}
+
+/**
+ * A step's rate limit: its own (`{ limit, per }`, shared by every instance of the step in this runtime), or the
+ * name of a limiter given to the runtime's `rateLimiters`, shared by every step that names it.
+ */
+export type RateLimit = RateLimitSpec | string;
+
+/** A rate limit with its window in milliseconds. */
+export interface ResolvedRateLimit {
+  readonly limit: number;
+  readonly perMs: number;
+}
+
+/**
+ * Checks a `{ limit, per }` and converts its window to milliseconds.
+ * @throws {@link DefinitionError} `BAD_OPTION` naming `where`.
+ */
+export function resolveRateLimit(spec: unknown, where: string): ResolvedRateLimit {
+  const s = spec as Partial<RateLimitSpec> | null;
+  if (typeof s !== 'object' || s === null || !Number.isInteger(s.limit) || (s.limit as number) < 1) {
+    throw new DefinitionError('BAD_OPTION', `${where}: a rate limit is { limit: a positive integer, per: a duration }, got ${JSON.stringify(spec)}`, { where });
+  }
+  const perMs = toMillis(s.per as Duration, `${where}: per`);
+  if (perMs <= 0) throw new DefinitionError('BAD_OPTION', `${where}: per must be longer than 0 ms`, { where });
+  return { limit: s.limit as number, perMs };
+}
+
+/**
+ * Hands out call slots so that no window of `perMs` holds more than `limit` of them. A caller that cannot go now
+ * books the earliest free slot and is told its time; asking again with the same key returns the booking, and
+ * grants it once its time has come. Bookings are made in time order, so waiting callers go first come, first served.
+ */
+export class RateLimiter {
+  /** The times of the last `limit` slots handed out or booked, ascending. */
+  private readonly slots: number[] = [];
+  private readonly bookings = new Map<string, number>();
+
+  constructor(readonly name: string, readonly spec: ResolvedRateLimit) {}
+
+  /**
+   * Asks for a slot at `now` for `key` (one caller). Resolves to `now` or earlier when the call may go at once
+   * (the slot is taken), or to the booked time at which to ask again.
+   */
+  reserve(key: string, now: number): number {
+    const booked = this.bookings.get(key);
+    if (booked !== undefined) {
+      if (booked <= now) this.bookings.delete(key);
+      return booked;
+    }
+    const { limit, perMs } = this.spec;
+    const oldest = this.slots.length >= limit ? (this.slots[this.slots.length - limit] as number) : Number.NEGATIVE_INFINITY;
+    const at = Math.max(now, oldest + perMs);
+    this.slots.push(at);
+    if (this.slots.length > limit) this.slots.splice(0, this.slots.length - limit);
+    if (at > now) this.bookings.set(key, at);
+    return at;
+  }
+
+  /** Bookings not yet taken (for tests and diagnostics). */
+  get waiting(): number {
+    return this.bookings.size;
+  }
+}

@@ -1,0 +1,180 @@
+import type { SagaEvent } from '../bus/event';
+import type { InstanceStatus } from '../engine/flow-fields';
+import { DefinitionError } from '../errors/definition-error';
+import { SagaflowError } from '../errors/sagaflow-error';
+import type { SerializedError } from '../errors/serialized-error';
+import type { IntoResult } from '../parallel/parallel';
+import { PARALLEL_RESULTS_KEY } from '../parallel/parallel-results';
+import type { StepPolicyOptions } from '../policies/step-policy';
+import { BaseStep, type StepClass } from '../steps/base-step';
+import type { StepContext } from '../steps/step-context';
+import { registerStep } from '../steps/step-decorator';
+import { checkResult, continueWith, error, ok, type StepResult } from '../steps/step-result';
+import type { JumpOptions } from './jumps';
+import { workflowDefinition, type WorkflowRef } from './workflow-decorator';
+import type { WorkflowDefinition } from './workflow-definition';
+
+/** The topic of the event the runtime publishes to a parent when one of its child instances ends (either way). */
+export const CHILD_ENDED_TOPIC = 'sagaflow.child.ended';
+
+/** The payload of a {@link CHILD_ENDED_TOPIC} event (and what a child's status check returns). */
+export interface ChildEnded {
+  readonly childId: string;
+  readonly status: InstanceStatus;
+  /** `up` when it completed, `down` when it rolled back (or its compensation failed). */
+  readonly direction: 'up' | 'down';
+  /** The child's final state (its output when it completed). */
+  readonly output: unknown;
+  readonly error: SerializedError | null;
+}
+
+/** What a child step needs from the runtime. */
+export interface ChildHost {
+  /** Starts the child with this id, linked to its parent; starting an existing id does nothing. */
+  start(workflow: WorkflowDefinition, input: unknown, id: string, parentId: string): Promise<void>;
+  /** Where the child is, or undefined when it was never started. */
+  status(id: string): Promise<ChildEnded | undefined>;
+  /** Rolls the child back: a running one as `rollback` does, a completed one by compensating all its steps. */
+  undo(id: string, reason: SerializedError): Promise<void>;
+}
+
+/** Options of {@link child}. */
+export interface ChildOptions<S = any, C = any> extends JumpOptions, StepPolicyOptions { // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** The step's stable name. @default `child:<workflow name>` */
+  readonly name?: string;
+  /** The child's input, made from the parent's state when the step runs. */
+  readonly input: (state: S) => C | Record<string, unknown>;
+  /**
+   * Folds the child's output into the parent's state: `ok(state)`, `error(reason)` or `goto(target, state)`.
+   * @default the output is kept as `state.__results__[name]` = `{ ok: true, value: output }` (read it with `parallelResult`)
+   */
+  readonly into?: (state: S, output: C) => IntoResult<S>;
+}
+
+/** What the child node keeps of its options. */
+export interface ChildSpec {
+  readonly workflow: WorkflowDefinition;
+  readonly input: (state: unknown) => unknown;
+  readonly into: ((state: unknown, output: unknown) => IntoResult<unknown>) | undefined;
+}
+
+const INTO_KINDS = new Set(['ok', 'error', 'goto'] as const);
+
+/** The status of a child that ended, or undefined while it runs. */
+function ended(e: ChildEnded | undefined): e is ChildEnded {
+  return e !== undefined && (e.status === 'completed' || e.status === 'rolled_back' || e.status === 'compensation_failed');
+}
+
+/**
+ * The step a {@link child} node runs: starts the child instance and parks until it ends; going down, rolls back a
+ * running child or compensates a completed one as a unit, and parks until that ends.
+ * @internal
+ */
+export class ChildStep extends BaseStep<unknown> {
+  constructor(
+    private readonly spec: ChildSpec,
+    private readonly host: ChildHost,
+    private readonly stepName: string,
+  ) {
+    super();
+  }
+
+  /** The child's instance id: the parent's run key of this step, so a re-run after a crash finds the same child. */
+  static childId(ctx: StepContext): string {
+    return ctx.runKey;
+  }
+
+  override async run(state: unknown, ctx: StepContext): Promise<StepResult<unknown>> {
+    const id = ChildStep.childId(ctx);
+    await this.host.start(this.spec.workflow, this.spec.input(state), id, ctx.instanceId);
+    const now = await this.host.status(id);
+    if (ended(now)) return this.settleUp(state, now);
+    return continueWith(state, { topic: CHILD_ENDED_TOPIC, match: { childId: id } });
+  }
+
+  override runHandleInfo(event: SagaEvent, state: unknown): StepResult<unknown> {
+    return this.settleUp(state, event.payload as unknown as ChildEnded);
+  }
+
+  override async rollback(state: unknown, ctx: StepContext): Promise<StepResult<unknown>> {
+    const id = ChildStep.childId(ctx);
+    const now = await this.host.status(id);
+    if (now === undefined || now.status === 'rolled_back') return ok(state);
+    if (now.status === 'compensation_failed') return this.settleDown(state, now);
+    if (now.direction === 'up') {
+      await this.host.undo(id, {
+        code: 'PARENT_ROLLED_BACK',
+        name: 'ChildRollbackError',
+        message: `parent ${ctx.instanceId} is rolling back step ${JSON.stringify(this.stepName)}`,
+        details: { parentId: ctx.instanceId, step: this.stepName },
+      });
+    }
+    return continueWith(state, { topic: CHILD_ENDED_TOPIC, match: { childId: id, direction: 'down' } });
+  }
+
+  override rollbackHandleInfo(event: SagaEvent, state: unknown): StepResult<unknown> {
+    return this.settleDown(state, event.payload as unknown as ChildEnded);
+  }
+
+  private settleUp(state: unknown, end: ChildEnded): StepResult<unknown> {
+    if (end.status !== 'completed') {
+      return error(
+        new SagaflowError('CHILD_ROLLED_BACK', `child workflow ${JSON.stringify(this.spec.workflow.name)} (${end.childId}) ended ${end.status}${end.error === null ? '' : `: ${end.error.message}`}`, {
+          childId: end.childId,
+          status: end.status,
+          cause: end.error,
+        }),
+      );
+    }
+    if (this.spec.into !== undefined) {
+      return checkResult(this.spec.into(state, end.output), `the into of child step ${JSON.stringify(this.stepName)}`, INTO_KINDS);
+    }
+    if (typeof state !== 'object' || state === null) return ok(state);
+    const s = state as Record<string, unknown>;
+    const previous = s[PARALLEL_RESULTS_KEY];
+    return ok({ ...s, [PARALLEL_RESULTS_KEY]: { ...(typeof previous === 'object' && previous !== null ? previous : {}), [this.stepName]: { ok: true, value: end.output } } });
+  }
+
+  private settleDown(state: unknown, end: ChildEnded): StepResult<unknown> {
+    if (end.status === 'rolled_back') return ok(state);
+    return error(
+      new SagaflowError('CHILD_COMPENSATION_FAILED', `child workflow ${JSON.stringify(this.spec.workflow.name)} (${end.childId}) could not be compensated: it ended ${end.status}`, {
+        childId: end.childId,
+        status: end.status,
+        cause: end.error,
+      }),
+    );
+  }
+}
+
+/**
+ * A step node that starts another registered workflow as a child and parks until it ends, durably. The child's
+ * output goes into the parent's state through `into`. If the child rolls back, this step fails (`CHILD_ROLLED_BACK`)
+ * and the parent rolls back. If the parent rolls back after the child completed, the child is compensated as a
+ * unit (its steps in reverse), and only then the parent's earlier steps. Works on the main line, inside `when`
+ * blocks, parallel branches and forEach items. The child workflow is registered with the parent.
+ *
+ * @example
+ * child(ChargePayment, { input: (s: Order) => ({ orderId: s.id, amount: s.total }), into: (s, paid) => ok({ ...s, paymentId: paid.paymentId }) })
+ */
+export function child<S = any, C = any>(workflow: WorkflowRef<C>, options: ChildOptions<S, C>): StepClass<S> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const def = workflowDefinition(workflow);
+  const name = options.name ?? `child:${def.name}`;
+  const where = `child step ${JSON.stringify(name)}`;
+  if (typeof options.input !== 'function') {
+    throw new DefinitionError('BAD_OPTION', `${where}: input must be a function of the parent's state`, { step: name });
+  }
+  if (options.into !== undefined && typeof options.into !== 'function') {
+    throw new DefinitionError('BAD_OPTION', `${where}: into must be a function`, { step: name });
+  }
+  const spec: ChildSpec = {
+    workflow: def,
+    input: options.input as (state: unknown) => unknown,
+    into: options.into as ChildSpec['into'],
+  };
+  const Generated = class extends BaseStep<S> {};
+  Object.defineProperty(Generated, 'name', { value: `Child(${def.name})` });
+  const { input: _input, into: _into, name: _name, ...stepOptions } = options;
+  registerStep(Generated, { ...stepOptions, name }, spec);
+  return Generated;
+}
