@@ -658,7 +658,7 @@ function startGroup(c: Ctx, node: CompiledGroup): void {
     nextSeq: 0,
     winner: null,
     plan: null,
-    ...(items === undefined ? {} : { items }),
+    ...(items === undefined ? {} : { items, nextItem: 0, done: [] }),
   };
   c.effects.push({ type: 'hook', hook: 'handleGroupStart', group: node.name });
   progressGroup(c);
@@ -697,6 +697,11 @@ function startBranchStep(c: Ctx, g: GroupRun, b: BranchRun, index: number): void
   if (step === undefined) {
     b.phase = 'succeeded';
     settle(g, b, { ok: true, value: b.state });
+    if (g.done !== undefined && g.mode === 'up') {
+      g.branches.splice(g.branches.indexOf(b), 1);
+      g.done.push([Number(b.key), b.state, b.settledSeq ?? 0, b.flow.stack]);
+      return;
+    }
     if (groupNode(c, g).options.join === 'any' && g.mode === 'up') {
       g.winner = b.key;
       beginSettling(c, g);
@@ -850,8 +855,9 @@ function progressGroup(c: Ctx): void {
     }
     // A forEach makes its branches as items start, so only the running ones exist beyond those that finished.
     const items = g.items;
-    while (items !== undefined && g.mode === 'up' && running < cap && g.branches.length < items.length) {
-      const i = g.branches.length;
+    while (items !== undefined && g.mode === 'up' && running < cap && (g.nextItem ?? 0) < items.length) {
+      const i = g.nextItem ?? 0;
+      g.nextItem = i + 1;
       const b = branchRun(`${g.name}[${i}]`, String(i), items[i]);
       g.branches.push(b);
       running += startBranch(c, g, b);
@@ -859,10 +865,27 @@ function progressGroup(c: Ctx): void {
   }
   if (g.mode !== 'down') {
     if (g.branches.some((b) => b.phase === 'running')) return;
-    if (g.mode === 'up' && (g.branches.some((b) => b.phase === 'pending') || g.branches.length < (g.items?.length ?? 0))) return;
+    if (g.mode === 'up' && (g.branches.some((b) => b.phase === 'pending') || (g.nextItem ?? 0) < (g.items?.length ?? 0))) return;
+    restoreDone(g);
     planGroup(c, g, node);
   }
   progressGroupDown(c, g, node);
+}
+
+/** Turns a forEach's compactly kept items back into branches, all in item order, for the group's resolution. */
+function restoreDone(g: GroupRun): void {
+  if (g.done === undefined) return;
+  const restored = g.done.map(([i, state, seq, stack]): BranchRun => ({
+    name: `${g.name}[${i}]`,
+    key: String(i),
+    state,
+    flow: { ...freshFlow(), stack, status: 'completed' },
+    phase: 'succeeded',
+    settledSeq: seq,
+    outcome: { ok: true, value: state },
+  }));
+  g.branches = [...restored, ...g.branches].sort((x, y) => Number(x.key) - Number(y.key));
+  delete g.done;
 }
 
 /** Starts a pending branch; 1 when it is running afterwards, 0 when it finished at once. */

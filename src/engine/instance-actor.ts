@@ -80,6 +80,15 @@ interface Queued {
 /** At most this many queued happenings go into one save. */
 const MAX_BATCH = 512;
 
+/** With more branches than this in the record, a save waits a moment for more results to go with it. */
+const COALESCE_ABOVE = 64;
+
+/** How many branches the record's group has or will have (a forEach's items). */
+function groupSize(record: InstanceRecord): number {
+  const g = record.group;
+  return g === null ? 0 : (g.items?.length ?? g.branches.length);
+}
+
 function trackKey(ref: TrackRef): string {
   return ref ?? '\u0000main';
 }
@@ -172,7 +181,12 @@ export class InstanceActor {
   private async drain(): Promise<void> {
     this.draining = true;
     try {
-      while (this.queue.length > 0) await this.applyBatch(this.queue.splice(0, MAX_BATCH));
+      while (this.queue.length > 0) {
+        // A big record (a forEach with many items) costs a lot to save: let the results of the calls in flight
+        // arrive first, so one save carries many of them.
+        if (this.inFlight.size > 1 && groupSize(this.rec) > COALESCE_ABOVE) await new Promise<void>((resolve) => setImmediate(resolve));
+        await this.applyBatch(this.queue.splice(0, MAX_BATCH));
+      }
     } finally {
       this.draining = false;
       if (this.idle) this.host.idle(this);

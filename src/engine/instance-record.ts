@@ -1,7 +1,7 @@
 import type { SagaEvent } from '../bus/event';
 import type { SerializedError } from '../errors/serialized-error';
 import type { BranchOutcome } from '../parallel/parallel-results';
-import type { FlowFields } from './flow-fields';
+import type { FlowFields, StackEntry } from './flow-fields';
 
 /** The version of the persisted record layout. A record with a higher version is refused, not guessed at. */
 export const RECORD_SCHEMA_VERSION = 1;
@@ -47,6 +47,9 @@ export interface BranchRun extends Track {
   outcome: BranchOutcome | null;
 }
 
+/** A forEach item that succeeded: `[item index, output state, settle order, its compensation stack]`. */
+export type DoneItem = [number, unknown, number, StackEntry[]];
+
 /** What a group does once its branches have settled and the chosen ones are compensated. */
 export type GroupPlan =
   | { readonly kind: 'succeed'; readonly state: unknown; readonly gotoIndex: number | null; readonly keep: readonly string[] }
@@ -66,8 +69,15 @@ export interface GroupRun {
   /** The winning branch of a `join: 'any'` group. */
   winner: string | null;
   plan: GroupPlan | null;
-  /** A forEach's items, read from the state when it started; `branches[i]` is item `i`, made when it starts. */
+  /** A forEach's items, read from the state when it started; a branch (key `i`) is made for item `i` when it starts. */
   items?: unknown[];
+  /** How many of a forEach's items have started. */
+  nextItem?: number;
+  /**
+   * A forEach's items that succeeded while the group runs, kept compactly (a 10,000-item group is saved with every
+   * transition): `[item index, output state, settle order, stack]`. They become branches again when the group resolves.
+   */
+  done?: DoneItem[];
   /** Branch keys in the order they are to be compensated (reverse settle order), and how far that went. */
   queue?: string[];
   queueAt?: number;
