@@ -8,6 +8,20 @@ import { ChargePayment, ReserveInventory, Ship } from './order-checkout/steps';
 import { OrderCheckout } from './order-checkout/workflow';
 import { Billing, Mailer, UserDirectory, Workspaces } from './user-onboarding/services';
 import { CreateUser, ProvisionWorkspace, SendWelcomeEmail, SetUpBilling } from './user-onboarding/steps';
+import { Cards, Mailer as OrderMailer, Reviews, Shipping, Warehouse } from './branching-order/services';
+import {
+  AlertPackingFloor,
+  AuthorizeCard,
+  BookCourier,
+  BookStandardShipping,
+  CapturePayment,
+  ManualReview,
+  ReserveStock,
+  ScoreFraud,
+  SendConfirmation,
+} from './branching-order/steps';
+import { BranchingOrder } from './branching-order/workflow';
+import { Billing as NightlyBilling, ChargeInvoice, LoadInvoices, MailReport, NightlyInvoicing } from './nightly-batch/workflow';
 import { UserOnboarding } from './user-onboarding/workflow';
 
 /** How many of the earlier instances the demo lists one by one. */
@@ -27,6 +41,28 @@ export function runOf(id: string): number {
   return match === null ? 0 : Number(match[1]);
 }
 
+function branchingOrderSteps(ledger: Ledger): object[] {
+  const warehouse = new Warehouse(ledger);
+  const shipping = new Shipping(ledger);
+  const cards = new Cards(ledger);
+  return [
+    new ReserveStock(warehouse),
+    new BookCourier(shipping),
+    new AlertPackingFloor(warehouse),
+    new BookStandardShipping(shipping),
+    new AuthorizeCard(cards),
+    new CapturePayment(cards),
+    new ScoreFraud(),
+    new ManualReview(new Reviews()),
+    new SendConfirmation(new OrderMailer(ledger)),
+  ];
+}
+
+function nightlyBatchSteps(ledger: Ledger): object[] {
+  const billing = new NightlyBilling(ledger, () => []);
+  return [new LoadInvoices(billing), new ChargeInvoice(billing), new MailReport(billing)];
+}
+
 /** A runtime for the demo's first sections, and the timeline its workflows print to. */
 export interface Recovery {
   readonly runtime: SagaRuntime;
@@ -44,7 +80,8 @@ export function recoveryRuntime(print: Print, store: InstanceStore): Recovery {
   const runtime = new SagaRuntime({
     store,
     logger: silentLogger,
-    workflows: [OrderCheckout, UserOnboarding],
+    workflows: [OrderCheckout, UserOnboarding, BranchingOrder, NightlyInvoicing],
+    rateLimiters: { mailer: { limit: 2, per: '1s' }, 'card-network': { limit: 5, per: '1s' } },
     resolver: resolverOf([
       new ReserveInventory(new InventoryService(ledger, { 'SKU-MUG': 10, 'SKU-LAMP': 3 })),
       new ChargePayment(new PaymentGateway(ledger)),
@@ -53,6 +90,8 @@ export function recoveryRuntime(print: Print, store: InstanceStore): Recovery {
       new SendWelcomeEmail(new Mailer(ledger)),
       new ProvisionWorkspace(new Workspaces(ledger)),
       new SetUpBilling(new Billing(ledger)),
+      ...branchingOrderSteps(ledger),
+      ...nightlyBatchSteps(ledger),
       timeline,
     ]),
   });

@@ -6,7 +6,8 @@
  *
  * - Write steps: extend {@link BaseStep}, decorate with {@link Step}, return {@link ok}, {@link error},
  *   {@link continueWith} (wait for an event) or {@link goto}.
- * - Declare workflows with {@link Workflow} (or {@link defineWorkflow}); group steps with {@link parallel}.
+ * - Declare workflows with {@link Workflow} (or {@link defineWorkflow}); group steps with {@link parallel}, branch with
+ *   {@link when}, fan out over items with {@link forEach}, start child workflows with {@link child}.
  * - Observe with {@link Observer}s: hooks before and after each step and at lifecycle points.
  * - Run with {@link SagaRuntime}: `start`, `publish`, `rollback`, `get`, and `start()` to resume after a restart.
  * - Start instances on a cron schedule with `runtime.schedule(workflow, { cron, input })`.
@@ -39,6 +40,9 @@ export { Workflow, type WorkflowRef } from './workflow/workflow-decorator';
 export { defineWorkflow, type WorkflowOptions, type WorkflowNode } from './workflow/compile-workflow';
 export type { WorkflowDefinition, StateClass } from './workflow/workflow-definition';
 export { parallel, branch, type ParallelOptions, type IntoResult, type BranchSpec, type ParallelSpec } from './parallel/parallel';
+export { when, forEach, type WhenSpec, type WhenOptions, type ForEachSpec, type ForEachOptions } from './workflow/control-flow';
+export { child, CHILD_ENDED_TOPIC, type ChildOptions, type ChildEnded } from './workflow/child';
+export type { JumpOptions } from './workflow/jumps';
 export {
   parallelResults,
   parallelResult,
@@ -83,6 +87,7 @@ export type { StateChangeOp } from './engine/state-change';
 // Step policies
 export type { RetryPolicy } from './policies/retry-policy';
 export type { StepPolicyOptions } from './policies/step-policy';
+export { RateLimiter, type RateLimit, type RateLimitSpec } from './policies/rate-limiter';
 export { decide, type Happening, type Outcome, type Effect, type Transition, type DecideEnv } from './engine/decide';
 
 // Runtime, bus, store, time

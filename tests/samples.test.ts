@@ -12,6 +12,8 @@ import { recoveryRuntime, resumeUnfinished, runOf, showEarlierRuns } from '../sa
 import { resolverOf, untilParked } from '../samples/support';
 import { TimelineObserver } from '../samples/timeline-observer';
 import { runUserOnboarding } from '../samples/user-onboarding/run';
+import { runBranchingOrder } from '../samples/branching-order/run';
+import { runNightlyBatch } from '../samples/nightly-batch/run';
 
 describe('the samples', () => {
   it('order-checkout completes one order and undoes every effect of the one the carrier refuses', async () => {
@@ -34,6 +36,27 @@ describe('the samples', () => {
     const undo = lines.filter((l) => l.startsWith('signup-bob') && l.includes('↓') && l.includes('rollback')).map((l) => l.split(/ {2,}/)[2]);
     expect(undo).toEqual(['provision/set-up-billing', 'provision/provision-workspace', 'provision/send-welcome-email', 'create-user']);
     expect(text).toContain('every effect of signup-bob was undone (4 of 4)');
+  });
+});
+
+describe('the control-flow samples', () => {
+  it('branching-order takes the block its predicate chose, compensates a completed payment child, and parks a mail for its rate limit', async () => {
+    const lines: string[] = [];
+    await runBranchingOrder((line) => lines.push(line), { store: new MemoryStore() });
+    const text = lines.join('\n');
+    expect(text).toContain('history: when express? took then; manual-review never ran');
+    const undo = lines.filter((l) => l.startsWith('ord-3002') && l.includes('↓')).map((l) => l.split(/ {2,}/)[2]);
+    expect(undo).toEqual(['manual-review', 'score-fraud', 'capture-payment', 'authorize-card', 'payment', 'payment', 'book-standard-shipping', 'reserve-stock']);
+    expect(text).toContain('every effect of ord-3002 was undone');
+    expect(text).toMatch(/ord-3005\S* waits for a mailer slot/);
+  });
+
+  it('nightly-batch starts one instance per night from its cron schedule and charges every invoice once', async () => {
+    const lines: string[] = [];
+    await runNightlyBatch((line) => lines.push(line), { store: new MemoryStore() });
+    const text = lines.join('\n');
+    expect(text).toContain('schedule:nightly:2026-11-21T01:00:00.000Z: 7 collected, 0 declined');
+    expect(text).toContain('schedule:nightly:2026-11-22T01:00:00.000Z: 6 collected, 1 declined (inv-11-22-5)');
   });
 });
 
