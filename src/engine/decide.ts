@@ -178,6 +178,7 @@ function dispatch(c: Ctx, h: Happening): boolean {
       if (t === undefined || !t.flow.inFlight || t.flow.token !== h.token) return false;
       t.flow.inFlight = false;
       t.flow.retryAt = h.until;
+      t.flow.throttled = true;
       c.effects.push({ type: 'timer', track: h.track, at: h.until });
       return true;
     }
@@ -194,6 +195,7 @@ function dispatch(c: Ctx, h: Happening): boolean {
 
 function invoke(c: Ctx, ref: TrackRef, t: Track, func: StepFunc, event: SagaEvent | null = null): void {
   const f = t.flow;
+  delete f.throttled;
   f.stepFunc = func;
   f.inFlight = true;
   f.wait = null;
@@ -458,8 +460,22 @@ function enterWhen(c: Ctx, node: CompiledWhen): void {
   advanceMain(c, chosen ? node.index + 1 : node.elseIndex);
 }
 
+/**
+ * A track turned down while its first call waits for a rate-limiter slot: that step never started, so it comes
+ * off the stack uncompensated.
+ */
+function dropUnstarted(t: Track): void {
+  const f = t.flow;
+  if (f.throttled === true && f.attempt === 1 && f.stepFunc === 'run') {
+    f.stack.pop();
+    f.retryAt = null;
+  }
+  delete f.throttled;
+}
+
 function turnDown(c: Ctx, reason: SerializedError): void {
   const f = c.rec.flow;
+  dropUnstarted(c.rec);
   f.errorReason = reason;
   f.direction = 'down';
   f.wait = null;
@@ -728,6 +744,7 @@ function beginSettling(c: Ctx, g: GroupRun): void {
       abortBranch(c, g, b);
     } else {
       b.flow.wait = null;
+      dropUnstarted(b);
       b.phase = 'aborted';
       settle(g, b, { ok: false, error: ABORTED });
     }

@@ -32,6 +32,8 @@ export interface Track {
 export interface TrackFlow extends FlowFields {
   /** Incremented at every handler call; a result carrying an older token is stale and ignored. */
   token: number;
+  /** True while the current call waits for a rate-limiter slot (it has not been made yet). */
+  throttled?: boolean;
   /** Which pass of a loop the current step call belongs to (0, or absent, before any backward jump). */
   pass?: number;
   /** The event a `*HandleInfo` call in flight is handling, so a recovery can call it again. */

@@ -33,6 +33,9 @@ export function resolveRateLimit(spec: unknown, where: string): ResolvedRateLimi
   return { limit: s.limit as number, perMs };
 }
 
+/** Past this many open bookings, stale ones are looked for at each reservation. */
+const PRUNE_ABOVE = 256;
+
 /**
  * Hands out call slots so that no window of `perMs` holds more than `limit` of them. A caller that cannot go now
  * books the earliest free slot and is told its time; asking again with the same key returns the booking, and
@@ -50,6 +53,7 @@ export class RateLimiter {
    * (the slot is taken), or to the booked time at which to ask again.
    */
   reserve(key: string, now: number): number {
+    if (this.bookings.size > PRUNE_ABOVE) this.prune(now);
     const booked = this.bookings.get(key);
     if (booked !== undefined) {
       if (booked <= now) this.bookings.delete(key);
@@ -62,6 +66,14 @@ export class RateLimiter {
     if (this.slots.length > limit) this.slots.splice(0, this.slots.length - limit);
     if (at > now) this.bookings.set(key, at);
     return at;
+  }
+
+  /**
+   * Forgets bookings whose time passed more than a window ago: their callers went away (rolled back while
+   * waiting). A caller that comes back even later simply books again.
+   */
+  private prune(now: number): void {
+    for (const [key, at] of this.bookings) if (at < now - this.spec.perMs) this.bookings.delete(key);
   }
 
   /** Bookings not yet taken (for tests and diagnostics). */

@@ -12,7 +12,7 @@ export type Duration = number | string;
  * toMillis(250);   // 250
  */
 export function toMillis(duration: Duration, where = 'a duration'): number {
-  const value = typeof duration === 'number' ? duration : ms(duration as ms.StringValue);
+  const value = typeof duration === 'number' ? duration : typeof duration === 'string' && duration.trim() !== '' ? ms(duration as ms.StringValue) : Number.NaN;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
     throw new DefinitionError(
       'BAD_OPTION',
