@@ -1,4 +1,4 @@
-import { DefinitionError, defineWorkflow, MemoryStore, ok, RateLimiter, SagaRuntime, silentLogger, type RateLimit, type RateLimitSpec, type StepContext } from '../src';
+import { BaseStep, DefinitionError, defineWorkflow, error, forEach, MemoryStore, ok, RateLimiter, SagaRuntime, silentLogger, Step, type RateLimit, type RateLimitSpec, type StepContext, type StepResult } from '../src';
 import { SimulatedClock } from '../src/testing';
 import { fails, recordingStep, waitsFor, type Log, type TestState } from './support/steps';
 import { testRuntime } from './support/runtime';
@@ -376,5 +376,30 @@ describe('rate limit definitions', () => {
     ['a spec without a window', { limit: 5 }],
   ])('refuses %s in the runtime’s rateLimiters with BAD_OPTION', (_label, spec) => {
     expect(codeOf(() => new SagaRuntime({ logger: silentLogger, store: new MemoryStore(), rateLimiters: { jira: spec as RateLimitSpec } }))).toBe('BAD_OPTION');
+  });
+});
+
+describe('rate-limited item steps', () => {
+  it('does not compensate forEach items still waiting for their first slot when another item fails', async () => {
+    const log: string[] = [];
+    @Step({ name: 'limited-item', rateLimit: { limit: 2, per: '1m' } })
+    class LimitedItem extends BaseStep<number> {
+      override run(n: number): StepResult<number> {
+        log.push(`run ${n}`);
+        return n === 1 ? error({ code: 'ITEM_FAILED', message: 'item 1 failed' }) : ok(n);
+      }
+      override rollback(n: number): StepResult<number> {
+        log.push(`rollback ${n}`);
+        return ok(n);
+      }
+    }
+    const wf = defineWorkflow({ name: 'limited-items', steps: [forEach('items', (s: { items: number[] }) => s.items, LimitedItem, { maxConcurrency: 4 })] });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const result = await (await runtime.start(wf, { items: [0, 1, 2, 3] })).result();
+    expect(result.status).toBe('rolled_back');
+    expect(result.error?.code).toBe('ITEM_FAILED');
+    // Items 2 and 3 were parked for a slot a minute away when item 1 failed: they never ran and are not undone.
+    expect(log.filter((l) => l.startsWith('run')).sort()).toEqual(['run 0', 'run 1']);
+    expect(log.filter((l) => l.startsWith('rollback')).sort()).toEqual(['rollback 0', 'rollback 1']);
   });
 });
