@@ -1,7 +1,7 @@
 import type { SagaEvent } from '../bus/event';
 import { eventMatchesWait } from '../bus/wait-match';
 import { serializeError, type SerializedError } from '../errors/serialized-error';
-import { PARALLEL_RESULTS_KEY, type BranchOutcome } from '../parallel/parallel-results';
+import { INTO_KINDS, withResults, type BranchOutcome } from '../parallel/parallel-results';
 import { checkResult, type WaitSpec } from '../steps/step-result';
 import { backoffDelay, unitHash } from '../policies/backoff';
 import { isRetryable } from '../policies/retry-policy';
@@ -269,7 +269,7 @@ function takeJump(c: Ctx, node: CompiledNode | undefined, target: string): numbe
       { target, from, declared },
     );
   }
-  if (index <= node.index && node.kind !== 'when') {
+  if (index <= node.index) {
     const loops = c.rec.loops ?? {};
     const taken = loops[node.name] ?? 0;
     const max = node.jumps?.loopMax ?? 0;
@@ -433,25 +433,22 @@ function advanceMain(c: Ctx, index: number): void {
 /** Evaluates a `when` on the state, records the block it chose, and goes into that block. */
 function enterWhen(c: Ctx, node: CompiledWhen): void {
   const rec = c.rec;
+  const fail = (why: string, details: Record<string, unknown> = {}): void => {
+    rec.flow.stepIndex = node.index;
+    rec.flow.stepName = node.name;
+    failMain(c, { code: 'WHEN_FAILED', name: 'WhenError', message: `the predicate of ${JSON.stringify(node.name)} ${why}`, details: { when: node.name, ...details } });
+  };
   let chosen: unknown;
   try {
     chosen = node.predicate(c.env.hydrate(rec.state));
   } catch (thrown) {
     const cause = serializeError(thrown);
-    rec.flow.stepIndex = node.index;
-    rec.flow.stepName = node.name;
-    failMain(c, { code: 'WHEN_FAILED', name: 'WhenError', message: `the predicate of ${JSON.stringify(node.name)} threw: ${cause.message}`, details: { when: node.name, cause } });
+    fail(`threw: ${cause.message}`, { cause });
     return;
   }
   if (typeof chosen !== 'boolean') {
-    rec.flow.stepIndex = node.index;
-    rec.flow.stepName = node.name;
-    failMain(c, {
-      code: 'WHEN_FAILED',
-      name: 'WhenError',
-      message: `the predicate of ${JSON.stringify(node.name)} returned ${typeof chosen === 'object' && chosen !== null && 'then' in chosen ? 'a promise' : JSON.stringify(chosen) ?? typeof chosen}; it must return true or false, synchronously`,
-      details: { when: node.name },
-    });
+    const got = typeof chosen === 'object' && chosen !== null && 'then' in chosen ? 'a promise' : (JSON.stringify(chosen) ?? typeof chosen);
+    fail(`returned ${got}; it must return true or false, synchronously`);
     return;
   }
   const branch = chosen ? 'then' : 'else';
@@ -628,6 +625,11 @@ function branchSteps(c: Ctx, g: GroupRun, b: BranchRun): readonly CompiledStep[]
 /** A fresh branch run. */
 function branchRun(name: string, key: string, state: unknown): BranchRun {
   return { name, key, state, flow: freshFlow(), phase: 'pending', settledSeq: null, outcome: null };
+}
+
+/** The branch run of forEach item `i`: named `group[i]`, keyed by its index. */
+function itemRun(g: GroupRun, i: number, state: unknown): BranchRun {
+  return branchRun(`${g.name}[${i}]`, String(i), state);
 }
 
 /** The items of a forEach, read from the state and stored, or the error saying why they could not be. */
@@ -875,7 +877,7 @@ function progressGroup(c: Ctx): void {
     while (items !== undefined && g.mode === 'up' && running < cap && (g.nextItem ?? 0) < items.length) {
       const i = g.nextItem ?? 0;
       g.nextItem = i + 1;
-      const b = branchRun(`${g.name}[${i}]`, String(i), items[i]);
+      const b = itemRun(g, i, items[i]);
       g.branches.push(b);
       running += startBranch(c, g, b);
     }
@@ -893,9 +895,7 @@ function progressGroup(c: Ctx): void {
 function restoreDone(g: GroupRun): void {
   if (g.done === undefined) return;
   const restored = g.done.map(([i, state, seq, stack]): BranchRun => ({
-    name: `${g.name}[${i}]`,
-    key: String(i),
-    state,
+    ...itemRun(g, i, state),
     flow: { ...freshFlow(), stack, status: 'completed' },
     phase: 'succeeded',
     settledSeq: seq,
@@ -972,12 +972,7 @@ function planGroup(c: Ctx, g: GroupRun, node: CompiledGroup): void {
   let gotoIndex: number | null = null;
   const into = node.options.into;
   if (into === undefined) {
-    const base = c.rec.state;
-    const previous = typeof base === 'object' && base !== null ? (base as Record<string, unknown>)[PARALLEL_RESULTS_KEY] : undefined;
-    const merged = Array.isArray(results) ? { [g.name]: results } : results;
-    state = typeof base === 'object' && base !== null
-      ? { ...(base as Record<string, unknown>), [PARALLEL_RESULTS_KEY]: { ...(typeof previous === 'object' && previous !== null ? previous : {}), ...merged } }
-      : base;
+    state = withResults(c.rec.state, Array.isArray(results) ? { [g.name]: results } : results);
   } else {
     let failure: SerializedError | null = null;
     try {
@@ -1008,8 +1003,6 @@ function planGroup(c: Ctx, g: GroupRun, node: CompiledGroup): void {
   for (const b of g.branches) if (started(b) && !kept.has(b.key)) b.phase = 'queued';
   enqueueDown(g);
 }
-
-const INTO_KINDS = new Set(['ok', 'error', 'goto'] as const);
 
 /**
  * Compensates the queued branches — at most `maxConcurrency` at once (one at a time when sequential), last settled

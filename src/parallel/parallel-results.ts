@@ -11,6 +11,20 @@ export type ParallelResults<V = unknown> = Readonly<Record<string, BranchOutcome
 /** The state key under which a group without `into` stores its results. */
 export const PARALLEL_RESULTS_KEY = '__results__';
 
+/** What an `into` (of a group, a forEach or a child step) may return. */
+export const INTO_KINDS: ReadonlySet<'ok' | 'error' | 'goto'> = new Set(['ok', 'error', 'goto'] as const);
+
+/**
+ * The state with `results` merged under {@link PARALLEL_RESULTS_KEY}, next to the results merged there before
+ * (the default when a group, forEach or child step has no `into`). A state that is not an object is left as is.
+ */
+export function withResults(state: unknown, results: Readonly<Record<string, unknown>>): unknown {
+  if (typeof state !== 'object' || state === null) return state;
+  const base = state as Record<string, unknown>;
+  const previous = base[PARALLEL_RESULTS_KEY];
+  return { ...base, [PARALLEL_RESULTS_KEY]: { ...(typeof previous === 'object' && previous !== null ? previous : {}), ...results } };
+}
+
 /**
  * Every branch outcome a group merged into the state (without `into`).
  * @example

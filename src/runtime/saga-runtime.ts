@@ -283,7 +283,7 @@ export class SagaRuntime {
           await this.startInstance(def, input, { id }, parentId);
         },
         status: async (id) => {
-          const record = this.actors.get(id)?.committed ?? (await this.store.load(id));
+          const record = await this.current(id);
           return record === undefined ? undefined : childEnded(record);
         },
         undo: async (id, reason) => {
@@ -510,7 +510,7 @@ export class SagaRuntime {
       list.push({ resolve: resolve as (v: SagaResult<unknown>) => void, reject });
     });
     await this.ready();
-    const record = this.actors.get(id)?.committed ?? (await this.store.load(id));
+    const record = await this.current(id);
     if (record === undefined) {
       this.rejectWaiters(id, new UnknownInstanceError(id));
     } else if (isFinalStatus(record.flow.status)) {
@@ -587,7 +587,7 @@ export class SagaRuntime {
   /** A snapshot of an instance. @throws UnknownInstanceError */
   async get<S = any>(id: string): Promise<InstanceSnapshot<S>> { // eslint-disable-line @typescript-eslint/no-explicit-any
     await this.ready();
-    const record = this.actors.get(id)?.committed ?? (await this.store.load(id));
+    const record = await this.current(id);
     if (record === undefined) throw new UnknownInstanceError(id);
     return this.snapshot<S>(record);
   }
@@ -635,7 +635,7 @@ export class SagaRuntime {
 
   private async claimRetained(event: SagaEvent, now: number): Promise<boolean> {
     for (const w of await this.store.findWaiting(event)) {
-      const record = this.actors.get(w.instanceId)?.committed ?? (await this.store.load(w.instanceId));
+      const record = await this.current(w.instanceId);
       const wait = record === undefined ? undefined : trackOf(record, w.track)?.flow.wait;
       if (wait === undefined || wait === null) continue;
       const taken = await this.store.moveRetainedToInbox(w.instanceId, w.track, wait, now);
@@ -773,7 +773,7 @@ export class SagaRuntime {
   private async answerChildWait(wait: Wait): Promise<void> {
     const id = wait.match.childId;
     if (typeof id !== 'string') return;
-    const record = this.actors.get(id)?.committed ?? (await this.store.load(id));
+    const record = await this.current(id);
     if (record === undefined || !isFinalStatus(record.flow.status)) return;
     if (wait.match.direction !== undefined && wait.match.direction !== record.flow.direction) return;
     await this.tellParent(record);
@@ -797,6 +797,11 @@ export class SagaRuntime {
     const actor = InstanceActor.load(this.host, services, record);
     this.actors.set(record.id, actor);
     return actor;
+  }
+
+  /** The record as committed: the live actor's when it equals the store's, else the store's. */
+  private async current(id: string): Promise<InstanceRecord | undefined> {
+    return this.actors.get(id)?.committed ?? this.store.load(id);
   }
 
   private async actor(id: string): Promise<InstanceActor> {

@@ -4,7 +4,7 @@ import { DefinitionError } from '../errors/definition-error';
 import { SagaflowError } from '../errors/sagaflow-error';
 import type { SerializedError } from '../errors/serialized-error';
 import type { IntoResult } from '../parallel/parallel';
-import { PARALLEL_RESULTS_KEY } from '../parallel/parallel-results';
+import { INTO_KINDS, withResults } from '../parallel/parallel-results';
 import type { StepPolicyOptions } from '../policies/step-policy';
 import { BaseStep, type StepClass } from '../steps/base-step';
 import type { StepContext } from '../steps/step-context';
@@ -57,8 +57,6 @@ export interface ChildSpec {
   readonly input: (state: unknown) => unknown;
   readonly into: ((state: unknown, output: unknown) => IntoResult<unknown>) | undefined;
 }
-
-const INTO_KINDS = new Set(['ok', 'error', 'goto'] as const);
 
 /** The status of a child that ended, or undefined while it runs. */
 function ended(e: ChildEnded | undefined): e is ChildEnded {
@@ -129,10 +127,7 @@ export class ChildStep extends BaseStep<unknown> {
     if (this.spec.into !== undefined) {
       return checkResult(this.spec.into(state, end.output), `the into of child step ${JSON.stringify(this.stepName)}`, INTO_KINDS);
     }
-    if (typeof state !== 'object' || state === null) return ok(state);
-    const s = state as Record<string, unknown>;
-    const previous = s[PARALLEL_RESULTS_KEY];
-    return ok({ ...s, [PARALLEL_RESULTS_KEY]: { ...(typeof previous === 'object' && previous !== null ? previous : {}), [this.stepName]: { ok: true, value: end.output } } });
+    return ok(withResults(state, { [this.stepName]: { ok: true, value: end.output } }));
   }
 
   private settleDown(state: unknown, end: ChildEnded): StepResult<unknown> {

@@ -74,7 +74,7 @@ function compileStep(value: unknown, index: number, where: string): CompiledStep
 }
 
 function isBranchSpec(value: unknown): value is BranchSpec {
-  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'branch';
+  return kindOf(value) === 'branch';
 }
 
 const PARALLEL_OPTION_KEYS: readonly string[] = ['onError', 'join', 'maxConcurrency', 'compensation', 'into', ...JUMP_OPTION_KEYS];
