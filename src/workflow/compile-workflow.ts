@@ -1,4 +1,6 @@
 import { DefinitionError } from '../errors/definition-error';
+import { quote } from '../errors/serialized-error';
+import { fingerprintOf, outlineNodes } from './workflow-outline';
 import { OBSERVER_HOOKS, OBSERVER_WRAPPERS, type ObserverSpec } from '../observers/observer';
 
 const OBSERVER_MEMBERS: readonly string[] = [...OBSERVER_HOOKS, ...OBSERVER_WRAPPERS];
@@ -28,6 +30,11 @@ export type WorkflowNode = StepClass | ParallelSpec | ForEachSpec | WhenSpec;
 export interface WorkflowOptions<S = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
   /** The workflow's stable name; it is persisted with every instance. */
   readonly name: string;
+  /**
+   * The definition's version, a positive integer. A runtime may register several versions of one name: `start`
+   * uses the newest, and an instance always runs on the version it started with. @default 1
+   */
+  readonly version?: number;
   /** The steps, in order: step classes and `parallel(...)` groups. */
   readonly steps: readonly WorkflowNode[];
   /** Observers called around every step, in this order. @default [] */
@@ -303,9 +310,18 @@ export function defineWorkflow<S = any>(options: WorkflowOptions<S>): WorkflowDe
     });
   }
   const deadlineMs = options.deadline === undefined ? null : toMillis(options.deadline, `workflow ${JSON.stringify(name)}: deadline`);
+  const version = options.version ?? 1;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+    throw new DefinitionError('BAD_OPTION', `workflow ${JSON.stringify(name)}: version must be a positive integer, got ${quote(version)}`, { workflow: name, field: 'version' });
+  }
+  const outlined = outlineNodes(nodes);
+  const fingerprint = fingerprintOf(outlined);
   return {
     kind: 'workflow',
     name,
+    version,
+    fingerprint,
+    outline: { name, version, fingerprint, nodes: outlined },
     nodes,
     observers,
     stateClass: options.state,

@@ -1,6 +1,7 @@
 import type { ObserverClass, Observer } from '../observers/observer';
 import type { StepClass } from '../steps/base-step';
 import type { StepMetadata } from '../steps/step-decorator';
+import type { WorkflowOutline } from './workflow-outline';
 
 /** Where a main-list node may jump with `goto`: its declared targets, resolved when the workflow is defined. */
 export interface CompiledJumps {
@@ -91,6 +92,12 @@ export type StateClass<S = unknown> = new () => S;
 export interface WorkflowDefinition<S = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
   readonly kind: 'workflow';
   readonly name: string;
+  /** The definition's version (default 1): instances run on the version they started with. */
+  readonly version: number;
+  /** A hash of the structure (steps, groups, when blocks, forEach, children, goto targets); see {@link WorkflowOutline}. */
+  readonly fingerprint: string;
+  /** The structure as plain JSON, nested as written. */
+  readonly outline: WorkflowOutline;
   readonly nodes: readonly CompiledNode[];
   readonly observers: readonly ObserverEntry[];
   readonly stateClass: StateClass<S> | undefined;
