@@ -3,8 +3,8 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/tests'],
   testMatch: ['**/*.test.ts'],
-  // A throwaway PostgreSQL cluster for the tests that use it (tests/support/postgres.ts).
-  globalSetup: '<rootDir>/tests/support/pg-global-setup.ts',
+  // Installs missing test services (scripts/setup-test-services.sh), then starts a throwaway PostgreSQL cluster.
+  globalSetup: '<rootDir>/tests/support/global-setup.ts',
   globalTeardown: '<rootDir>/tests/support/pg-global-teardown.ts',
   transform: {
     '^.+\\.ts$': [

@@ -1,29 +1,8 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import * as path from 'node:path';
 import type { Config } from '@jest/types';
 import { PG_URL_ENV, startCluster, type PgCluster } from './postgres';
+import { runUses } from './test-services';
 
 const GLOBAL_KEY = '__sagaflowPgCluster';
-
-/** Test files that use PostgreSQL: the ones that import this support module. */
-function postgresTestFiles(rootDir: string): string[] {
-  const dir = path.join(rootDir, 'tests');
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.test.ts'))
-    .map((f) => path.join(dir, f))
-    .filter((f) => readFileSync(f, 'utf8').includes('support/postgres'));
-}
-
-/** Whether this jest run selects a test file that needs PostgreSQL (when unsure: yes). */
-function runNeedsPostgres(globalConfig: Config.GlobalConfig, rootDir: string): boolean {
-  try {
-    if (!globalConfig.testPathPatterns.isSet()) return true;
-    const executor = globalConfig.testPathPatterns.toExecutor({ rootDir });
-    return postgresTestFiles(rootDir).some((f) => executor.isMatch(f));
-  } catch {
-    return true;
-  }
-}
 
 /**
  * Jest global setup: starts a throwaway PostgreSQL cluster (tests/support/postgres.ts) and exposes its URL to
@@ -32,7 +11,7 @@ function runNeedsPostgres(globalConfig: Config.GlobalConfig, rootDir: string): b
  */
 export default async function pgGlobalSetup(globalConfig: Config.GlobalConfig, projectConfig: Config.ProjectConfig): Promise<void> {
   if (process.env[PG_URL_ENV] !== undefined && process.env[PG_URL_ENV] !== '') return;
-  if (!runNeedsPostgres(globalConfig, projectConfig.rootDir)) return;
+  if (!runUses(globalConfig, projectConfig.rootDir, 'support/postgres')) return;
   const cluster = await startCluster();
   (globalThis as Record<string, unknown>)[GLOBAL_KEY] = cluster;
   process.env[PG_URL_ENV] = cluster.url;
