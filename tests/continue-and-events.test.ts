@@ -201,6 +201,7 @@ describe('rolling back from outside', () => {
     const wf = defineWorkflow<TestState>({ name: 'ext', steps: [recordingStep('A', log), recordingStep('W', log, { run: waitsFor('go') })] });
     const { runtime } = testRuntime({ workflows: [wf] });
     const handle = await runtime.start(wf, { trail: [] });
+    await runtime.idle();
     await runtime.rollback(handle.id, 'customer cancelled');
     const result = await handle.result();
     expect(result.status).toBe('rolled_back');
@@ -250,6 +251,7 @@ describe('rolling back from outside', () => {
     });
     const { runtime } = testRuntime({ workflows: [wf] });
     const handle = await runtime.start(wf, { trail: [] });
+    await runtime.idle();
     await runtime.rollback(handle.id, 'first');
     await runtime.rollback(handle.id, 'second');
     await runtime.publish({ topic: 'undo.done' });

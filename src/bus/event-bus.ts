@@ -1,5 +1,5 @@
 import { Observable, Subject, type Subscription } from 'rxjs';
-import { serializeError } from '../errors/serialized-error';
+import { serializeThrown } from '../errors/serialized-error';
 import type { PublishReceipt } from '../runtime/publish-receipt';
 import type { SagaEvent, SagaEventInput } from './event';
 import { SagaflowError } from '../errors/sagaflow-error';
@@ -95,6 +95,6 @@ export class EventBus extends Observable<SagaEvent> {
 
   private report(kind: BusProblem['kind'], error: unknown): void {
     if (this.problemSubject.observed) this.problemSubject.next({ kind, error });
-    else console.warn(`[sagaflow] bus ${kind}: ${serializeError(error).message}`);
+    else console.warn(`[sagaflow] bus ${kind}: ${serializeThrown(error).message}`);
   }
 }

@@ -1,6 +1,6 @@
 import type { SagaEvent } from '../bus/event';
 import { eventMatchesWait } from '../bus/wait-match';
-import { serializeError, type SerializedError } from '../errors/serialized-error';
+import { serializeError, serializeThrown, type SerializedError } from '../errors/serialized-error';
 import { INTO_KINDS, withResults, type BranchOutcome } from '../parallel/parallel-results';
 import { checkResult, type WaitSpec } from '../steps/step-result';
 import { backoffDelay, unitHash } from '../policies/backoff';
@@ -364,7 +364,7 @@ function resolveMain(c: Ctx, outcome: Outcome): void {
     if (rec.rollbackRequested !== null) {
       const reason = rec.rollbackRequested;
       rec.rollbackRequested = null;
-      if (outcome.kind === 'error' && !outcome.started) f.stack.pop();
+      dropIfNeverStarted(rec, outcome);
       failMain(c, reason);
       return;
     }
@@ -383,7 +383,7 @@ function resolveMain(c: Ctx, outcome: Outcome): void {
         return;
       }
       case 'error':
-        if (!outcome.started) f.stack.pop();
+        dropIfNeverStarted(rec, outcome);
         failMain(c, outcome.error);
         return;
     }
@@ -442,7 +442,7 @@ function enterWhen(c: Ctx, node: CompiledWhen): void {
   try {
     chosen = node.predicate(c.env.hydrate(rec.state));
   } catch (thrown) {
-    const cause = serializeError(thrown);
+    const cause = serializeThrown(thrown);
     fail(`threw: ${cause.message}`, { cause });
     return;
   }
@@ -457,13 +457,27 @@ function enterWhen(c: Ctx, node: CompiledWhen): void {
   advanceMain(c, chosen ? node.index + 1 : node.elseIndex);
 }
 
+/** True while a track's current call is its step's first `run` attempt: before it, the step has not started. */
+function firstCall(t: Track): boolean {
+  return t.flow.attempt === 1 && t.flow.stepFunc === 'run';
+}
+
+/**
+ * A step whose first call failed without starting (a before-hook vetoed, its state could not be read, a child
+ * could not be started) comes off the stack: it is not compensated. A later attempt that fails so leaves it on:
+ * an earlier attempt ran.
+ */
+function dropIfNeverStarted(t: Track, outcome: Outcome): void {
+  if (outcome.kind === 'error' && !outcome.started && firstCall(t)) t.flow.stack.pop();
+}
+
 /**
  * A track turned down while its first call waits for a rate-limiter slot: that step never started, so it comes
  * off the stack uncompensated.
  */
 function dropUnstarted(t: Track): void {
   const f = t.flow;
-  if (f.throttled === true && f.attempt === 1 && f.stepFunc === 'run') {
+  if (f.throttled === true && firstCall(t)) {
     f.stack.pop();
     f.retryAt = null;
   }
@@ -646,7 +660,7 @@ function readItems(c: Ctx, node: CompiledGroup): unknown[] | SerializedError {
     const stored = c.env.dehydrate(items);
     return Array.isArray(stored) ? stored : fail('could not be stored');
   } catch (thrown) {
-    const cause = serializeError(thrown);
+    const cause = serializeThrown(thrown);
     return fail(`could not be read: ${cause.message}`, { cause });
   }
 }
@@ -798,7 +812,7 @@ function resolveBranch(c: Ctx, key: string, outcome: Outcome): void {
   const b = g === null ? undefined : findBranch(g, key);
   if (g === null || b === undefined) return;
   if (b.phase === 'running') {
-    if (outcome.kind === 'error' && !outcome.started) b.flow.stack.pop();
+    dropIfNeverStarted(b, outcome);
     if (g.mode !== 'up') {
       // Settling: whatever the step returned, this branch goes no further.
       if (outcome.kind === 'error') {
@@ -988,7 +1002,7 @@ function planGroup(c: Ctx, g: GroupRun, node: CompiledGroup): void {
         }
       }
     } catch (thrown) {
-      failure = serializeError(thrown);
+      failure = serializeThrown(thrown);
     }
     if (failure !== null) {
       g.failure = failure;

@@ -1,6 +1,7 @@
 import type { SagaEventInput } from '../bus/event';
 import { SagaflowError } from '../errors/sagaflow-error';
-import { serializeError } from '../errors/serialized-error';
+import { UnknownInstanceError, VersionConflictError } from '../errors/runtime-errors';
+import { serializeError, serializeThrown } from '../errors/serialized-error';
 import type { ObserverRunner } from '../observers/observer-runner';
 import type { PolicyLookup } from '../policies/step-policy';
 import type { HistoryObserverOptions } from '../observers/history-observer';
@@ -16,7 +17,7 @@ import type { WorkflowDefinition } from '../workflow/workflow-definition';
 import { ChildStep, type ChildHost } from '../workflow/child';
 import type { RateLimiter } from '../policies/rate-limiter';
 import { applyHappening, type DecideEnv, type Effect, type Happening, type LifecycleHook, type Outcome } from './decide';
-import type { Wait } from './flow-fields';
+import { isFinalStatus, type Wait } from './flow-fields';
 import { flowView } from './flow-view';
 import { trackOf, type InstanceRecord, type TrackRef } from './instance-record';
 import { LazyAbort } from './lazy-abort';
@@ -51,6 +52,8 @@ export interface ActorHost {
   reportFailure(instanceId: string, message: string, error: unknown): void;
   /** True once the runtime closed: nothing more is written. */
   isClosed(): boolean;
+  /** Whether this worker may still run the instance (takes or renews its lease on shared stores; true otherwise). */
+  holds(instanceId: string): Promise<boolean>;
   /** True while the runtime drains before a stop: results are still saved, but no new handler call starts. */
   isStopping(): boolean;
   /** The lease to take or renew with each write of this instance (shared stores), or undefined. */
@@ -77,6 +80,33 @@ interface Queued {
   readonly reject: (error: unknown) => void;
 }
 
+/** What applying a batch produced: per happening whether it changed the record, the effects, and the writes. */
+interface Applied {
+  readonly results: boolean[];
+  readonly effects: Effect[];
+  /** Null when nothing changed and nothing was consumed: there is nothing to save. */
+  readonly writes: TransitionWrites | null;
+}
+
+/** How long to wait before trying the store again after `failures` failures in a row: 100 ms doubling, at most 30 s. */
+export function storeRetryDelay(failures: number): number {
+  return Math.min(100 * 2 ** Math.max(0, failures - 1), 30_000);
+}
+
+/** A handler result that could not be applied becomes a failure of that call, so the result is never just lost. */
+function internalFailure(happening: Happening, defect: unknown): Happening {
+  if (happening.type !== 'settled') return happening;
+  const cause = serializeThrown(defect);
+  return {
+    ...happening,
+    outcome: {
+      kind: 'error',
+      error: { code: 'INTERNAL_ERROR', name: 'InternalError', message: `sagaflow could not apply the result of this call: ${cause.message}`, details: { cause } },
+      started: true,
+    },
+  };
+}
+
 /** At most this many queued happenings go into one save. */
 const MAX_BATCH = 512;
 
@@ -101,7 +131,9 @@ function trackKey(ref: TrackRef): string {
 export class InstanceActor {
   private readonly queue: Queued[] = [];
   private draining = false;
-  private readonly inFlight = new Map<string, LazyAbort>();
+  private readonly inFlight = new Map<string, { readonly abort: LazyAbort; readonly token: number }>();
+  /** Ends a store-retry backoff early (the runtime closed, or the actor was aborted). */
+  private wake: (() => void) | null = null;
   /** Set when a failed save could not be followed by a reload: the in-memory record can no longer be trusted. */
   private broken = false;
   /** True from the first change of a batch until its save returned (the record is then ahead of the store). */
@@ -132,7 +164,7 @@ export class InstanceActor {
     const lease = host.lease(record.id);
     if (!(await host.store.create(draft, lease === undefined ? { history } : { history, lease }))) return undefined;
     actor.rec = { ...draft, version: 1 };
-    for (const effect of effects) actor.perform(effect);
+    actor.performAll(effects);
     return actor;
   }
 
@@ -170,7 +202,8 @@ export class InstanceActor {
 
   /** Aborts every handler call in flight (runtime shutdown). */
   abortAll(reason: string): void {
-    for (const controller of this.inFlight.values()) controller.abort(new SagaflowError('RUNTIME_CLOSED', reason));
+    for (const call of this.inFlight.values()) call.abort.abort(new SagaflowError('RUNTIME_CLOSED', reason));
+    this.wake?.();
   }
 
   private env(): DecideEnv {
@@ -197,58 +230,156 @@ export class InstanceActor {
    * Applies every queued happening to the record, one after the other, and saves the result once: one write for
    * a burst of results (the branches of a group settling together) instead of one per result. Every intent is
    * still saved before any of the batch's effects run; if the save fails, none of them run.
+   *
+   * A save the store fails (disk full, connection lost) is not the end of the batch: the failure is reported,
+   * and after a backoff the record is read again. If the write did not commit, the same happenings are applied
+   * to the stored record and saved again; if it did (only its answer was lost), the stored record is taken as it
+   * is and its effects are performed from it. A transition that throws (a defect, never user input) fails the
+   * handler call it was about instead of losing its result.
    */
   private async applyBatch(batch: readonly Queued[]): Promise<void> {
+    let items = batch;
+    let engineFailed = false;
+    /** Store failures in a row: the backoff grows with them. */
+    let failures = 0;
+    /** Set when a save failed: the record's version before it, and what the batch changed, to tell whether it committed. */
+    let unsure: { readonly base: number; readonly results: readonly boolean[] } | null = null;
+    for (;;) {
+      if (this.host.isClosed()) {
+        for (const item of items) item.resolve(false);
+        return;
+      }
+      if (this.broken) {
+        if (!(await this.reloadAfter(failures, `reading instance ${this.rec.id} again`))) {
+          failures += 1;
+          continue;
+        }
+        if (unsure !== null && this.rec.version !== unsure.base) {
+          // The write committed and only its answer was lost (or another writer moved the instance on).
+          const results = unsure.results;
+          if (!(await this.host.holds(this.rec.id))) {
+            this.abortAll('another worker took the instance over while its store was failing');
+            for (const item of items) item.resolve(false);
+            return;
+          }
+          this.reconcile();
+          items.forEach((item, i) => item.resolve(results[i] ?? false));
+          return;
+        }
+        unsure = null; // it did not commit: the same happenings are applied to the stored record again
+      }
+      const base = this.rec.version;
+      let applied: Applied;
+      try {
+        applied = await this.applyAll(items);
+      } catch (defect) {
+        this.applying = false;
+        this.broken = true;
+        this.host.reportFailure(this.rec.id, 'a transition could not be applied; the handler call it was about fails with INTERNAL_ERROR', defect);
+        for (const item of items) if (engineFailed || item.happening.type !== 'settled') item.reject(defect);
+        if (engineFailed) return;
+        engineFailed = true;
+        items = items.filter((item) => item.happening.type === 'settled').map((item) => ({ ...item, happening: internalFailure(item.happening, defect) }));
+        continue;
+      }
+      if (applied.writes !== null) {
+        try {
+          this.rec.version = await this.host.store.save(this.rec, applied.writes);
+        } catch (error) {
+          this.applying = false;
+          this.broken = true;
+          if (error instanceof VersionConflictError) {
+            // Someone else changed the instance (another worker): drop the batch and go on from what is stored.
+            await this.reloadAfter(0, '');
+            for (const item of items) item.reject(error);
+            return;
+          }
+          failures += 1;
+          this.host.reportFailure(this.rec.id, `saving a transition of ${this.rec.id} failed (attempt ${failures}); it is tried again in ${storeRetryDelay(failures)} ms`, error);
+          unsure = { base, results: applied.results };
+          continue;
+        }
+      }
+      this.applying = false;
+      this.performAll(applied.effects);
+      items.forEach((item, i) => item.resolve(applied.results[i] ?? false));
+      return;
+    }
+  }
+
+  /** Applies happenings to the record in place; the writes are null when nothing changed. */
+  private async applyAll(items: readonly Queued[]): Promise<Applied> {
     const results: boolean[] = [];
     const effects: Effect[] = [];
     const history: HistoryEntry[] = [];
     const consumed: { eventId: string; track: TrackRef }[] = [];
+    // The actor owns its record: transitions are applied in place, and it is reloaded if saving fails.
+    const draft = this.rec;
+    this.applying = true;
+    for (const { happening, options } of items) {
+      const prior = priorTrack(draft, happening);
+      const transition = applyHappening(this.env(), draft, happening);
+      if (options.fromInbox === true && happening.type === 'event') consumed.push({ eventId: happening.event.id, track: happening.track });
+      results.push(transition.changed);
+      if (!transition.changed) continue;
+      await this.runLifecycleHooks(draft, transition.effects);
+      history.push(...transitionHistory(prior, happening, draft, transition.effects, draft.updatedAt, options.note, this.services.stateChanges));
+      effects.push(...transition.effects);
+    }
+    if (history.length === 0 && consumed.length === 0) return { results, effects, writes: null };
+    const lease = this.host.lease(this.rec.id);
+    return {
+      results,
+      effects,
+      writes: { history, ...(consumed.length === 0 ? {} : { consumed }), ...(lease === undefined ? {} : { lease }) },
+    };
+  }
+
+  /**
+   * Waits `storeRetryDelay(failures)` (none for 0), then reads the record again. True when it was read; false when
+   * that failed (reported, unless `what` is empty) or the runtime closed meanwhile.
+   */
+  private async reloadAfter(failures: number, what: string): Promise<boolean> {
+    if (failures > 0) await this.sleep(storeRetryDelay(failures));
+    if (this.host.isClosed()) return false;
     try {
-      if (this.host.isClosed()) {
-        for (const item of batch) item.resolve(false);
-        return;
-      }
-      if (this.broken) {
-        const stored = await this.host.store.load(this.rec.id);
-        if (stored === undefined) throw new SagaflowError('UNKNOWN_INSTANCE', `instance ${this.rec.id} vanished from the store`);
-        this.rec = stored;
-        this.broken = false;
-      }
-      // The actor owns its record: transitions are applied in place, and it is reloaded if saving fails.
-      const draft = this.rec;
-      this.applying = true;
-      for (const { happening, options } of batch) {
-        const prior = priorTrack(draft, happening);
-        const transition = applyHappening(this.env(), draft, happening);
-        if (options.fromInbox === true && happening.type === 'event') consumed.push({ eventId: happening.event.id, track: happening.track });
-        results.push(transition.changed);
-        if (!transition.changed) continue;
-        await this.runLifecycleHooks(draft, transition.effects);
-        history.push(...transitionHistory(prior, happening, draft, transition.effects, draft.updatedAt, options.note, this.services.stateChanges));
-        effects.push(...transition.effects);
-      }
-      if (history.length > 0 || consumed.length > 0) {
-        const lease = this.host.lease(this.rec.id);
-        const writes: TransitionWrites = {
-          history,
-          ...(consumed.length === 0 ? {} : { consumed }),
-          ...(lease === undefined ? {} : { lease }),
-        };
-        draft.version = await this.host.store.save(draft, writes);
-      }
-      this.applying = false;
+      const stored = await this.host.store.load(this.rec.id);
+      if (stored === undefined) throw new UnknownInstanceError(this.rec.id);
+      this.rec = stored;
+      this.broken = false;
+      return true;
     } catch (error) {
-      // Someone else changed the instance (another worker), the store failed, or a transition threw: drop the
-      // batch's effects and go on from what is stored.
-      const stored = await this.host.store.load(this.rec.id).catch(() => undefined);
-      if (stored !== undefined) this.rec = stored;
-      else this.broken = true;
-      this.applying = false;
-      for (const item of batch) item.reject(error);
+      if (what !== '') this.host.reportFailure(this.rec.id, `${what} failed (attempt ${failures + 1}); it is tried again in ${storeRetryDelay(failures + 1)} ms`, error);
+      return false;
+    }
+  }
+
+  /** A backoff on the injected clock, cut short when the runtime closes or the actor is aborted. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = this.host.clock.setTimeout(() => {
+        this.wake = null;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        this.host.clock.clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+    });
+  }
+
+  /**
+   * Performs the effects the stored record implies — calls it has in flight that are not running here, its waits,
+   * its timers, its end — as a resume would, when the record moved on without this actor seeing the effects.
+   */
+  private reconcile(): void {
+    if (isFinalStatus(this.rec.flow.status)) {
+      this.performAll([{ type: 'finished' }]);
       return;
     }
-    for (const effect of effects) this.perform(effect);
-    batch.forEach((item, i) => item.resolve(results[i] ?? false));
+    const { effects } = applyHappening(this.env(), structuredClone(this.rec), { type: 'resume' });
+    this.performAll(effects.filter((e) => e.type !== 'invoke' || this.inFlight.get(trackKey(e.track))?.token !== e.token));
   }
 
   private async runLifecycleHooks(draft: InstanceRecord, effects: readonly Effect[]): Promise<void> {
@@ -270,6 +401,17 @@ export class InstanceActor {
     }
   }
 
+  /** Performs effects in order; one that throws is reported and does not keep the others from happening. */
+  private performAll(effects: readonly Effect[]): void {
+    for (const effect of effects) {
+      try {
+        this.perform(effect);
+      } catch (error) {
+        this.host.reportFailure(this.rec.id, `performing a ${effect.type} effect failed`, error);
+      }
+    }
+  }
+
   private perform(effect: Effect): void {
     switch (effect.type) {
       case 'invoke':
@@ -277,7 +419,7 @@ export class InstanceActor {
         if (!this.host.isStopping()) this.invoke(effect);
         return;
       case 'abort':
-        this.inFlight.get(trackKey(effect.track))?.abort(new SagaflowError(effect.reason.code, effect.reason.message, { ...effect.reason.details }));
+        this.inFlight.get(trackKey(effect.track))?.abort.abort(new SagaflowError(effect.reason.code, effect.reason.message, { ...effect.reason.details }));
         return;
       case 'watch':
         this.host.watch(this.rec.id, effect.track, effect.wait);
@@ -316,8 +458,9 @@ export class InstanceActor {
     const compiled = def.steps.get(effect.step);
     const key = trackKey(effect.track);
     const controller = new LazyAbort();
-    this.inFlight.get(key)?.abort(new SagaflowError('SUPERSEDED', 'a newer call of this track started'));
-    this.inFlight.set(key, controller);
+    this.inFlight.get(key)?.abort.abort(new SagaflowError('SUPERSEDED', 'a newer call of this track started'));
+    const call = { abort: controller, token: effect.token };
+    this.inFlight.set(key, call);
     const record = this.rec;
     const view = flowView(record, effect.track);
     const track = trackOf(record, effect.track);
@@ -360,7 +503,7 @@ export class InstanceActor {
           const child = compiled.meta.child;
           step = child === undefined ? this.host.resolveStep(compiled.cls) : new ChildStep(child, this.host.children, compiled.name);
         } catch (cause) {
-          const reason = serializeError(cause);
+          const reason = serializeThrown(cause);
           unavailable = {
             kind: 'error',
             error: { code: 'STEP_UNAVAILABLE', name: 'StepUnavailableError', message: `the resolver could not make step ${JSON.stringify(effect.step)}: ${reason.message}`, details: { cause: reason } },
@@ -390,11 +533,11 @@ export class InstanceActor {
                   new SagaflowError('LATE_SETTLE', `late ${late.kind} from ${effect.step} ${effect.func}`, { step: effect.step }),
                 ),
             }));
-      if (this.inFlight.get(key) === controller) this.inFlight.delete(key);
+      if (this.inFlight.get(key) === call) this.inFlight.delete(key);
       await this.post({ type: 'settled', track: effect.track, token: effect.token, outcome });
     };
     run().catch((error: unknown) => {
-      if (this.inFlight.get(key) === controller) this.inFlight.delete(key);
+      if (this.inFlight.get(key) === call) this.inFlight.delete(key);
       this.host.reportFailure(record.id, `recording the result of ${effect.step} ${effect.func} failed`, error);
       if (this.idle) this.host.idle(this);
     });

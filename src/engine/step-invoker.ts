@@ -1,5 +1,7 @@
 import type { SagaEvent } from '../bus/event';
-import { serializeError, type SerializedError } from '../errors/serialized-error';
+import { serializeError, serializeThrown, type SerializedError } from '../errors/serialized-error';
+import { StateHydrationError } from '../errors/state-errors';
+import { isNotStarted } from '../errors/step-errors';
 import type { FlowView } from '../observers/observer';
 import type { ObserverRunner } from '../observers/observer-runner';
 import type { StateCodec } from '../state/state-codec';
@@ -49,7 +51,7 @@ function stateOf(codec: StateCodec, state: unknown, where: string): { state: unk
   try {
     return { state: codec.dehydrate(state, where) };
   } catch (e) {
-    return { error: serializeError(e) };
+    return { error: serializeThrown(e) };
   }
 }
 
@@ -78,13 +80,27 @@ async function withTimeout(inv: Invocation, pending: Promise<StepResult<unknown>
 /**
  * Performs one handler call the way DESIGN §4 orders it: before-hooks (for `run`/`rollback`), the handler,
  * after-hooks (unless it continued), then turns the result into an {@link Outcome} with stored state.
- * Never throws: every failure is an error outcome.
+ * Never throws: whatever user code returns or throws — or a state that cannot be read back — is an error outcome.
  */
 export async function invokeStep(inv: Invocation): Promise<Outcome> {
+  try {
+    return await callStep(inv);
+  } catch (thrown) {
+    // Only user values reach here (a state class whose transform throws, say): the step fails with the reason.
+    return { kind: 'error', error: serializeThrown(thrown), started: true };
+  }
+}
+
+async function callStep(inv: Invocation): Promise<Outcome> {
   const { codec, observers, view, func } = inv;
   const up = func === 'run' || func === 'runHandleInfo';
   const where = `step ${JSON.stringify(view.stepName)} ${func}`;
-  let state = codec.hydrate(inv.storedState);
+  let state: unknown;
+  try {
+    state = codec.hydrate(inv.storedState);
+  } catch (thrown) {
+    return { kind: 'error', error: serializeError(new StateHydrationError(`for ${where}`, serializeThrown(thrown).message)), started: false };
+  }
 
   if ((func === 'run' || func === 'rollback') && observers.has('handleBeforeStep')) {
     const before = await observers.run('handleBeforeStep', state, view, up ? 'veto' : 'report');
@@ -103,7 +119,7 @@ export async function invokeStep(inv: Invocation): Promise<Outcome> {
       if (raw instanceof Promise) raw = await (raw as Promise<unknown>);
       return checkResult(raw, where);
     } catch (thrown) {
-      return { kind: 'error', reason: thrown };
+      return { kind: 'error', reason: serializeThrown(thrown) };
     }
   };
   const wrapped = observers.wraps ? () => observers.wrap(view, call) : call;
@@ -116,6 +132,7 @@ export async function invokeStep(inv: Invocation): Promise<Outcome> {
 
   let next: unknown = result.kind === 'error' ? (result.state ?? state) : result.state;
   let error: SerializedError | null = result.kind === 'error' ? serializeError(result.reason) : null;
+  const started = !(result.kind === 'error' && isNotStarted(result.reason));
 
   if (observers.has('handleAfterStep')) {
     const summary = { kind: result.kind, step: view.stepName ?? '', func };
@@ -126,8 +143,8 @@ export async function invokeStep(inv: Invocation): Promise<Outcome> {
   }
 
   const stored = stateOf(codec, next, `returned by ${where}`);
-  if (!('state' in stored)) return { kind: 'error', error: error ?? stored.error, started: true };
-  if (error !== null) return { kind: 'error', error, state: stored.state, started: true };
+  if (!('state' in stored)) return { kind: 'error', error: error ?? stored.error, started };
+  if (error !== null) return { kind: 'error', error, state: stored.state, started };
 
   if (inv.validateAfter && up) {
     const invalid = await codec.check(stored.state);

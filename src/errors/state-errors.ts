@@ -28,3 +28,10 @@ export class StateNotSerializableError extends SagaflowError {
     super('STATE_NOT_SERIALIZABLE', `the state ${where} cannot be stored as JSON: ${cause}`, { cause });
   }
 }
+
+/** A stored state could not be turned back into the workflow's state class (a class-transformer transform threw). */
+export class StateHydrationError extends SagaflowError {
+  constructor(where: string, cause: string) {
+    super('STATE_HYDRATION_FAILED', `the stored state could not be turned into the workflow's state class ${where}: ${cause}`, { cause });
+  }
+}

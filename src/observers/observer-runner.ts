@@ -1,4 +1,4 @@
-import { serializeError, type SerializedError } from '../errors/serialized-error';
+import { serializeError, serializeThrown, type SerializedError } from '../errors/serialized-error';
 import { checkResult } from '../steps/step-result';
 import type { ObserverEntry } from '../workflow/workflow-definition';
 import { OBSERVER_HOOKS, type FlowView, type Observer, type ObserverHook } from './observer';
@@ -76,7 +76,7 @@ export class ObserverRunner {
         try {
           await wrap(flow, once);
         } catch (thrown) {
-          this.report({ observer: label, hook: 'wrapStep', error: serializeError(thrown), flow });
+          this.report({ observer: label, hook: 'wrapStep', error: serializeThrown(thrown), flow });
         }
         return once();
       };
@@ -99,7 +99,7 @@ export class ObserverRunner {
         raw = bound.call(current, flow);
         if (raw instanceof Promise) raw = await raw;
       } catch (thrown) {
-        const error = serializeError(thrown);
+        const error = serializeThrown(thrown);
         if (bound.critical && mode === 'veto') return { state: current, veto: error };
         this.report({ observer: bound.label, hook, error, flow });
         continue;
@@ -109,7 +109,7 @@ export class ObserverRunner {
       try {
         result = checkResult(raw, `observer ${bound.label} ${hook}`, HOOK_RESULT_KINDS);
       } catch (malformed) {
-        const error = serializeError(malformed);
+        const error = serializeThrown(malformed);
         if (bound.critical && mode === 'veto') return { state: current, veto: error };
         this.report({ observer: bound.label, hook, error, flow });
         continue;

@@ -8,7 +8,7 @@ import { InvalidOperationError, LeasedElsewhereError, UnknownInstanceError, Unkn
 import type { HistoryEntry } from '../engine/history-entry';
 import { NO_POLICY, resolveStepPolicy, type PolicyLookup, type StepPolicy, type StepPolicyOptions } from '../policies/step-policy';
 import { SagaflowError } from '../errors/sagaflow-error';
-import { serializeError, type SerializedError } from '../errors/serialized-error';
+import { serializeError, serializeThrown, type SerializedError } from '../errors/serialized-error';
 import { StateNotSerializableError } from '../errors/state-errors';
 import { RollbackRequestedError } from '../errors/step-errors';
 import { isFinalStatus, type InstanceStatus, type Wait } from '../engine/flow-fields';
@@ -273,6 +273,11 @@ export class SagaRuntime {
       reportFailure: (instanceId, message, error) => this.report('instance-failed', message, error, instanceId),
       isClosed: () => this.closed,
       isStopping: () => this.stopping,
+      holds: async (instanceId) => {
+        if (!this.shared) return true;
+        const now = this.clock.now();
+        return this.store.acquire(instanceId, this.workerId, now + this.leaseMs, now);
+      },
       lease: (instanceId) => {
         if (!this.shared) return undefined;
         this.leased.add(instanceId);
@@ -461,7 +466,7 @@ export class SagaRuntime {
         state = codec.dehydrate(round.state, 'returned by handleInit');
       } catch (e) {
         if (!(e instanceof StateNotSerializableError)) throw e;
-        veto = serializeError(e);
+        veto = serializeThrown(e);
       }
       record.state = state;
       veto = round.veto ?? veto;
@@ -801,7 +806,9 @@ export class SagaRuntime {
 
   /** The record as committed: the live actor's when it equals the store's, else the store's. */
   private async current(id: string): Promise<InstanceRecord | undefined> {
-    return this.actors.get(id)?.committed ?? this.store.load(id);
+    // A copy, taken now: the live actor advances its record in place, and the caller reads it after an await.
+    const live = this.actors.get(id)?.committed;
+    return live === undefined ? this.store.load(id) : structuredClone(live);
   }
 
   private async actor(id: string): Promise<InstanceActor> {
@@ -871,13 +878,25 @@ export class SagaRuntime {
       .catch((e: unknown) => this.report('instance-failed', `a retained event could not be delivered to ${instanceId}`, e, instanceId));
   }
 
-  private snapshot<S>(record: InstanceRecord): InstanceSnapshot<S> {
+  /** The state as the workflow's class when it can be made, else the stored JSON (reported): a read never fails on it. */
+  private readableState(record: InstanceRecord): unknown {
     const services = this.workflows.get(record.workflow);
+    if (services !== undefined) {
+      try {
+        return services.codec.hydrate(record.state);
+      } catch (error) {
+        this.report('instance-failed', `the state of ${record.id} could not be made into its state class; it is returned as stored JSON`, error, record.id);
+      }
+    }
+    return structuredClone(record.state);
+  }
+
+  private snapshot<S>(record: InstanceRecord): InstanceSnapshot<S> {
     return {
       id: record.id,
       workflow: record.workflow,
       status: record.flow.status,
-      state: (services === undefined ? structuredClone(record.state) : services.codec.hydrate(record.state)) as S,
+      state: this.readableState(record) as S,
       error: record.flow.errorReason,
       flow: flowView(record, null),
       createdAt: record.createdAt,

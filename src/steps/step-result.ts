@@ -1,4 +1,7 @@
 import { MalformedResultError } from '../errors/step-errors';
+import { quote } from '../errors/serialized-error';
+import { unknownKey, unknownKeyText } from '../input/known-keys';
+import { parseDuration } from '../time/duration';
 import type { MatchValue } from '../bus/event';
 import type { Duration } from '../time/duration';
 
@@ -81,52 +84,65 @@ export function goto<S>(target: string, state: S): GotoResult<S> {
   return { kind: 'goto', target, state };
 }
 
-function isTopic(topic: unknown): boolean {
-  if (typeof topic === 'string') return topic.length > 0;
-  return Array.isArray(topic) && topic.length > 0 && topic.every((t) => typeof t === 'string' && t.length > 0);
+const WAIT_KEYS: readonly string[] = ['topic', 'match', 'timeout'];
+
+/** True for a JSON scalar a wait may match on: a string, a finite number, a boolean or null. */
+export function isMatchValue(value: unknown): boolean {
+  return value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
 }
 
-function isMatch(match: unknown): boolean {
-  if (match === undefined) return true;
-  if (typeof match !== 'object' || match === null || Array.isArray(match)) return false;
-  return Object.values(match).every(
-    (v) => v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean',
-  );
+/** What is wrong with a `continueWith` wait, or undefined when it is a valid {@link WaitSpec}. */
+export function waitProblem(wait: unknown): string | undefined {
+  if (typeof wait !== 'object' || wait === null || Array.isArray(wait)) return 'its wait must be an object { topic, match?, timeout? }';
+  const found = unknownKey(wait, WAIT_KEYS);
+  if (found !== undefined) return `its wait has an ${unknownKeyText(found, 'key')}`;
+  const w = wait as Record<string, unknown>;
+  const topic = w.topic;
+  const topicOk = typeof topic === 'string' ? topic.length > 0 : Array.isArray(topic) && topic.length > 0 && topic.every((t) => typeof t === 'string' && t.length > 0);
+  if (!topicOk) return `its wait's topic must be a non-empty string or a non-empty list of them, got ${quote(topic)}`;
+  const match = w.match;
+  if (match !== undefined) {
+    if (typeof match !== 'object' || match === null || Array.isArray(match)) return `its wait's match must be an object of field → value, got ${quote(match)}`;
+    const bad = Object.entries(match).find(([, v]) => !isMatchValue(v));
+    if (bad !== undefined) return `its wait's match value for ${JSON.stringify(bad[0])} must be a string, a finite number, a boolean or null, got ${quote(bad[1])}`;
+  }
+  if (w.timeout !== undefined && parseDuration(w.timeout) === undefined) {
+    return `its wait's timeout must be a non-negative number of milliseconds or a string like '10m', got ${quote(w.timeout)}`;
+  }
+  return undefined;
 }
 
 /**
- * Checks that `value` is one of the step results; anything else becomes `MalformedResultError`.
- * `allowed` narrows the set (observer hooks accept only ok and error).
+ * Checks that `value` is one of the step results; anything else becomes `MalformedResultError` quoting it and
+ * saying what is wrong. `allowed` narrows the set (observer hooks accept only ok and error).
  */
 export function checkResult<S>(
   value: unknown,
   where: string,
   allowed: ReadonlySet<StepResult<S>['kind']> = ALL_KINDS,
 ): StepResult<S> {
-  if (typeof value === 'object' && value !== null) {
-    const r = value as Record<string, unknown>;
-    const kind = r.kind as StepResult<S>['kind'];
-    if (allowed.has(kind)) {
-      switch (kind) {
-        case 'ok':
-          if ('state' in r) return value as OkResult<S>;
-          break;
-        case 'error':
-          if ('reason' in r) return value as ErrorResult<S>;
-          break;
-        case 'continue': {
-          const wait = r.wait as Record<string, unknown> | undefined;
-          if ('state' in r && typeof wait === 'object' && wait !== null && isTopic(wait.topic) && isMatch(wait.match))
-            return value as ContinueResult<S>;
-          break;
-        }
-        case 'goto':
-          if ('state' in r && typeof r.target === 'string') return value as GotoResult<S>;
-          break;
-      }
-    }
+  if (typeof value !== 'object' || value === null) throw new MalformedResultError(where, value);
+  const r = value as Record<string, unknown>;
+  const kind = r.kind as StepResult<S>['kind'];
+  if (!allowed.has(kind)) throw new MalformedResultError(where, value);
+  let problem: string | undefined;
+  switch (kind) {
+    case 'ok':
+      if (!('state' in r)) problem = 'ok needs a state';
+      break;
+    case 'error':
+      if (!('reason' in r)) problem = 'error needs a reason';
+      break;
+    case 'continue':
+      problem = 'state' in r ? waitProblem(r.wait) : 'continue needs a state';
+      break;
+    case 'goto':
+      if (!('state' in r)) problem = 'goto needs a state';
+      else if (typeof r.target !== 'string' || r.target.length === 0) problem = `goto needs a target step name, got ${quote(r.target)}`;
+      break;
   }
-  throw new MalformedResultError(where, value);
+  if (problem !== undefined) throw new MalformedResultError(where, value, problem);
+  return value as StepResult<S>;
 }
 
 const ALL_KINDS: ReadonlySet<StepResult<unknown>['kind']> = new Set(['ok', 'error', 'continue', 'goto']);

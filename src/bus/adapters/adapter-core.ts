@@ -1,7 +1,7 @@
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import { DefinitionError } from '../../errors/definition-error';
 import { SagaflowError } from '../../errors/sagaflow-error';
-import { serializeError } from '../../errors/serialized-error';
+import { serializeThrown } from '../../errors/serialized-error';
 import { consoleLogger, type Logger } from '../../runtime/logger';
 import { normalizeEvent, type SagaEvent, type SagaEventInput } from '../event';
 import type { EventBus } from '../event-bus';
@@ -243,7 +243,7 @@ export abstract class BusAdapterBase implements BusAdapter {
     if (this.problemSubject.observed && !this.problemSubject.closed) {
       this.problemSubject.next(problem);
     } else {
-      this.logger.warn({ adapter: this.adapterName, kind, eventId, error: serializeError(error) }, `${this.adapterName} bus adapter: ${kind}`);
+      this.logger.warn({ adapter: this.adapterName, kind, eventId, error: serializeThrown(error) }, `${this.adapterName} bus adapter: ${kind}`);
     }
   }
 
