@@ -343,13 +343,26 @@ export class SagaRuntime {
     return this.store.shared === true;
   }
 
+  /** The store's init, once; a failed one is tried again by the next call (the database may come up later). */
   private ready(): Promise<void> {
-    this.readyPromise ??= this.store.init?.() ?? Promise.resolve();
+    this.readyPromise ??= (this.store.init?.() ?? Promise.resolve()).catch((error: unknown) => {
+      this.readyPromise = null;
+      throw error;
+    });
     return this.readyPromise;
   }
 
+  /** Recovery, once; a recovery that failed (the store was down) is tried again by the next `start()`. */
   private recover(): Promise<void> {
-    this.recovered ??= (async () => {
+    this.recovered ??= this.recoverOnce().catch((error: unknown) => {
+      this.recovered = null;
+      throw error;
+    });
+    return this.recovered;
+  }
+
+  private recoverOnce(): Promise<void> {
+    return (async () => {
       this.assertOpen('recover');
       await this.ready();
       if (this.shared) {
@@ -364,7 +377,6 @@ export class SagaRuntime {
       // Deliveries accepted before a crash and not yet applied (a retained event moved to an inbox, say).
       for (const id of (await this.store.inboxInstances?.(10_000)) ?? []) await this.drainInbox(id);
     })();
-    return this.recovered;
   }
 
   private resume(id: string): Promise<void> {
@@ -508,19 +520,32 @@ export class SagaRuntime {
     return { id, result: () => this.result<S>(id) };
   }
 
-  private async result<S>(id: string): Promise<SagaResult<S>> {
+  /**
+   * Waits for an instance to end. Its waiter is registered before the instance is looked up (so an end that comes
+   * meanwhile is not missed) and taken back when the lookup fails: a rejected `result()` leaves nothing behind.
+   */
+  private result<S>(id: string): Promise<SagaResult<S>> {
+    let waiter!: Deferred<SagaResult<unknown>>;
     const promise = new Promise<SagaResult<S>>((resolve, reject) => {
-      let list = this.waiters.get(id);
-      if (list === undefined) this.waiters.set(id, (list = []));
-      list.push({ resolve: resolve as (v: SagaResult<unknown>) => void, reject });
+      waiter = { resolve: resolve as (v: SagaResult<unknown>) => void, reject };
     });
-    await this.ready();
-    const record = await this.current(id);
-    if (record === undefined) {
-      this.rejectWaiters(id, new UnknownInstanceError(id));
-    } else if (isFinalStatus(record.flow.status)) {
-      this.settleWaiters(record);
-    }
+    const list = this.waiters.get(id) ?? [];
+    list.push(waiter);
+    this.waiters.set(id, list);
+    const withdraw = (error: unknown): void => {
+      const left = (this.waiters.get(id) ?? []).filter((w) => w !== waiter);
+      if (left.length === 0) this.waiters.delete(id);
+      else this.waiters.set(id, left);
+      waiter.reject(error);
+    };
+    const lookUp = async (): Promise<void> => {
+      await this.ready();
+      const record = await this.current(id);
+      if (record === undefined) withdraw(new UnknownInstanceError(id));
+      else if (isFinalStatus(record.flow.status)) this.settleWaiters(record);
+      else if (this.closed) withdraw(new RuntimeClosedError('wait for results'));
+    };
+    lookUp().catch(withdraw);
     return promise;
   }
 
