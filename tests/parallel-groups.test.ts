@@ -146,6 +146,47 @@ describe('a parallel group', () => {
   });
 
   describe('with onError failFast (the default)', () => {
+    it('never runs a branch again that was waiting for its next retry when a sibling failed, while the group settles', async () => {
+      const log: Log = [];
+      const bMayFail = gate();
+      const cMayFinish = gate();
+      const wf = defineWorkflow<TestState>({
+        name: 'retry-then-settle',
+        steps: [
+          parallel('G', [
+            recordingStep('A', log, { run: fails('FLAKY') }, { retry: { maxAttempts: 3, backoff: 'fixed', initialDelay: '10s' } }),
+            recordingStep('B', log, {
+              run: async (state) => {
+                await bMayFail.opened;
+                return fail({ code: 'CARD_DECLINED', message: 'declined' }, state);
+              },
+            }),
+            recordingStep('C', log, {
+              run: async (state) => {
+                await cMayFinish.opened;
+                return ok(state);
+              },
+            }),
+          ]),
+        ],
+      });
+      const { runtime, clock } = testRuntime({ workflows: [wf] });
+      const handle = await runtime.start(wf, { trail: [] });
+      await flushMicrotasks();
+      expect((await runtime.history(handle.id)).map((h) => h.kind)).toContain('retry-scheduled');
+      bMayFail.open();
+      await flushMicrotasks();
+      // The group now settles: C is still in flight, and A's retry time comes.
+      await clock.advance('1m');
+      await flushMicrotasks();
+      cMayFinish.open();
+      const result = await handle.result();
+      expect(result.status).toBe('rolled_back');
+      expect(result.error?.code).toBe('CARD_DECLINED');
+      expect(log.filter((l) => l === 'A.run')).toHaveLength(1);
+      expect([...log].sort()).toEqual(['A.rollback', 'A.run', 'B.rollback', 'B.run', 'C.rollback', 'C.run']);
+    });
+
     it('aborts the running branches, starts no more, waits for them to settle, then compensates each with its own state and the steps before', async () => {
       const log: Log = [];
       const received: Received = {};

@@ -333,6 +333,8 @@ function due(c: Ctx, ref: TrackRef, at: number): boolean {
   if (t === undefined) return false;
   const f = t.flow;
   if (f.retryAt === at && !f.inFlight) {
+    // A branch that stopped (its group settles, it was aborted or queued) is never called again.
+    if (!stillWanted(c, ref)) return false;
     f.retryAt = null;
     invoke(c, ref, t, f.stepFunc, f.handling);
     return true;
@@ -469,6 +471,14 @@ function firstCall(t: Track): boolean {
  */
 function dropIfNeverStarted(t: Track, outcome: Outcome): void {
   if (outcome.kind === 'error' && !outcome.started && firstCall(t)) t.flow.stack.pop();
+}
+
+/** A track stops where it is (its group settles): no wait, no retry, no rate-limit slot pending. */
+function stopTrack(t: Track): void {
+  dropUnstarted(t);
+  t.flow.wait = null;
+  t.flow.retryAt = null;
+  t.flow.retryDelay = null;
 }
 
 /**
@@ -759,8 +769,7 @@ function beginSettling(c: Ctx, g: GroupRun): void {
     if (b.flow.inFlight) {
       abortBranch(c, g, b);
     } else {
-      b.flow.wait = null;
-      dropUnstarted(b);
+      stopTrack(b);
       b.phase = 'aborted';
       settle(g, b, { ok: false, error: ABORTED });
     }
