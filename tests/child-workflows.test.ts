@@ -417,6 +417,52 @@ describe('a child workflow step', () => {
     });
   });
 
+  it('compensates the child of every forEach item when the parent rolls back after the forEach finished', async () => {
+    const log: Log = [];
+    const kid = twoStepChild('item-kid', 'K', log);
+    const parent = defineWorkflow<TestState>({
+      name: 'parent-foreach-undo',
+      steps: [
+        forEach('items', (s: TestState) => s.items as TestState[], child<TestState, TestState>(kid, { input: (item) => ({ trail: [], n: item.n }), into: (item) => ok(item) })),
+        recordingStep('P2', log, { run: fails('NO_TRUCK') }),
+      ],
+    });
+    const { runtime } = testRuntime({ workflows: [parent] });
+    const result = await (await runtime.start(parent, { trail: [], items: [{ n: 1 }, { n: 2 }, { n: 3 }] }, { id: 'p-9' })).result();
+    expect(result.status).toBe('rolled_back');
+    expect(result.error?.code).toBe('NO_TRUCK');
+    for (const i of [0, 1, 2]) expect((await runtime.get(`p-9:child:item-kid[${i}]`)).status).toBe('rolled_back');
+    expect(log.filter((l) => l === 'K1.rollback')).toHaveLength(3);
+    expect(log.filter((l) => l === 'K2.rollback')).toHaveLength(3);
+  });
+
+  it('fails the compensation with CHILD_NOT_FOUND, never a silent ok, when the child it started cannot be found', async () => {
+    const log: Log = [];
+    const kid = twoStepChild('lost-kid', 'K', log);
+    const parent = defineWorkflow<TestState>({
+      name: 'parent-lost-child',
+      steps: [child(kid, { input: () => ({ trail: [], n: 1 }) }), recordingStep('P2', log, { run: waitsFor('truck.answer'), runHandleInfo: fails('NO_TRUCK') })],
+    });
+    const memory = new MemoryStore();
+    let lost = false;
+    // The child's record vanishes (restored from an old backup, say) once it completed.
+    const store = new Proxy(memory, {
+      get(target, prop, receiver) {
+        if (prop === 'load') return (id: string) => (lost && id.endsWith(':child:lost-kid') ? Promise.resolve(undefined) : target.load(id));
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const { runtime } = testRuntime({ workflows: [parent], store });
+    const handle = await runtime.start(parent, { trail: [] }, { id: 'p-10' });
+    await runtime.idle();
+    lost = true;
+    await runtime.publish({ topic: 'truck.answer' });
+    const result = await handle.result();
+    expect(result.status).toBe('compensation_failed');
+    expect((await runtime.get('p-10')).compensationFailures.map((f) => f.error.code)).toEqual(['CHILD_NOT_FOUND']);
+  });
+
   it('fails with STATE_INVALID when the child input fails the child’s state class, storing nothing of the child', async () => {
     class KidState {
       @IsString()

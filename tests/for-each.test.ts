@@ -515,6 +515,32 @@ describe('a forEach group', () => {
     expect([...received.entries()].sort(([a], [b]) => a - b)).toEqual(upTo(8).map((i) => [i, [{ i, reservation: `r-${i}` }]]));
   });
 
+  it('compensates each item with its own run key and idempotency key, and its item as plain JSON, after the group finished', async () => {
+    class Order {
+      trail!: string[];
+      items!: Item[];
+    }
+    const calls: { i: number; direction: string; runKey: string; idempotencyKey: string; plain: boolean }[] = [];
+    const note = (item: Item, ctx: StepContext): void => {
+      calls.push({ i: item.i, direction: ctx.direction, runKey: ctx.runKey, idempotencyKey: ctx.idempotencyKey, plain: !(item instanceof Order) && !('trail' in item) });
+    };
+    const Refund = itemStep('Charge', {
+      run: (item, ctx) => (note(item, ctx), ok(item)),
+      rollback: (item, ctx) => (note(item, ctx), ok(item)),
+    });
+    const wf = defineWorkflow<Order>({
+      name: 'keys-after-finish',
+      steps: [forEach('charge', (s: Order) => s.items, Refund), recordingStep('T', [], { run: fails('NO_TRUCK') })],
+      state: Order,
+    });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [], items: itemsOf(4) }, { id: 'o1' });
+    expect((await handle.result()).status).toBe('rolled_back');
+    const down = calls.filter((c) => c.direction === 'down').sort((a, b) => a.i - b.i);
+    expect(down).toEqual(upTo(4).map((i) => ({ i, direction: 'down', runKey: `o1:Charge[${i}]`, idempotencyKey: `o1:Charge[${i}]:down:1`, plain: true })));
+    expect(new Set(down.map((c) => c.idempotencyKey)).size).toBe(4);
+  });
+
   it('completes 10,000 items with a cheap step, never more than maxConcurrency at a time', async () => {
     const inFlight = new InFlight();
     let calls = 0;

@@ -464,7 +464,9 @@ export class InstanceActor {
     const record = this.rec;
     const view = flowView(record, effect.track);
     const track = trackOf(record, effect.track);
-    const item = effect.track !== null && record.group?.items !== undefined;
+    // A forEach item is its group's branch whatever the group is doing: running, or unwound by a later failure.
+    const groupNode = record.group === null ? undefined : def.nodes[record.group.index];
+    const item = effect.track !== null && groupNode?.kind === 'group' && groupNode.each !== undefined;
     const codec = item ? this.services.itemCodec : this.services.codec;
     const direction = effect.func === 'run' || effect.func === 'runHandleInfo' ? 'up' : 'down';
     const pass = track?.flow.pass ?? 0;

@@ -2,7 +2,8 @@ import type { SagaEvent } from '../bus/event';
 import type { InstanceStatus } from '../engine/flow-fields';
 import { DefinitionError } from '../errors/definition-error';
 import { SagaflowError } from '../errors/sagaflow-error';
-import type { SerializedError } from '../errors/serialized-error';
+import { serializeThrown, type SerializedError } from '../errors/serialized-error';
+import { NotStartedError } from '../errors/step-errors';
 import type { IntoResult } from '../parallel/parallel';
 import { INTO_KINDS, withResults } from '../parallel/parallel-results';
 import type { StepPolicyOptions } from '../policies/step-policy';
@@ -84,7 +85,13 @@ export class ChildStep extends BaseStep<unknown> {
 
   override async run(state: unknown, ctx: StepContext): Promise<StepResult<unknown>> {
     const id = ChildStep.childId(ctx);
-    await this.host.start(this.spec.workflow, this.spec.input(state), id, ctx.instanceId);
+    try {
+      await this.host.start(this.spec.workflow, this.spec.input(state), id, ctx.instanceId);
+    } catch (cause) {
+      // No child exists (its input could not be made or was refused): the step did not start, nothing to undo.
+      const reason = serializeThrown(cause);
+      return error(new NotStartedError(reason.code, `child workflow ${JSON.stringify(this.spec.workflow.name)} (${id}) could not be started: ${reason.message}`, { ...reason.details, childId: id }));
+    }
     const now = await this.host.status(id);
     if (ended(now)) return this.settleUp(state, now);
     return continueWith(state, { topic: CHILD_ENDED_TOPIC, match: { childId: id } });
@@ -97,7 +104,17 @@ export class ChildStep extends BaseStep<unknown> {
   override async rollback(state: unknown, ctx: StepContext): Promise<StepResult<unknown>> {
     const id = ChildStep.childId(ctx);
     const now = await this.host.status(id);
-    if (now === undefined || now.status === 'rolled_back') return ok(state);
+    if (now === undefined) {
+      // The run started the child (a failed start never reaches a rollback), so a child that cannot be found is a
+      // wrong id or a lost record: never pretend it was undone.
+      return error(
+        new SagaflowError('CHILD_NOT_FOUND', `child ${id} of step ${JSON.stringify(this.stepName)} (workflow ${JSON.stringify(this.spec.workflow.name)}) cannot be found, so it cannot be compensated`, {
+          childId: id,
+          step: this.stepName,
+        }),
+      );
+    }
+    if (now.status === 'rolled_back') return ok(state);
     if (now.status === 'compensation_failed') return this.settleDown(state, now);
     if (now.direction === 'up') {
       await this.host.undo(id, {
