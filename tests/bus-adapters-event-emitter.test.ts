@@ -115,7 +115,7 @@ describe('EventEmitterAdapter', () => {
     s.emitter.emit('sagaflow:event', { topic: 'ping' });
     await flushMicrotasks();
     expect(accepted).toHaveLength(1);
-    expect(accepted[0]?.id).toMatch(/^evt-/);
+    expect(accepted[0]?.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     expect(s.out).toEqual([{ topic: 'ping' }]); // only what the app itself emitted
     await s.adapter.stop();
   });

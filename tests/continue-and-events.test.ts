@@ -48,6 +48,9 @@ describe('a step that continues and waits for an event', () => {
     const wf = defineWorkflow<TestState>({ name: 'strict', steps: [recordingStep('W', log, { run: waitsFor('payment.captured', { orderId: 'o-1' }) })] });
     const { runtime } = testRuntime({ workflows: [wf], eventRetention: 0 });
     const handle = await runtime.start(wf, { trail: [] });
+    const other = defineWorkflow<TestState>({ name: 'other', steps: [recordingStep('O', [], { run: waitsFor('shipment.left') })] });
+    runtime.register(other);
+    await runtime.start(other, { trail: [] }, { id: 'someone-else' });
     await runtime.idle();
     expect((await runtime.publish({ topic: 'payment.captured', payload: { orderId: 'o-2' } })).delivered).toBe(0);
     expect((await runtime.publish({ topic: 'payment.failed', payload: { orderId: 'o-1' } })).delivered).toBe(0);
@@ -160,16 +163,58 @@ describe('a step that continues and waits for an event', () => {
     expect(log).toEqual(['W.run', 'W.runHandleInfo']);
   });
 
-  it('forgets an unmatched event after the retention window', async () => {
+  it('forgets an unmatched event after the retention window, and reports it as dropped', async () => {
     const log: Log = [];
     const wf = defineWorkflow<TestState>({ name: 'late-wait', steps: [recordingStep('W', log, { run: waitsFor('reply', {}, '1h') })] });
-    const { runtime, clock } = testRuntime({ workflows: [wf], eventRetention: '10s' });
-    expect((await runtime.publish({ topic: 'reply' })).retained).toBe(true);
+    const { runtime, clock, problems } = testRuntime({ workflows: [wf], eventRetention: '10s' });
+    const { eventId, retained } = await runtime.publish({ topic: 'reply' });
+    expect(retained).toBe(true);
     await clock.advance('11s');
+    await runtime.idle();
+    expect(problems.filter((p) => p.kind === 'event-dropped').map((p) => [p.error.code, p.message.includes(eventId)])).toEqual([['EVENT_EXPIRED', true]]);
     const handle = await runtime.start(wf, { trail: [] });
     await runtime.idle();
     expect((await runtime.get(handle.id)).status).toBe('waiting');
     expect(log).toEqual(['W.run']);
+  });
+
+  it('keeps an event published to an instance that does not wait for it yet in its inbox, past the retention window, until a wait takes it', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({
+      name: 'early-approval',
+      steps: [recordingStep('S', log, { run: waitsFor('stock.ok') }), recordingStep('W', log, { run: waitsFor('approved') })],
+    });
+    const { runtime, clock } = testRuntime({ workflows: [wf], eventRetention: '10s' });
+    const handle = await runtime.start(wf, { trail: [] }, { id: 'o-1' });
+    await runtime.idle();
+    expect(await runtime.publish({ topic: 'approved', instanceId: 'o-1', id: 'a-1' })).toEqual({ eventId: 'a-1', delivered: 0, retained: false, held: true });
+    await clock.advance('1h');
+    await runtime.publish({ topic: 'stock.ok' });
+    expect((await handle.result()).status).toBe('completed');
+    expect(log).toEqual(['S.run', 'S.runHandleInfo', 'W.run', 'W.runHandleInfo']);
+  });
+
+  it('reports an event published to an instance as never consumed when the instance ends without taking it', async () => {
+    const wf = defineWorkflow<TestState>({ name: 'ends-first', steps: [recordingStep('S', [], { run: waitsFor('stock.ok') })] });
+    const { runtime, problems } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [] }, { id: 'o-2' });
+    await runtime.idle();
+    expect((await runtime.publish({ topic: 'approved', instanceId: 'o-2', id: 'a-2' })).held).toBe(true);
+    await runtime.publish({ topic: 'stock.ok' });
+    await handle.result();
+    await runtime.idle();
+    const dropped = problems.filter((p) => p.kind === 'event-dropped');
+    expect(dropped.map((p) => [p.instanceId, p.error.code])).toEqual([['o-2', 'EVENT_NOT_CONSUMED']]);
+    expect(dropped[0]?.message).toContain('a-2');
+  });
+
+  it('refuses an event published to an unknown instance with UNKNOWN_INSTANCE, and reports one published to an ended instance as dropped', async () => {
+    const wf = defineWorkflow<TestState>({ name: 'quick', steps: [recordingStep('A', [])] });
+    const { runtime, problems } = testRuntime({ workflows: [wf] });
+    await (await runtime.start(wf, { trail: [] }, { id: 'done' })).result();
+    await expect(runtime.publish({ topic: 'x', instanceId: 'nobody' })).rejects.toMatchObject({ code: 'UNKNOWN_INSTANCE' });
+    expect(await runtime.publish({ topic: 'x', instanceId: 'done', id: 'late' })).toEqual({ eventId: 'late', delivered: 0, retained: false, held: false });
+    expect(problems.filter((p) => p.kind === 'event-dropped').map((p) => p.error.code)).toEqual(['INSTANCE_FINISHED']);
   });
 
   it('delivers an event addressed to an instance only to that instance', async () => {

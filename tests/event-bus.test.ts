@@ -83,6 +83,33 @@ describe('the event bus', () => {
     await expect(runtime.publish({ topic: 't', payload: { n: 1n } })).rejects.toMatchObject({ code: 'INVALID_EVENT' });
   });
 
+  it.each([
+    ['a string', 'card ending 4242'],
+    ['null', null],
+    ['an array', [1, 2]],
+  ])('refuses a payload whose toJSON makes it %s with INVALID_EVENT', async (_what, json) => {
+    const { runtime } = setup();
+    await expect(runtime.publish({ topic: 'order.paid', payload: { orderId: 'o-1', toJSON: () => json } })).rejects.toMatchObject({ code: 'INVALID_EVENT' });
+  });
+
+  it('refuses an empty instanceId, a cyclic payload and a topic that is not a string with INVALID_EVENT', async () => {
+    const { runtime } = setup();
+    await expect(runtime.publish({ topic: 'order.paid', instanceId: '' })).rejects.toMatchObject({ code: 'INVALID_EVENT' });
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    await expect(runtime.publish({ topic: 'order.paid', payload: cyclic })).rejects.toMatchObject({ code: 'INVALID_EVENT' });
+    const bad = { topic: 5, payload: cyclic };
+    await expect(runtime.publish(bad as never)).rejects.toThrow('got 5');
+  });
+
+  it('gives an event published without an id a random UUID, so ids never collide across workers', async () => {
+    const { runtime } = setup();
+    const ids = new Set<string>();
+    for (let i = 0; i < 50; i += 1) ids.add((await runtime.publish({ topic: 'tick' })).eventId);
+    expect(ids.size).toBe(50);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
   it('strips __proto__ keys from received payloads', async () => {
     const { runtime, bus } = setup();
     const seen: SagaEvent[] = [];
@@ -94,7 +121,7 @@ describe('the event bus', () => {
 
   it('reports an event no instance waits for as retained, not as an error', async () => {
     const { runtime } = setup();
-    expect(await runtime.publish({ topic: 'nobody.cares', id: 'e-1' })).toEqual({ eventId: 'e-1', delivered: 0, retained: true });
+    expect(await runtime.publish({ topic: 'nobody.cares', id: 'e-1' })).toEqual({ eventId: 'e-1', delivered: 0, retained: true, held: false });
   });
 
   it('refuses publish before it is attached to a runtime with BUS_NOT_ATTACHED', async () => {

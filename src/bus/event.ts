@@ -1,5 +1,5 @@
 import { InvalidEventError } from '../errors/runtime-errors';
-import { quote } from '../errors/serialized-error';
+import { quote, serializeThrown } from '../errors/serialized-error';
 import { sanitizeJson } from '../state/safe-json';
 
 /** A JSON scalar: what a wait's `match` may compare against. */
@@ -27,11 +27,6 @@ export interface SagaEventInput<P extends Record<string, unknown> = Record<strin
   readonly instanceId?: string;
 }
 
-let sequence = 0;
-function nextEventId(now: number): string {
-  sequence = (sequence + 1) % Number.MAX_SAFE_INTEGER;
-  return `evt-${now.toString(36)}-${sequence.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-}
 
 /**
  * Checks that `input` has the shape of a saga event and returns a normalised, prototype-safe copy.
@@ -51,33 +46,38 @@ export function normalizeEvent(input: unknown, now: number): SagaEvent {
   }
   if (raw.payload !== undefined && (typeof raw.payload !== 'object' || raw.payload === null || Array.isArray(raw.payload))) {
     throw new InvalidEventError(
-      `the payload of event ${JSON.stringify(raw.topic)} must be an object, got ${quote(raw.payload)}`,
+      `the payload of event ${quote(raw.topic)} must be an object, got ${quote(raw.payload)}`,
       { topic: raw.topic, received: quote(raw.payload) },
     );
   }
   if (raw.id !== undefined && (typeof raw.id !== 'string' || raw.id.length === 0)) {
-    throw new InvalidEventError(`the id of event ${JSON.stringify(raw.topic)} must be a non-empty string`, {
+    throw new InvalidEventError(`the id of event ${quote(raw.topic)} must be a non-empty string, got ${quote(raw.id)}`, {
       topic: raw.topic,
     });
   }
-  if (raw.instanceId !== undefined && typeof raw.instanceId !== 'string') {
-    throw new InvalidEventError(`the instanceId of event ${JSON.stringify(raw.topic)} must be a string`, {
+  if (raw.instanceId !== undefined && (typeof raw.instanceId !== 'string' || raw.instanceId.length === 0)) {
+    throw new InvalidEventError(`the instanceId of event ${quote(raw.topic)} must be a non-empty string, got ${quote(raw.instanceId)}`, {
       topic: raw.topic,
     });
   }
-  let payload: Record<string, unknown>;
+  let payload: unknown;
   try {
-    payload = raw.payload === undefined ? {} : (sanitizeJson(raw.payload) as Record<string, unknown>);
+    payload = raw.payload === undefined ? {} : sanitizeJson(raw.payload);
   } catch (cause) {
-    throw new InvalidEventError(
-      `the payload of event ${JSON.stringify(raw.topic)} is not JSON: ${(cause as Error).message}`,
-      { topic: raw.topic },
-    );
+    throw new InvalidEventError(`the payload of event ${quote(raw.topic)} is not JSON: ${serializeThrown(cause).message}`, { topic: raw.topic });
+  }
+  // Checked again as JSON: a toJSON may have turned the payload into a string, an array or null.
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    throw new InvalidEventError(`the payload of event ${quote(raw.topic)} must be an object as JSON, but its toJSON made it ${quote(payload)}`, {
+      topic: raw.topic,
+      received: quote(payload),
+    });
   }
   const event: { -readonly [K in keyof SagaEvent]: SagaEvent[K] } = {
     topic: raw.topic,
-    payload,
-    id: raw.id ?? nextEventId(now),
+    payload: payload as Record<string, unknown>,
+    // A random UUID: ids key the inbox and retained events, so they must not collide across workers.
+    id: raw.id ?? globalThis.crypto.randomUUID(),
     publishedAt: now,
   };
   if (raw.instanceId !== undefined) event.instanceId = raw.instanceId;

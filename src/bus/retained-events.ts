@@ -38,6 +38,17 @@ export class RetainedEvents {
     return undefined;
   }
 
+  /** Removes the kept events `drop` picks and returns them. */
+  removeWhere(drop: (event: SagaEvent) => boolean): SagaEvent[] {
+    const removed: SagaEvent[] = [];
+    for (const [topic, list] of this.byTopic) {
+      const keep = list.filter((e) => !drop(e) || (removed.push(e), false));
+      if (keep.length === 0) this.byTopic.delete(topic);
+      else this.byTopic.set(topic, keep);
+    }
+    return removed;
+  }
+
   /** Every kept event, oldest first per topic. */
   all(): SagaEvent[] {
     return [...this.byTopic.values()].flat().sort((a, b) => a.publishedAt - b.publishedAt);

@@ -6,4 +6,9 @@ export interface PublishReceipt {
   readonly delivered: number;
   /** True when nothing waited for it and it was kept for the retention window (fast replies). */
   readonly retained: boolean;
+  /**
+   * True when it was published to one instance (`instanceId`) that did not wait for it yet: it waits in that
+   * instance's inbox until a wait of the instance takes it, or the instance ends (then it is reported as dropped).
+   */
+  readonly held: boolean;
 }

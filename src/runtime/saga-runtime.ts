@@ -8,7 +8,7 @@ import { InvalidOperationError, LeasedElsewhereError, UnknownInstanceError, Unkn
 import type { HistoryEntry } from '../engine/history-entry';
 import { NO_POLICY, resolveStepPolicy, type PolicyLookup, type StepPolicy, type StepPolicyOptions } from '../policies/step-policy';
 import { SagaflowError } from '../errors/sagaflow-error';
-import { serializeError, serializeThrown, type SerializedError } from '../errors/serialized-error';
+import { quote, serializeError, serializeThrown, type SerializedError } from '../errors/serialized-error';
 import { StateNotSerializableError } from '../errors/state-errors';
 import { RollbackRequestedError } from '../errors/step-errors';
 import { isFinalStatus, type InstanceStatus, type Wait } from '../engine/flow-fields';
@@ -22,7 +22,7 @@ import { ObserverRunner, type HookProblem } from '../observers/observer-runner';
 import { stateChangeOptions, type HistoryObserverOptions } from '../observers/history-observer';
 import { StateCodec } from '../state/state-codec';
 import type { BaseStep, StepClass } from '../steps/base-step';
-import type { InstanceFilter, InstanceStore, InstanceSummary } from '../store/instance-store';
+import { KEEP_FOR_INSTANCE, type InstanceFilter, type InstanceStore, type InstanceSummary } from '../store/instance-store';
 import type { TypeormStore as TypeormStoreClass } from '../store/typeorm';
 import { SystemClock, type Clock, type TimerHandle } from '../time/clock';
 import { toMillis, type Duration } from '../time/duration';
@@ -166,6 +166,9 @@ function childEnded(record: InstanceRecord): ChildEnded {
   };
 }
 
+/** The timer-queue key of the check that expires retained events (not an instance id: those are never empty). */
+const RETAINED_EXPIRY = '';
+
 function randomId(): string {
   return globalThis.crypto.randomUUID();
 }
@@ -251,6 +254,10 @@ export class SagaRuntime {
       this.limiters.set(name, new RateLimiter(name, resolveRateLimit(spec, `rateLimiters.${name}`)));
     }
     this.timers = new TimerQueue(this.clock, ({ instanceId, track }, at) => {
+      if (instanceId === RETAINED_EXPIRY) {
+        this.expireRetained().catch((e: unknown) => this.report('instance-failed', 'retained events could not be expired', e));
+        return;
+      }
       this.deliver(instanceId, { type: 'due', track, at }).catch((e: unknown) =>
         this.report('instance-failed', `a timer of ${instanceId} could not be applied`, e, instanceId),
       );
@@ -268,6 +275,7 @@ export class SagaRuntime {
       finished: (record) => {
         this.settleWaiters(record);
         if (record.parent !== undefined) void this.tellParent(record);
+        this.dropEventsOf(record).catch((e: unknown) => this.report('instance-failed', `the unconsumed events of ${record.id} could not be dropped`, e, record.id));
       },
       idle: (actor) => this.evict(actor),
       reportFailure: (instanceId, message, error) => this.report('instance-failed', message, error, instanceId),
@@ -374,6 +382,8 @@ export class SagaRuntime {
       }
       const ids = await this.store.unfinished();
       await Promise.all(ids.map((id) => this.resume(id)));
+      // Retained events whose window passed while no process ran: report them as dropped.
+      await this.expireRetained();
       // Deliveries accepted before a crash and not yet applied (a retained event moved to an inbox, say).
       for (const id of (await this.store.inboxInstances?.(10_000)) ?? []) await this.drainInbox(id);
     })();
@@ -411,7 +421,8 @@ export class SagaRuntime {
         const inbox = (await this.store.inboxInstances?.(100)) ?? [];
         await Promise.all(inbox.map((id) => this.drainInbox(id)));
         // A retained event may match a wait whose own check never ran (its worker died right after parking).
-        if (this.retentionMs > 0) for (const event of await this.store.retainedEvents(now, 100)) await this.claimRetained(event, now);
+        for (const event of await this.store.retainedEvents(now, 100)) await this.claimRetained(event, now);
+        if (this.retentionMs > 0) await this.expireRetained();
         await this.settleFinishedElsewhere();
       } catch (e) {
         this.report('instance-failed', 'a poll of the shared store failed; the next one will try again', e);
@@ -649,18 +660,68 @@ export class SagaRuntime {
       ),
     );
     let delivered = results.filter(Boolean).length;
-    let retained = delivered === 0 && this.retentionMs > 0;
-    if (retained) {
+    let retained = false;
+    let held = false;
+    if (delivered === 0 && event.instanceId !== undefined) {
+      held = await this.holdFor(event.instanceId, event);
+    } else if (delivered === 0 && this.retentionMs > 0) {
       await this.store.acceptEvent(event, [], now + this.retentionMs);
-      // A wait may have begun between the lookup and the retention (the fast reply race): look again. Whoever
-      // takes the retained event first — this or the wait's own check — delivers it, exactly once.
-      if (await this.claimRetained(event, now)) {
-        delivered = 1;
-        retained = false;
-      }
+      this.timers.add(now + this.retentionMs + 1, { instanceId: RETAINED_EXPIRY, track: null });
+      retained = true;
+    }
+    // A wait may have begun between the lookup and the retention (the fast reply race): look again. Whoever
+    // takes the kept event first — this or the wait's own check — delivers it, exactly once.
+    if ((retained || held) && (await this.claimRetained(event, now))) {
+      delivered = 1;
+      retained = false;
+      held = false;
     }
     this.bus.emit(event);
-    return { eventId: event.id, delivered, retained };
+    return { eventId: event.id, delivered, retained, held };
+  }
+
+  /**
+   * Keeps an event published to `instanceId` for it (no wait of it matched): until one of its waits takes it, or it
+   * ends. False when it has already ended (the event is reported as dropped).
+   * @throws UnknownInstanceError when there is no such instance.
+   */
+  private async holdFor(instanceId: string, event: SagaEvent): Promise<boolean> {
+    const record = await this.current(instanceId);
+    if (record === undefined) throw new UnknownInstanceError(instanceId);
+    if (isFinalStatus(record.flow.status)) {
+      this.report('event-dropped', `event ${event.topic} (${event.id}) was published to instance ${instanceId}, which has ended (${record.flow.status})`, {
+        code: 'INSTANCE_FINISHED',
+        message: `instance ${quote(instanceId)} has ended`,
+      }, instanceId);
+      return false;
+    }
+    await this.store.acceptEvent(event, [], KEEP_FOR_INSTANCE);
+    // It may have ended meanwhile (its end already dropped what it kept): drop this one too.
+    const now = await this.current(instanceId);
+    if (now !== undefined && isFinalStatus(now.flow.status)) await this.dropEventsOf(now);
+    return true;
+  }
+
+  /** Reports and removes what an ended instance never consumed: events published to it, inbox deliveries. */
+  private async dropEventsOf(record: InstanceRecord): Promise<void> {
+    for (const event of await this.store.dropEvents(record.id)) {
+      this.report(
+        'event-dropped',
+        `event ${event.topic} (${event.id}) for instance ${record.id} was never consumed: the instance ended ${record.flow.status}`,
+        { code: 'EVENT_NOT_CONSUMED', message: `instance ${quote(record.id)} ended before a wait of it took the event` },
+        record.id,
+      );
+    }
+  }
+
+  /** Reports and removes retained events nobody took in their window. */
+  private async expireRetained(): Promise<void> {
+    for (const event of await this.store.expireRetained(this.clock.now(), 1000)) {
+      this.report('event-dropped', `event ${event.topic} (${event.id}) matched no wait within eventRetention and was dropped`, {
+        code: 'EVENT_EXPIRED',
+        message: `no wait took event ${quote(event.id)} within ${this.retentionMs} ms`,
+      });
+    }
   }
 
   private async claimRetained(event: SagaEvent, now: number): Promise<boolean> {
@@ -892,9 +953,9 @@ export class SagaRuntime {
     if (wait.topics.includes(CHILD_ENDED_TOPIC)) {
       this.answerChildWait(wait).catch((e: unknown) => this.report('instance-failed', `the child wait of ${instanceId} could not be checked`, e, instanceId));
     }
-    if (this.retentionMs <= 0) return;
-    // A retained event this wait matches moves into the instance's inbox in one transaction, and is applied from
-    // there (its consumption commits with the transition): a crash in between cannot lose it.
+    // A kept event this wait matches (a retained one, or one published to this instance) moves into the instance's
+    // inbox in one transaction, and is applied from there (its consumption commits with the transition): a crash in
+    // between cannot lose it.
     this.store
       .moveRetainedToInbox(instanceId, track, wait, this.clock.now())
       .then(async (early) => {

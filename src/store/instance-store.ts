@@ -4,6 +4,9 @@ import type { InstanceStatus, Wait } from '../engine/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../engine/instance-record';
 
+/** The `retainUntil` of an event kept for the instance it was published to: it does not expire. */
+export const KEEP_FOR_INSTANCE = Number.MAX_SAFE_INTEGER;
+
 /** Which instances {@link InstanceStore.list} returns. */
 export interface InstanceFilter {
   /** Only these statuses. */
@@ -81,9 +84,21 @@ export interface InstanceStore {
   findWaiting(event: SagaEvent): Promise<WaiterRef[]>;
   /**
    * Stores an accepted event: one inbox delivery per waiting track it matched, or, when it matched none and
-   * `retainUntil` is set, a retained event that a wait beginning before then may take.
+   * `retainUntil` is set, a retained event that a wait beginning before then may take. An event published to one
+   * instance (`event.instanceId`) is kept for it with `retainUntil` {@link KEEP_FOR_INSTANCE}: it never expires, and
+   * {@link InstanceStore.dropEvents} removes it when the instance ends.
    */
   acceptEvent(event: SagaEvent, deliveries: readonly WaiterRef[], retainUntil: number | null): Promise<void>;
+  /**
+   * Removes up to `limit` retained events whose `retainUntil` passed before `now` (never ones kept for an instance)
+   * and returns them, oldest first: the runtime reports each as dropped.
+   */
+  expireRetained(now: number, limit: number): Promise<SagaEvent[]>;
+  /**
+   * Removes what is still kept for an instance that ended — events published to it that no wait took, and inbox
+   * deliveries not consumed — and returns those events: the runtime reports them as never consumed.
+   */
+  dropEvents(instanceId: string): Promise<SagaEvent[]>;
   /** Deliveries accepted for an instance and not yet consumed, oldest first (for recovery). */
   pendingEvents(instanceId: string): Promise<PendingEvent[]>;
   /** Removes and returns the oldest retained event (not expired at `now`) that `wait` of `instanceId` matches. */
@@ -93,7 +108,10 @@ export interface InstanceStore {
    * transaction, so a crash before it is applied cannot lose it: the inbox keeps it until a transition consumes it.
    */
   moveRetainedToInbox(instanceId: string, track: TrackRef, wait: Wait, now: number): Promise<SagaEvent | undefined>;
-  /** Retained events not expired at `now`, oldest first (at most `limit`): a worker checks them against waits. */
+  /**
+   * Retained events not expired at `now` (those kept for an instance included), newest first (at most `limit`):
+   * a worker checks them against waits whose own check may never have run.
+   */
   retainedEvents(now: number, limit: number): Promise<SagaEvent[]>;
   /** Waits and retries whose time is at or before `now`, earliest first. */
   dueWaits(now: number, limit: number): Promise<DueWait[]>;

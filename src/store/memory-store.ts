@@ -6,7 +6,7 @@ import { isFinalStatus, type Wait } from '../engine/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../engine/instance-record';
 import { deadlinesOf, decodeRecord, encodeRecord, waitsOf } from './record-codec';
-import type { DueWait, InstanceFilter, InstanceStore, InstanceSummary, PendingEvent, TransitionWrites } from './instance-store';
+import { KEEP_FOR_INSTANCE, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from './instance-store';
 
 interface Row {
   json: string;
@@ -125,7 +125,23 @@ export class MemoryStore implements InstanceStore {
 
   retainedEvents(now: number, limit: number): Promise<SagaEvent[]> {
     const live = this.retained.all().filter((e) => (this.retainedUntil.get(e.id) ?? -1) >= now);
-    return Promise.resolve(structuredClone(live.slice(0, limit)));
+    return Promise.resolve(structuredClone(live.reverse().slice(0, limit)));
+  }
+
+  expireRetained(now: number, limit: number): Promise<SagaEvent[]> {
+    let left = Math.max(0, Math.floor(limit));
+    const expired = this.retained.removeWhere((e) => left > 0 && (this.retainedUntil.get(e.id) ?? -1) < now && left-- > 0);
+    for (const e of expired) this.retainedUntil.delete(e.id);
+    return Promise.resolve(expired.sort((a, b) => a.publishedAt - b.publishedAt));
+  }
+
+  dropEvents(instanceId: string): Promise<SagaEvent[]> {
+    const kept = this.retained.removeWhere((e) => e.instanceId === instanceId && this.retainedUntil.get(e.id) === KEEP_FOR_INSTANCE);
+    for (const e of kept) this.retainedUntil.delete(e.id);
+    const row = this.rows.get(instanceId);
+    const pending = row?.inbox.map((p) => p.event) ?? [];
+    if (row !== undefined) row.inbox = [];
+    return Promise.resolve([...kept, ...pending]);
   }
 
   dueWaits(now: number, limit: number): Promise<DueWait[]> {

@@ -1,3 +1,4 @@
+import { KEEP_FOR_INSTANCE } from '../../src/store/instance-store';
 import type { InstanceStore } from '../../src';
 import { newRecord, type InstanceRecord } from '../../src/engine/instance-record';
 
@@ -160,11 +161,45 @@ export function storeContract(make: () => Promise<InstanceStore>): void {
     expect(await store.pendingEvents('w1')).toEqual([{ event, track: null }]);
   });
 
-  it('lists the retained events that have not expired, oldest first', async () => {
+  it('lists the retained events that have not expired, newest first', async () => {
     await store.acceptEvent({ topic: 'a', payload: {}, id: 'r-2', publishedAt: 20 }, [], 1_000);
     await store.acceptEvent({ topic: 'b', payload: {}, id: 'r-1', publishedAt: 10 }, [], 1_000);
     await store.acceptEvent({ topic: 'c', payload: {}, id: 'r-old', publishedAt: 5 }, [], 50);
-    expect((await store.retainedEvents(100, 10)).map((e) => e.id)).toEqual(['r-1', 'r-2']);
+    expect((await store.retainedEvents(100, 10)).map((e) => e.id)).toEqual(['r-2', 'r-1']);
+  });
+
+  it('keeps an event published to one instance for that instance only, with no expiry', async () => {
+    await store.create(waiting('w1', 'reply', { to: 'x' }, null));
+    await store.create(waiting('w2', 'reply', { to: 'x' }, null));
+    const event = { topic: 'reply', payload: { to: 'x' }, id: 'evt-kept', instanceId: 'w1', publishedAt: 100 };
+    await store.acceptEvent(event, [], KEEP_FOR_INSTANCE);
+    const wait = { topics: ['reply'], match: { to: 'x' }, deadline: null };
+    expect(await store.expireRetained(Number.MAX_SAFE_INTEGER - 1, 10)).toEqual([]);
+    expect(await store.moveRetainedToInbox('w2', null, wait, 10_000_000)).toBeUndefined();
+    expect(await store.moveRetainedToInbox('w1', null, wait, 10_000_000)).toEqual(event);
+    expect(await store.pendingEvents('w1')).toEqual([{ event, track: null }]);
+  });
+
+  it('expires retained events past their window, oldest first, and never one kept for an instance', async () => {
+    await store.create(waiting('w1', 'reply', { to: 'x' }, null));
+    await store.acceptEvent({ topic: 'a', payload: {}, id: 'r-late', publishedAt: 20 }, [], 60);
+    await store.acceptEvent({ topic: 'b', payload: {}, id: 'r-early', publishedAt: 10 }, [], 50);
+    await store.acceptEvent({ topic: 'c', payload: {}, id: 'r-live', publishedAt: 30 }, [], 1_000);
+    await store.acceptEvent({ topic: 'd', payload: {}, id: 'r-kept', instanceId: 'w1', publishedAt: 40 }, [], KEEP_FOR_INSTANCE);
+    expect((await store.expireRetained(100, 10)).map((e) => e.id)).toEqual(['r-early', 'r-late']);
+    expect(await store.expireRetained(100, 10)).toEqual([]);
+    expect((await store.retainedEvents(100, 10)).map((e) => e.id).sort()).toEqual(['r-kept', 'r-live']);
+  });
+
+  it('drops what an ended instance kept: events published to it and deliveries not consumed', async () => {
+    await store.create(waiting('w1', 'reply', { to: 'x' }, null));
+    await store.create(waiting('w2', 'reply', { to: 'x' }, null));
+    await store.acceptEvent({ topic: 'late', payload: {}, id: 'e-kept', instanceId: 'w1', publishedAt: 1 }, [], KEEP_FOR_INSTANCE);
+    await store.acceptEvent({ topic: 'reply', payload: { to: 'x' }, id: 'e-delivered', publishedAt: 2 }, [{ instanceId: 'w1', track: null }, { instanceId: 'w2', track: null }], null);
+    expect((await store.dropEvents('w1')).map((e) => e.id).sort()).toEqual(['e-delivered', 'e-kept']);
+    expect(await store.dropEvents('w1')).toEqual([]);
+    expect(await store.pendingEvents('w1')).toEqual([]);
+    expect((await store.pendingEvents('w2')).map((p) => p.event.id)).toEqual(['e-delivered']);
   });
 
   describe('schedule ticks', () => {

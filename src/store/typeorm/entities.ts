@@ -46,13 +46,17 @@ export interface SagaflowInboxRow {
   acceptedAt: number | string;
 }
 
-/** A row of `sagaflow_retained`: an event nobody waited for, kept until `retainUntil`. */
+/**
+ * A row of `sagaflow_retained`: an event nobody waited for, kept until `retainUntil` — or, published to one instance
+ * (`instanceId`), kept for it until one of its waits takes it or it ends.
+ */
 export interface SagaflowRetainedRow {
   eventId: string;
   topic: string;
   event: unknown;
   publishedAt: number | string;
   retainUntil: number | string;
+  instanceId: string | null;
 }
 
 /** A row of `sagaflow_history`: one line of an instance's history (append-only). */
@@ -162,10 +166,12 @@ export function sagaflowEntities(kind: DriverKind, schema?: string): EntitySchem
         event: { type: t(c.json) },
         publishedAt: { name: 'published_at', type: t(c.bigint) },
         retainUntil: { name: 'retain_until', type: t(c.bigint) },
+        instanceId: { name: 'instance_id', type: t(c.string), nullable: true },
       },
       indices: [
         { name: 'IDX_sagaflow_retained_topic', columns: ['topic', 'publishedAt'] },
         { name: 'IDX_sagaflow_retained_until', columns: ['retainUntil'] },
+        { name: 'IDX_sagaflow_retained_instance', columns: ['instanceId'] },
       ],
     }) as EntitySchema,
     new EntitySchema<SagaflowHistoryRow>({

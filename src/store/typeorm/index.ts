@@ -8,7 +8,13 @@ export {
   type PostgresDataSourceOptions,
   type TypeormStoreStats,
 } from './typeorm-store';
-export { sagaflowMigrations, SagaflowInitial1763700000000, SagaflowSchedule1763800000000, type SagaflowMigrationClass } from './migrations';
+export {
+  sagaflowMigrations,
+  SagaflowInitial1763700000000,
+  SagaflowSchedule1763800000000,
+  SagaflowAddressedEvents1763850000000,
+  type SagaflowMigrationClass,
+} from './migrations';
 export { runSagaflowMigrations, type RunMigrationsOptions } from './migrate';
 export {
   sagaflowEntities,

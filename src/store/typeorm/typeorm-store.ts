@@ -9,7 +9,7 @@ import type { InstanceRecord, TrackRef } from '../../engine/instance-record';
 import { SagaflowError } from '../../errors/sagaflow-error';
 import { CorruptRecordError, VersionConflictError } from '../../errors/runtime-errors';
 import { decodeRecord } from '../record-codec';
-import type { DueWait, InstanceFilter, InstanceStore, InstanceSummary, PendingEvent, TransitionWrites } from '../instance-store';
+import { KEEP_FOR_INSTANCE, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from '../instance-store';
 import { claimablePredicate, Dialect, driverKindOf, schemaOf, type DriverKind, type Exec } from './dialect';
 import { UNFINISHED_STATUSES } from './statuses';
 import { sagaflowEntities } from './entities';
@@ -429,8 +429,8 @@ export class TypeormStore implements InstanceStore {
     if (deliveries.length === 0) {
       return this.run('accept an event', 'write', async (x) => {
         await x(
-          `INSERT INTO ${this.dialect.t('retained')} (event_id, topic, event, published_at, retain_until) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
-          [event.id, event.topic, json, event.publishedAt, retainUntil],
+          `INSERT INTO ${this.dialect.t('retained')} (event_id, topic, event, published_at, retain_until, instance_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
+          [event.id, event.topic, json, event.publishedAt, retainUntil, event.instanceId ?? null],
         );
       });
     }
@@ -541,8 +541,9 @@ export class TypeormStore implements InstanceStore {
     const topics = [...new Set(wait.topics)];
     const r = this.dialect.t('retained');
     const { rows } = await x(
-      `SELECT event_id, ${this.dialect.jsonText('event')} AS event FROM ${r} WHERE topic IN (${Dialect.marks(topics.length)}) AND retain_until >= ? ORDER BY published_at, event_id`,
-      [...topics, now],
+      `SELECT event_id, ${this.dialect.jsonText('event')} AS event FROM ${r}
+       WHERE topic IN (${Dialect.marks(topics.length)}) AND retain_until >= ? AND (instance_id IS NULL OR instance_id = ?) ORDER BY published_at, event_id`,
+      [...topics, now, instanceId],
     );
     for (const row of rows) {
       let event: SagaEvent;
@@ -561,18 +562,33 @@ export class TypeormStore implements InstanceStore {
   retainedEvents(now: number, limit: number): Promise<SagaEvent[]> {
     return this.run('list retained events', 'read', async (x) => {
       const { rows } = await x(
-        `SELECT event_id, ${this.dialect.jsonText('event')} AS event FROM ${this.dialect.t('retained')} WHERE retain_until >= ? ORDER BY published_at, event_id LIMIT ?`,
+        `SELECT event_id, ${this.dialect.jsonText('event')} AS event FROM ${this.dialect.t('retained')} WHERE retain_until >= ? ORDER BY published_at DESC, event_id LIMIT ?`,
         [now, Math.max(0, Math.floor(limit))],
       );
-      const events: SagaEvent[] = [];
-      for (const row of rows) {
-        try {
-          events.push(decodeEvent(row.event, `retained:${String(row.event_id)}`, String(row.event_id)));
-        } catch {
-          // an unreadable retained event matches nothing; it goes when it expires
-        }
-      }
-      return events;
+      return readableEvents(rows);
+    });
+  }
+
+  expireRetained(now: number, limit: number): Promise<SagaEvent[]> {
+    return this.run('expire retained events', 'write', async (x) => {
+      const r = this.dialect.t('retained');
+      const { rows } = await x(
+        `DELETE FROM ${r} WHERE event_id IN (SELECT event_id FROM ${r} WHERE retain_until < ? ORDER BY retain_until LIMIT ?)
+         RETURNING event_id, published_at, ${this.dialect.jsonText('event')} AS event`,
+        [now, Math.max(0, Math.floor(limit))],
+      );
+      return readableEvents(rows).sort((a, b) => a.publishedAt - b.publishedAt);
+    });
+  }
+
+  dropEvents(instanceId: string): Promise<SagaEvent[]> {
+    return this.run('drop the events of an instance', 'tx', async (x) => {
+      const kept = await x(
+        `DELETE FROM ${this.dialect.t('retained')} WHERE instance_id = ? AND retain_until = ? RETURNING event_id, ${this.dialect.jsonText('event')} AS event`,
+        [instanceId, KEEP_FOR_INSTANCE],
+      );
+      const pending = await x(`DELETE FROM ${this.dialect.t('inbox')} WHERE instance_id = ? RETURNING event_id, ${this.dialect.jsonText('event')} AS event`, [instanceId]);
+      return readableEvents([...kept.rows, ...pending.rows]);
     });
   }
 
@@ -817,6 +833,19 @@ export class TypeormStore implements InstanceStore {
       await runner.release();
     }
   }
+}
+
+/** The events of retained or inbox rows that can be read; an unreadable one matches nothing and is skipped. */
+function readableEvents(rows: readonly Record<string, unknown>[]): SagaEvent[] {
+  const events: SagaEvent[] = [];
+  for (const row of rows) {
+    try {
+      events.push(decodeEvent(row.event, `retained:${String(row.event_id)}`, String(row.event_id)));
+    } catch {
+      // an unreadable stored event matches nothing; it goes when it expires or its instance ends
+    }
+  }
+  return events;
 }
 
 function notificationsOption(option: boolean | PgListenOptions | undefined): false | PgListenOptions {
