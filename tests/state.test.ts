@@ -123,4 +123,63 @@ describe('the workflow state', () => {
     expect(Object.prototype.hasOwnProperty.call(record?.state, '__proto__')).toBe(false);
     expect(record?.state).toEqual({ orderId: 'o-5', quantity: 1, trail: ['P.run'] });
   });
+
+  describe('at start, checked for shape, then for JSON, then by class-validator, each with its own code', () => {
+    const cyclic = (): Record<string, unknown> => {
+      const value: Record<string, unknown> = { orderId: 42 };
+      value.self = value;
+      return value;
+    };
+    const deep = (): Record<string, unknown> => {
+      let value: Record<string, unknown> = { orderId: 'o', quantity: 1 };
+      for (let i = 0; i < 20_000; i += 1) value = { orderId: 'o', quantity: 1, inner: value };
+      return value;
+    };
+    const cases: [string, () => unknown, string][] = [
+      ['an array', () => [1, 2], 'BAD_STATE'],
+      ['a Date', () => new Date(), 'BAD_STATE'],
+      ['a Map', () => new Map([['orderId', 'o']]), 'BAD_STATE'],
+      ['a number', () => 5, 'BAD_STATE'],
+      ['null', () => null, 'BAD_STATE'],
+      ['a key named constructor', () => ({ orderId: 'o', quantity: 1, constructor: 'x' }), 'BAD_STATE'],
+      ['a nested key named hasOwnProperty', () => ({ orderId: 'o', quantity: 1, meta: { hasOwnProperty: 1 } }), 'BAD_STATE'],
+      ['a cycle (and invalid fields)', cyclic, 'STATE_NOT_SERIALIZABLE'],
+      ['a BigInt (and invalid fields)', () => ({ orderId: 42, quantity: 1n }), 'STATE_NOT_SERIALIZABLE'],
+      ['20,000 levels of nesting', deep, 'STATE_NOT_SERIALIZABLE'],
+      ['invalid fields', () => ({ orderId: 42, quantity: 1 }), 'STATE_INVALID'],
+    ];
+    it.each(cases)('refuses %s, storing nothing', async (what, input, code) => {
+      const wf = defineWorkflow<OrderState>({ name: 'shaped', steps: [Inspect], state: OrderState });
+      const { runtime } = testRuntime({ workflows: [wf] });
+      const id = `bad-${what.replace(/\W+/g, '-')}`;
+      const started = runtime.start(wf, input() as OrderState, { id });
+      await expect(started).rejects.toMatchObject({ code });
+      await started.catch((e: Error) => expect(e.message.length).toBeLessThan(600));
+      expect(await runtime.store.load(id)).toBeUndefined();
+      expect(seen).toEqual([]);
+    });
+
+    it('keeps a key named constructor when the workflow has no state class', async () => {
+      const wf = defineWorkflow({ name: 'classless', steps: [recordingStep('P', [])] });
+      const { runtime } = testRuntime({ workflows: [wf] });
+      const result = await (await runtime.start(wf, { constructor: 'kept' })).result();
+      expect(result.state).toEqual({ constructor: 'kept', trail: ['P.run'] });
+    });
+  });
+
+  it('fails a step with BAD_STATE, not STATE_NOT_SERIALIZABLE, when it returns a state with a key the state class cannot hold, or an array', async () => {
+    for (const returned of [{ orderId: 'o', quantity: 1, constructor: 'x' }, [1, 2]]) {
+      @Step({ name: 'reshape' })
+      class Reshape extends BaseStep<OrderState> {
+        override run(): StepResult<OrderState> {
+          return ok(returned as unknown as OrderState);
+        }
+      }
+      const wf = defineWorkflow<OrderState>({ name: 'reshaped', steps: [Reshape], state: OrderState });
+      const { runtime } = testRuntime({ workflows: [wf] });
+      const result = await (await runtime.start(wf, { orderId: 'o-6', quantity: 1 })).result();
+      expect(result.status).toBe('rolled_back');
+      expect(result.error?.code).toBe('BAD_STATE');
+    }
+  });
 });

@@ -6,6 +6,7 @@ import { checkResult, type WaitSpec } from '../steps/step-result';
 import { backoffDelay, unitHash } from '../policies/backoff';
 import { isRetryable } from '../policies/retry-policy';
 import { NO_POLICY, type PolicyLookup, type StepPolicy } from '../policies/step-policy';
+import { sanitizeJson } from '../state/safe-json';
 import { toMillis } from '../time/duration';
 import type { CompiledGroup, CompiledNode, CompiledStep, CompiledWhen, WorkflowDefinition } from '../workflow/workflow-definition';
 import { isFinalStatus, type InstanceStatus, type StackEntry, type StepFunc, type Wait } from './flow-fields';
@@ -667,7 +668,7 @@ function readItems(c: Ctx, node: CompiledGroup): unknown[] | SerializedError {
   try {
     const items: unknown = node.each?.items(c.env.hydrate(c.rec.state));
     if (!Array.isArray(items)) return fail(`must be an array, got ${items === null ? 'null' : typeof items}`);
-    const stored = c.env.dehydrate(items);
+    const stored = sanitizeJson(items);
     return Array.isArray(stored) ? stored : fail('could not be stored');
   } catch (thrown) {
     const cause = serializeThrown(thrown);

@@ -22,6 +22,13 @@ export class StateValidationError extends SagaflowError {
   }
 }
 
+/** The state does not have the shape of a workflow state: not an object of fields, or a key a state class cannot hold. */
+export class BadStateError extends SagaflowError {
+  constructor(where: string, problem: string) {
+    super('BAD_STATE', `the state ${where} is not a workflow state: ${problem}`, { where, problem });
+  }
+}
+
 /** The state cannot be stored as JSON (a BigInt, a cycle, …). */
 export class StateNotSerializableError extends SagaflowError {
   constructor(where: string, cause: string) {

@@ -9,7 +9,7 @@ import type { HistoryEntry } from '../engine/history-entry';
 import { NO_POLICY, resolveStepPolicy, type PolicyLookup, type StepPolicy, type StepPolicyOptions } from '../policies/step-policy';
 import { SagaflowError } from '../errors/sagaflow-error';
 import { quote, serializeError, serializeThrown, type SerializedError } from '../errors/serialized-error';
-import { StateNotSerializableError } from '../errors/state-errors';
+import { BadStateError, StateNotSerializableError } from '../errors/state-errors';
 import { RollbackRequestedError } from '../errors/step-errors';
 import { isFinalStatus, type InstanceStatus, type Wait } from '../engine/flow-fields';
 import { flowView } from '../engine/flow-view';
@@ -330,7 +330,7 @@ export class SagaRuntime {
         observers: new ObserverRunner(merged.observers, (cls) => this.resolver(cls), (p) => this.reportHook(p)),
         policy: this.policies(merged),
         ...this.stateChangesOf(merged),
-        itemCodec: new StateCodec({ ...merged, stateClass: undefined }),
+        itemCodec: new StateCodec(merged, true),
         limiters: this.limitersOf(merged),
       });
     }
@@ -477,8 +477,9 @@ export class SagaRuntime {
     }
     if (this.actors.has(id) || (await this.store.load(id)) !== undefined) return this.handle<S>(id);
     const { codec, observers, def } = services;
-    await codec.assertValid(input, 'at start');
+    // Shape, then JSON, then class-validator: each with its own code, nothing stored when one fails.
     let state = codec.dehydrate(input, 'given to start');
+    await codec.assertValid(input, 'at start');
     const now = this.clock.now();
     const record = newRecord(id, def.name, state, now, def.deadlineMs === null ? null : now + def.deadlineMs);
     if (parent !== undefined) record.parent = parent;
@@ -488,7 +489,7 @@ export class SagaRuntime {
       try {
         state = codec.dehydrate(round.state, 'returned by handleInit');
       } catch (e) {
-        if (!(e instanceof StateNotSerializableError)) throw e;
+        if (!(e instanceof StateNotSerializableError || e instanceof BadStateError)) throw e;
         veto = serializeThrown(e);
       }
       record.state = state;
