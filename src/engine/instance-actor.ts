@@ -4,7 +4,7 @@ import { UnknownInstanceError, VersionConflictError } from '../errors/runtime-er
 import { serializeError, serializeThrown } from '../errors/serialized-error';
 import type { ObserverRunner } from '../observers/observer-runner';
 import type { PolicyLookup } from '../policies/step-policy';
-import type { HistoryObserverOptions } from '../observers/history-observer';
+import type { StateChangeRecording } from '../observers/history-observer';
 import type { PublishReceipt } from '../runtime/publish-receipt';
 import type { Logger } from '../runtime/logger';
 import type { StateCodec } from '../state/state-codec';
@@ -31,7 +31,7 @@ export interface WorkflowServices {
   readonly observers: ObserverRunner;
   readonly policy: PolicyLookup;
   /** Set when a HistoryObserver asks for state changes in the history. */
-  readonly stateChanges?: HistoryObserverOptions;
+  readonly stateChanges?: StateChangeRecording;
   /** The state codec of forEach item steps: their state is the item, plain JSON. */
   readonly itemCodec: StateCodec;
   /** The rate limiter of each step that has one, by step name. */

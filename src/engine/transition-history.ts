@@ -1,5 +1,6 @@
 import type { Effect, Happening, Outcome } from './decide';
 import { stateChange } from './state-change';
+import type { StateChangeRecording } from '../observers/history-observer';
 import type { HistoryEntry, HistoryKind } from './history-entry';
 import { findBranch, trackOf, type InstanceRecord, type TrackRef } from './instance-record';
 
@@ -61,7 +62,7 @@ export function transitionHistory(
   effects: readonly Effect[],
   at: number,
   note?: string,
-  stateChanges?: { readonly redact?: readonly string[] },
+  stateChanges?: StateChangeRecording,
 ): HistoryEntry[] {
   const lines: HistoryEntry[] = [];
   switch (happening.type) {
@@ -74,7 +75,7 @@ export function transitionHistory(
     case 'settled': {
       const line = outcomeLine(prior, after, happening.track, happening.outcome, at);
       const now = trackOf(after, happening.track) ?? (happening.track === null ? after : undefined);
-      const change = stateChanges === undefined || prior === undefined || now === undefined ? [] : stateChange(prior.state, now.state, stateChanges.redact);
+      const change = stateChanges === undefined || prior === undefined || now === undefined ? [] : stateChange(prior.state, now.state, stateChanges.redaction);
       lines.push(change.length === 0 ? line : { ...line, stateChange: change });
       break;
     }

@@ -1,13 +1,23 @@
 import { SagaflowError } from './sagaflow-error';
+import { quote } from './serialized-error';
 
 /** No instance with this id exists in the store. */
 export class UnknownInstanceError extends SagaflowError {
   readonly instanceId: string;
   constructor(instanceId: string) {
-    super('UNKNOWN_INSTANCE', `no saga instance with id ${JSON.stringify(instanceId)} exists; check the id or list instances`, {
-      instanceId,
+    super('UNKNOWN_INSTANCE', `no saga instance with id ${quote(instanceId, 120)} exists; check the id or list instances`, {
+      instanceId: quote(instanceId, 120),
     });
     this.instanceId = instanceId;
+  }
+}
+
+/** An argument of a runtime or store call is not what the call takes (an id that is not a string, a bad filter). */
+export class InvalidArgumentError extends SagaflowError {
+  readonly argument: string;
+  constructor(where: string, argument: string, problem: string) {
+    super('INVALID_ARGUMENT', `${where}: ${argument} ${problem}`, { where, argument });
+    this.argument = argument;
   }
 }
 
@@ -17,7 +27,7 @@ export class UnknownWorkflowError extends SagaflowError {
   constructor(workflow: string, where: string) {
     super(
       'UNKNOWN_WORKFLOW',
-      `workflow ${JSON.stringify(workflow)} is not registered with this runtime (${where}); call runtime.register(...) first`,
+      `workflow ${quote(workflow, 120)} is not registered with this runtime (${where}); call runtime.register(...) first`,
       { workflow },
     );
     this.workflow = workflow;
@@ -36,7 +46,7 @@ export class VersionConflictError extends SagaflowError {
   constructor(instanceId: string, expected: number, actual: number | undefined) {
     super(
       'VERSION_CONFLICT',
-      `instance ${JSON.stringify(instanceId)} was changed concurrently: expected version ${expected}, found ${actual ?? 'none'}`,
+      `instance ${quote(instanceId, 120)} was changed concurrently: expected version ${expected}, found ${actual ?? 'none'}`,
       { instanceId, expected, actual },
     );
   }
@@ -45,14 +55,14 @@ export class VersionConflictError extends SagaflowError {
 /** A stored record cannot be read: corrupted JSON, a missing field, or a newer schema version. */
 export class CorruptRecordError extends SagaflowError {
   constructor(instanceId: string, reason: string) {
-    super('CORRUPT_RECORD', `stored instance ${JSON.stringify(instanceId)} cannot be read: ${reason}`, { instanceId });
+    super('CORRUPT_RECORD', `stored instance ${quote(instanceId, 120)} cannot be read: ${reason}`, { instanceId });
   }
 }
 
 /** An operator action that does not apply to the instance as it is (retrying a completed instance, …). */
 export class InvalidOperationError extends SagaflowError {
   constructor(action: string, instanceId: string, status: string, hint: string) {
-    super('INVALID_OPERATION', `${action} does not apply to instance ${JSON.stringify(instanceId)}, which is ${status}: ${hint}`, {
+    super('INVALID_OPERATION', `${action} does not apply to instance ${quote(instanceId, 120)}, which is ${status}: ${hint}`, {
       action,
       instanceId,
       status,
@@ -65,7 +75,7 @@ export class LeasedElsewhereError extends SagaflowError {
   constructor(instanceId: string) {
     super(
       'LEASED_ELSEWHERE',
-      `instance ${JSON.stringify(instanceId)} is leased by another worker; call again on that worker, or after its lease expires`,
+      `instance ${quote(instanceId, 120)} is leased by another worker; call again on that worker, or after its lease expires`,
       { instanceId },
     );
   }

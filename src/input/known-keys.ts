@@ -3,6 +3,7 @@
  * a policy off. The message names the key and the nearest valid one.
  */
 import { DefinitionError } from '../errors/definition-error';
+import { quote } from '../errors/serialized-error';
 
 /** Edit distance between two short strings (case-insensitive). */
 function distance(a: string, b: string): number {
@@ -66,4 +67,28 @@ export function checkBoolean(value: unknown, field: string, where: string): void
   if (value !== undefined && typeof value !== 'boolean') {
     throw new DefinitionError('BAD_OPTION', `${where}: ${field} must be true or false, got ${typeof value === 'string' ? JSON.stringify(value) : typeof value}`, { where, field });
   }
+}
+
+/**
+ * The option names of `T`, checked by the compiler to be complete: a key of `T` missing from the list is a type
+ * error, so the list a runtime check uses cannot drift from the interface.
+ * @example
+ * const STOP_KEYS = optionKeys<StopOptions>()(['drainTimeout']);
+ */
+export function optionKeys<T>(): <const K extends readonly (keyof T & string)[]>(
+  keys: K,
+  ...complete: Exclude<keyof T, K[number]> extends never ? [] : [missing: Exclude<keyof T, K[number]>]
+) => K {
+  return <const K extends readonly (keyof T & string)[]>(keys: K, ..._complete: unknown[]) => keys;
+}
+/**
+ * Checks that `value` is an options object (or undefined) with only known keys.
+ * @throws DefinitionError `BAD_OPTION`
+ */
+export function checkOptions(value: unknown, valid: readonly string[], where: string): void {
+  if (value === undefined) return;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new DefinitionError('BAD_OPTION', `${where}: options must be an object, got ${quote(value)}`, { where });
+  }
+  checkKnownKeys(value, valid, where);
 }

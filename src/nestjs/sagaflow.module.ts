@@ -11,7 +11,9 @@ import {
 } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { SagaflowError } from '../errors/sagaflow-error';
-import { SagaRuntime, type Resolver } from '../runtime/saga-runtime';
+import { quote } from '../errors/serialized-error';
+import { checkBoolean, checkKnownKeys, optionKeys } from '../input/known-keys';
+import { RUNTIME_OPTION_KEYS, SagaRuntime, type Resolver, type SagaRuntimeOptions } from '../runtime/saga-runtime';
 import { toMillis } from '../time/duration';
 import { workflowDefinition } from '../workflow/workflow-decorator';
 import { nestResolver } from './provider-resolver';
@@ -20,11 +22,20 @@ import { SAGAFLOW_MODULE_OPTIONS, type SagaflowModuleAsyncOptions, type Sagaflow
 /** The injection token of the resolver the runtime makes its steps and observers with. */
 const SAGAFLOW_RESOLVER = Symbol('sagaflow:resolver');
 
+/** The module's options: the runtime's but the resolver, its own, and `forRoot`'s `isGlobal`. */
+const MODULE_OPTION_KEYS: readonly string[] = [
+  ...RUNTIME_OPTION_KEYS.filter((k) => k !== 'resolver'),
+  ...optionKeys<Omit<SagaflowModuleOptions, keyof SagaRuntimeOptions>>()(['recoverOnBootstrap', 'drainTimeout']),
+  'isGlobal',
+];
+
 /** Checks the options a factory made (plain JavaScript callers and `forRootAsync` factories included). */
 function checkOptions(options: SagaflowModuleOptions): SagaflowModuleOptions {
   if (typeof options !== 'object' || options === null) {
-    throw new SagaflowError('BAD_OPTION', `SagaflowModule: the options must be an object, got ${JSON.stringify(options)}`);
+    throw new SagaflowError('BAD_OPTION', `SagaflowModule: the options must be an object, got ${quote(options)}`);
   }
+  checkKnownKeys(options, MODULE_OPTION_KEYS, 'SagaflowModule');
+  checkBoolean((options as SagaflowModuleExtras).isGlobal, 'isGlobal', 'SagaflowModule');
   if (!Array.isArray(options.workflows)) {
     throw new SagaflowError('BAD_OPTION', 'SagaflowModule: `workflows` must be an array of @Workflow classes or defineWorkflow definitions');
   }

@@ -1,12 +1,20 @@
 import type { Observer } from './observer';
+import { Redaction } from './redaction';
+import { checkOptions } from '../input/known-keys';
 
 /** Options of {@link HistoryObserver}. */
 export interface HistoryObserverOptions {
   /**
    * Dot paths of state fields whose values never reach the history (personal data, secrets): a change to them is
-   * recorded with the value `'[redacted]'`. @default []
+   * recorded with the value `'[redacted]'`. A `*` segment matches every key of an object or every item of an array:
+   * `['customer.email', 'cards.*.number']` — the same paths as the LoggingObserver's `redact`. @default []
    */
   readonly redact?: readonly string[];
+}
+
+/** How a workflow's history records state changes: with this redaction. @internal */
+export interface StateChangeRecording {
+  readonly redaction: Redaction;
 }
 
 /** Marks the observers that turn on state-change recording (read by the runtime). @internal */
@@ -25,10 +33,11 @@ export const RECORDS_STATE_CHANGES: unique symbol = Symbol('sagaflow.recordsStat
  * const changes = (await runtime.history(id)).filter((h) => h.stateChange);
  */
 export class HistoryObserver implements Observer {
-  readonly [RECORDS_STATE_CHANGES]: HistoryObserverOptions;
+  readonly [RECORDS_STATE_CHANGES]: StateChangeRecording;
 
   constructor(options: HistoryObserverOptions = {}) {
-    this[RECORDS_STATE_CHANGES] = { redact: [...(options.redact ?? [])] };
+    checkOptions(options, ['redact'], 'new HistoryObserver');
+    this[RECORDS_STATE_CHANGES] = { redaction: Redaction.of(options.redact, 'new HistoryObserver') };
   }
 
   /** The observer does its work inside the transition; its hooks change nothing. */
@@ -37,10 +46,10 @@ export class HistoryObserver implements Observer {
   }
 }
 
-/** The state-change options of the first HistoryObserver among `observers`, or undefined. @internal */
-export function stateChangeOptions(observers: readonly unknown[]): HistoryObserverOptions | undefined {
+/** The state-change recording of the first HistoryObserver among `observers`, or undefined. @internal */
+export function stateChangeOptions(observers: readonly unknown[]): StateChangeRecording | undefined {
   for (const o of observers) {
-    if (o === HistoryObserver) return {};
+    if (o === HistoryObserver) return { redaction: Redaction.none };
     if (typeof o === 'object' && o !== null && RECORDS_STATE_CHANGES in o) return (o as HistoryObserver)[RECORDS_STATE_CHANGES];
   }
   return undefined;

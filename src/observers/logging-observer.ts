@@ -1,4 +1,7 @@
-import type { SerializedError } from '../errors/serialized-error';
+import { quote, type SerializedError } from '../errors/serialized-error';
+import { DefinitionError } from '../errors/definition-error';
+import { checkBoolean, checkOptions, optionKeys } from '../input/known-keys';
+import { REDACTED, Redaction } from './redaction';
 import type { Logger } from '../runtime/logger';
 import type { FlowView, Observer } from './observer';
 
@@ -33,6 +36,9 @@ export const LoggedEvent = {
 } as const satisfies Record<LoggedPoint, string>;
 export type LoggedEvent = (typeof LoggedEvent)[keyof typeof LoggedEvent];
 
+const LOGGING_OPTION_KEYS = optionKeys<LoggingObserverOptions>()(['logger', 'levels', 'logState', 'redact', 'now']);
+const LOGGED_POINTS = Object.keys(LoggedEvent);
+
 /** The default level of each point. */
 export const DEFAULT_LOG_LEVELS: Readonly<Record<LoggedPoint, LogLevel>> = Object.freeze({
   init: 'info',
@@ -47,8 +53,7 @@ export const DEFAULT_LOG_LEVELS: Readonly<Record<LoggedPoint, LogLevel>> = Objec
   groupEnd: 'debug',
 });
 
-/** What replaces a redacted field. */
-export const REDACTED = '[redacted]';
+export { REDACTED };
 
 /** Options of a {@link LoggingObserver}. */
 export interface LoggingObserverOptions {
@@ -108,6 +113,10 @@ const LEVEL_RANK: Readonly<Record<LogLevel, number>> = { debug: 20, info: 30, wa
  * const runtime = new SagaRuntime({ observers: [new LoggingObserver({ logger })] });
  */
 export function jsonLineLogger(options: JsonLineLoggerOptions = {}): Logger {
+  checkOptions(options, ['level', 'write', 'now'], 'jsonLineLogger');
+  if (options.level !== undefined && !(options.level in LEVEL_RANK)) {
+    throw new DefinitionError('BAD_OPTION', `jsonLineLogger: level must be 'debug', 'info', 'warn' or 'error', got ${quote(options.level)}`, { field: 'level' });
+  }
   const min = LEVEL_RANK[options.level ?? 'info'];
   const write = options.write ?? ((line: string) => void process.stdout.write(`${line}\n`));
   const now = options.now ?? Date.now;
@@ -122,33 +131,6 @@ export function jsonLineLogger(options: JsonLineLoggerOptions = {}): Logger {
     write(text);
   };
   return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
-}
-
-/**
- * Returns a JSON copy of `value` with the values at `paths` replaced by `'[redacted]'`; `value` itself is not touched.
- * A value that cannot be turned into JSON becomes `'[unserializable]'`.
- */
-function redactedCopy(value: unknown, paths: readonly string[]): unknown {
-  let copy: unknown;
-  try {
-    const text = JSON.stringify(value);
-    copy = text === undefined ? null : (JSON.parse(text) as unknown);
-  } catch {
-    return '[unserializable]';
-  }
-  for (const path of paths) redactPath(copy, path.split('.').filter((s) => s.length > 0));
-  return copy;
-}
-
-function redactPath(node: unknown, segments: readonly string[]): void {
-  const [head, ...rest] = segments;
-  if (head === undefined || typeof node !== 'object' || node === null) return;
-  const holder = node as Record<string, unknown>;
-  const keys = head === '*' ? Object.keys(holder) : Object.prototype.hasOwnProperty.call(holder, head) ? [head] : [];
-  for (const key of keys) {
-    if (rest.length === 0) holder[key] = REDACTED;
-    else redactPath(holder[key], rest);
-  }
 }
 
 /** The fields every line about a flow carries. */
@@ -207,16 +189,25 @@ export class LoggingObserver implements Observer<unknown> {
   private readonly logger: Logger;
   private readonly levels: Readonly<Record<LoggedPoint, LogLevel | 'off'>>;
   private readonly logState: boolean;
-  private readonly redact: readonly string[];
+  private readonly redaction: Redaction;
   private readonly now: () => number;
   /** Start time of each call in flight, by instance, then by {@link callKey}. */
   private readonly started = new Map<string, Map<string, number>>();
 
   constructor(options: LoggingObserverOptions = {}) {
+    const where = 'new LoggingObserver';
+    checkOptions(options, LOGGING_OPTION_KEYS, where);
+    checkOptions(options.levels, LOGGED_POINTS, `${where}: levels`);
+    for (const [point, level] of Object.entries(options.levels ?? {})) {
+      if (level !== 'off' && !(typeof level === 'string' && level in LEVEL_RANK)) {
+        throw new DefinitionError('BAD_OPTION', `${where}: levels.${point} must be 'debug', 'info', 'warn', 'error' or 'off', got ${quote(level)}`, { where, field: `levels.${point}` });
+      }
+    }
+    checkBoolean(options.logState, 'logState', where);
     this.logger = options.logger ?? jsonLineLogger();
     this.levels = { ...DEFAULT_LOG_LEVELS, ...options.levels };
     this.logState = options.logState ?? false;
-    this.redact = [...(options.redact ?? [])];
+    this.redaction = Redaction.of(options.redact, where);
     this.now = options.now ?? Date.now;
   }
 
@@ -298,7 +289,7 @@ export class LoggingObserver implements Observer<unknown> {
     const level = this.levels[point];
     if (level === 'off') return;
     const obj: Record<string, unknown> = { event: LoggedEvent[point], ...flowFields(flow), ...fields };
-    if (this.logState) obj.state = redactedCopy(state, this.redact);
+    if (this.logState) obj.state = this.redaction.copy(state);
     this.logger[level](obj, msg);
   }
 }

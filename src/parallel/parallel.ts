@@ -2,6 +2,8 @@ import type { StepClass } from '../steps/base-step';
 import type { JumpOptions } from '../workflow/jumps';
 import type { ErrorResult, GotoResult, OkResult } from '../steps/step-result';
 import type { ParallelResults } from './parallel-results';
+import { checkOptions } from '../input/known-keys';
+import { quote } from '../errors/serialized-error';
 
 /** What `into` returns: the next state, a failure, or a jump forward. */
 export type IntoResult<S> = OkResult<S> | ErrorResult<S> | GotoResult<S>;
@@ -62,6 +64,7 @@ export function branch(
   steps: StepClass | readonly StepClass[],
   options: { readonly returns?: string } = {},
 ): BranchSpec {
+  checkOptions(options, ['returns'], `branch ${quote(name)}`);
   const list = Array.isArray(steps) ? (steps as readonly StepClass[]) : [steps as StepClass];
   return options.returns === undefined
     ? { kind: 'branch', name, steps: list }

@@ -1,5 +1,7 @@
 import { DefinitionError } from '../errors/definition-error';
 import { toMillis, type Duration } from '../time/duration';
+import { quote } from '../errors/serialized-error';
+import { checkKnownKeys } from '../input/known-keys';
 
 /** At most `limit` calls in any window of length `per`. */
 export interface RateLimitSpec {
@@ -26,8 +28,9 @@ export interface ResolvedRateLimit {
 export function resolveRateLimit(spec: unknown, where: string): ResolvedRateLimit {
   const s = spec as Partial<RateLimitSpec> | null;
   if (typeof s !== 'object' || s === null || !Number.isInteger(s.limit) || (s.limit as number) < 1) {
-    throw new DefinitionError('BAD_OPTION', `${where}: a rate limit is { limit: a positive integer, per: a duration }, got ${JSON.stringify(spec)}`, { where });
+    throw new DefinitionError('BAD_OPTION', `${where}: a rate limit is { limit: a positive integer, per: a duration }, got ${quote(spec)}`, { where });
   }
+  checkKnownKeys(s, ['limit', 'per'], where);
   const perMs = toMillis(s.per as Duration, `${where}: per`);
   if (perMs <= 0) throw new DefinitionError('BAD_OPTION', `${where}: per must be longer than 0 ms`, { where });
   return { limit: s.limit as number, perMs };

@@ -1,5 +1,6 @@
 import type { Direction } from '../engine/flow-fields';
 import { toMillis, type Duration } from '../time/duration';
+import { optionKeys } from '../input/known-keys';
 import { resolveRetryPolicy, type ResolvedRetryPolicy, type RetryPolicy } from './retry-policy';
 
 /** Retry and timeout settings of a step; on `@Step({...})` per step, or on the runtime as defaults. */
@@ -28,6 +29,9 @@ export type PolicyLookup = (step: string, direction: Direction) => StepPolicy;
 
 /** A step without any settings. */
 export const NO_POLICY: StepPolicy = Object.freeze({ retry: null, timeoutMs: null, waitTimeoutMs: null });
+
+/** The names of {@link StepPolicyOptions}. */
+export const STEP_POLICY_KEYS = optionKeys<StepPolicyOptions>()(['retry', 'rollbackRetry', 'timeout', 'rollbackTimeout', 'waitTimeout']);
 
 /** Resolves both directions of a step's policy, its own settings over the defaults. */
 export function resolveStepPolicy(own: StepPolicyOptions, defaults: StepPolicyOptions, where: string): Record<Direction, StepPolicy> {

@@ -4,9 +4,11 @@ import { normalizeEvent, type SagaEventInput } from '../bus/event';
 import { EventBus } from '../bus/event-bus';
 import { DefinitionError } from '../errors/definition-error';
 import { hostname } from 'node:os';
-import { InvalidOperationError, LeasedElsewhereError, UnknownInstanceError, UnknownWorkflowError, RuntimeClosedError } from '../errors/runtime-errors';
+import { InvalidArgumentError, InvalidOperationError, LeasedElsewhereError, UnknownInstanceError, UnknownWorkflowError, RuntimeClosedError } from '../errors/runtime-errors';
+import { checkOptions, optionKeys } from '../input/known-keys';
+import { checkFilter, checkInstanceId } from '../store/instance-filter';
 import type { HistoryEntry } from '../engine/history-entry';
-import { NO_POLICY, resolveStepPolicy, type PolicyLookup, type StepPolicy, type StepPolicyOptions } from '../policies/step-policy';
+import { NO_POLICY, resolveStepPolicy, STEP_POLICY_KEYS, type PolicyLookup, type StepPolicy, type StepPolicyOptions } from '../policies/step-policy';
 import { SagaflowError } from '../errors/sagaflow-error';
 import { quote, serializeError, serializeThrown, type SerializedError } from '../errors/serialized-error';
 import { BadStateError, StateNotSerializableError } from '../errors/state-errors';
@@ -19,7 +21,7 @@ import type { SagaEvent } from '../bus/event';
 import { newRecord, trackOf, type InstanceRecord, type TrackRef } from '../engine/instance-record';
 import type { FlowView, ObserverSpec } from '../observers/observer';
 import { ObserverRunner, type HookProblem } from '../observers/observer-runner';
-import { stateChangeOptions, type HistoryObserverOptions } from '../observers/history-observer';
+import { stateChangeOptions, type StateChangeRecording } from '../observers/history-observer';
 import { StateCodec } from '../state/state-codec';
 import type { BaseStep, StepClass } from '../steps/base-step';
 import { KEEP_FOR_INSTANCE, type InstanceFilter, type InstanceStore, type InstanceSummary } from '../store/instance-store';
@@ -166,6 +168,43 @@ function childEnded(record: InstanceRecord): ChildEnded {
   };
 }
 
+/** The names of {@link SagaRuntimeOptions}. */
+export const RUNTIME_OPTION_KEYS = optionKeys<SagaRuntimeOptions>()([
+  'store',
+  'bus',
+  'clock',
+  'logger',
+  'resolver',
+  'observers',
+  'eventRetention',
+  'workflows',
+  'defaults',
+  'workerId',
+  'leaseDuration',
+  'pollInterval',
+  'rateLimiters',
+]);
+
+const START_OPTION_KEYS = optionKeys<StartOptions>()(['id']);
+
+/**
+ * Checks that `value` is a string, when given.
+ * @throws InvalidArgumentError `INVALID_ARGUMENT`
+ */
+function checkText(value: unknown, argument: string, where: string): void {
+  if (typeof value !== 'string') throw new InvalidArgumentError(where, argument, `must be a string, got ${quote(value, 80)}`);
+}
+
+/**
+ * Checks an operator note: `{ by?, reason? }`, both strings.
+ * @throws InvalidArgumentError `INVALID_ARGUMENT`; DefinitionError `BAD_OPTION` for an unknown key
+ */
+function checkNote(note: OperatorNote, where: string): void {
+  checkOptions(note, ['by', 'reason'], where);
+  if (note.by !== undefined) checkText(note.by, 'note.by', where);
+  if (note.reason !== undefined) checkText(note.reason, 'note.reason', where);
+}
+
 /** The timer-queue key of the check that expires retained events (not an instance id: those are never empty). */
 const RETAINED_EXPIRY = '';
 
@@ -228,6 +267,9 @@ export class SagaRuntime {
   private scheduler: Scheduler | null = null;
 
   constructor(options: SagaRuntimeOptions = {}) {
+    checkOptions(options, RUNTIME_OPTION_KEYS, 'new SagaRuntime');
+    checkOptions(options.defaults, STEP_POLICY_KEYS, 'new SagaRuntime: defaults');
+    checkOptions(options.rateLimiters, Object.keys(options.rateLimiters ?? {}), 'new SagaRuntime: rateLimiters');
     this.ownsStore = options.store === undefined;
     this.store = options.store ?? defaultStore();
     this.bus = options.bus ?? new EventBus();
@@ -471,9 +513,10 @@ export class SagaRuntime {
     this.assertOpen('start an instance');
     await this.ready();
     const services = this.services(typeof workflow === 'string' ? workflow : workflowDefinition(workflow).name, 'start');
+    checkOptions(options, START_OPTION_KEYS, 'start');
     const id = options.id ?? randomId();
     if (typeof id !== 'string' || id.length === 0) {
-      throw new SagaflowError('BAD_OPTION', `start: the instance id must be a non-empty string, got ${JSON.stringify(id)}`);
+      throw new SagaflowError('BAD_OPTION', `start: the instance id must be a non-empty string, got ${quote(id, 80)}`);
     }
     if (this.actors.has(id) || (await this.store.load(id)) !== undefined) return this.handle<S>(id);
     const { codec, observers, def } = services;
@@ -537,6 +580,11 @@ export class SagaRuntime {
    * meanwhile is not missed) and taken back when the lookup fails: a rejected `result()` leaves nothing behind.
    */
   private result<S>(id: string): Promise<SagaResult<S>> {
+    try {
+      checkInstanceId(id, 'result');
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
     let waiter!: Deferred<SagaResult<unknown>>;
     const promise = new Promise<SagaResult<S>>((resolve, reject) => {
       waiter = { resolve: resolve as (v: SagaResult<unknown>) => void, reject };
@@ -567,10 +615,12 @@ export class SagaRuntime {
    * @throws UnknownInstanceError; SagaflowError `INSTANCE_FINISHED` for a completed instance.
    */
   async rollback(id: string, reason: string): Promise<void> {
+    checkInstanceId(id, 'rollback');
+    checkText(reason, 'the reason', 'rollback');
     this.assertOpen('roll back');
     const actor = await this.actor(id);
     if (actor.record.flow.status === 'completed') {
-      throw new SagaflowError('INSTANCE_FINISHED', `instance ${JSON.stringify(id)} already completed; there is nothing in flight to roll back`, {
+      throw new SagaflowError('INSTANCE_FINISHED', `instance ${quote(id, 120)} already completed; there is nothing in flight to roll back`, {
         instanceId: id,
       });
     }
@@ -582,6 +632,7 @@ export class SagaRuntime {
    * history.
    */
   async cancel(id: string, reason: string, note: OperatorNote = {}): Promise<void> {
+    checkNote(note, 'cancel');
     await this.rollback(id, note.by === undefined ? reason : `${reason} (by ${note.by})`);
   }
 
@@ -606,12 +657,15 @@ export class SagaRuntime {
 
   /** The history of an instance, oldest first: every transition, retry and operator action. @throws UnknownInstanceError */
   async history(id: string): Promise<HistoryEntry[]> {
+    checkInstanceId(id, 'history');
     await this.ready();
     if (!this.actors.has(id) && (await this.store.load(id)) === undefined) throw new UnknownInstanceError(id);
     return this.store.history(id);
   }
 
   private async operate(id: string, action: 'retryCompensation' | 'skipCompensation', note: OperatorNote): Promise<void> {
+    checkInstanceId(id, action);
+    checkNote(note, action);
     this.assertOpen(action);
     const actor = await this.actor(id);
     const record = actor.record;
@@ -628,6 +682,7 @@ export class SagaRuntime {
 
   /** A snapshot of an instance. @throws UnknownInstanceError */
   async get<S = any>(id: string): Promise<InstanceSnapshot<S>> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    checkInstanceId(id, 'get');
     await this.ready();
     const record = await this.current(id);
     if (record === undefined) throw new UnknownInstanceError(id);
@@ -636,8 +691,9 @@ export class SagaRuntime {
 
   /** Summaries of instances in the store. */
   async list(filter?: InstanceFilter): Promise<InstanceSummary[]> {
+    const checked = checkFilter(filter);
     await this.ready();
-    return this.store.list(filter);
+    return this.store.list(checked);
   }
 
   /**
@@ -757,6 +813,7 @@ export class SagaRuntime {
    * process.on('SIGTERM', () => void runtime.stop({ drainTimeout: '10s' }));
    */
   async stop(options: StopOptions = {}): Promise<StopReport> {
+    checkOptions(options, ['drainTimeout'], 'stop');
     if (this.closed) return { drained: true, abandoned: 0 };
     const drainMs = toMillis(options.drainTimeout ?? '30s', 'drainTimeout');
     this.stopping = true;
@@ -817,7 +874,7 @@ export class SagaRuntime {
     return { ...def, observers: [...def.observers, ...compileObservers(this.globalObservers, 'runtime')] };
   }
 
-  private stateChangesOf(def: WorkflowDefinition): { stateChanges?: HistoryObserverOptions } {
+  private stateChangesOf(def: WorkflowDefinition): { stateChanges?: StateChangeRecording } {
     const options = stateChangeOptions(def.observers.map((o) => o.observer));
     return options === undefined ? {} : { stateChanges: options };
   }

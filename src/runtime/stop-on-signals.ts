@@ -1,4 +1,5 @@
 import type { SagaRuntime, StopReport } from './saga-runtime';
+import { checkBoolean, checkOptions, optionKeys } from '../input/known-keys';
 import type { Duration } from '../time/duration';
 
 /** Options of {@link stopOnSignals}. */
@@ -24,6 +25,8 @@ export interface StopOnSignalsOptions {
  * stopOnSignals(runtime, { drainTimeout: '10s' });
  */
 export function stopOnSignals(runtime: SagaRuntime, options: StopOnSignalsOptions = {}): () => void {
+  checkOptions(options, optionKeys<StopOnSignalsOptions>()(['signals', 'drainTimeout', 'exit', 'onStopped']), 'stopOnSignals');
+  checkBoolean(options.exit, 'exit', 'stopOnSignals');
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
   let stopping = false;
   const handler = (): void => {

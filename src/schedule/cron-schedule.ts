@@ -1,3 +1,4 @@
+import { quote } from '../errors/serialized-error';
 import { Cron } from 'croner';
 import { ScheduleError } from '../errors/schedule-errors';
 
@@ -29,12 +30,12 @@ export class CronSchedule {
       throw new ScheduleError(
         'BAD_TIMEZONE',
         schedule,
-        `schedule ${JSON.stringify(schedule)}: timezone ${JSON.stringify(timezone)} is not an IANA time zone; use a name such as 'Europe/Paris' or 'UTC'`,
+        `schedule ${JSON.stringify(schedule)}: timezone ${quote(timezone)} is not an IANA time zone; use a name such as 'Europe/Paris' or 'UTC'`,
         { timezone },
       );
     }
     if (typeof expression !== 'string') {
-      throw new ScheduleError('BAD_CRON', schedule, `schedule ${JSON.stringify(schedule)}: the cron expression must be a string, got ${JSON.stringify(expression)}`, {
+      throw new ScheduleError('BAD_CRON', schedule, `schedule ${JSON.stringify(schedule)}: the cron expression must be a string, got ${quote(expression)}`, {
         cron: expression,
       });
     }
@@ -46,7 +47,7 @@ export class CronSchedule {
       throw new ScheduleError(
         'BAD_CRON',
         schedule,
-        `schedule ${JSON.stringify(schedule)}: cron expression ${JSON.stringify(expression)} is invalid (${reason}); write 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first)`,
+        `schedule ${JSON.stringify(schedule)}: cron expression ${quote(expression)} is invalid (${reason}); write 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first)`,
         { cron: expression, reason },
       );
     }

@@ -1,4 +1,6 @@
 import { ScheduleError } from '../errors/schedule-errors';
+import { quote } from '../errors/serialized-error';
+import { optionKeys, unknownKey, unknownKeyText } from '../input/known-keys';
 import { CronSchedule, DEFAULT_TIMEZONE } from './cron-schedule';
 import { MissedTicks, type ScheduleInput, type ScheduleOptions } from './schedule-options';
 
@@ -14,6 +16,7 @@ export interface ResolvedSchedule {
 }
 
 const MISSED_VALUES: readonly string[] = Object.values(MissedTicks);
+const SCHEDULE_OPTION_KEYS = optionKeys<ScheduleOptions<unknown>>()(['cron', 'input', 'timezone', 'name', 'missed']);
 
 /**
  * Checks the options of `runtime.schedule` for `workflow` (a registered workflow's name) and applies the defaults.
@@ -24,11 +27,17 @@ const MISSED_VALUES: readonly string[] = Object.values(MissedTicks);
  */
 export function resolveSchedule(workflow: string, options: ScheduleOptions<unknown>): ResolvedSchedule {
   if (typeof options !== 'object' || options === null) {
-    throw new ScheduleError('BAD_OPTION', workflow, `schedule of ${JSON.stringify(workflow)}: options must be an object with cron and input, got ${JSON.stringify(options)}`);
+    throw new ScheduleError('BAD_OPTION', workflow, `schedule of ${quote(workflow)}: options must be an object with cron and input, got ${quote(options)}`);
+  }
+  const found = unknownKey(options, SCHEDULE_OPTION_KEYS);
+  if (found !== undefined) {
+    throw new ScheduleError('BAD_OPTION', workflow, `schedule of ${quote(workflow)}: ${unknownKeyText(found)}; the options are ${SCHEDULE_OPTION_KEYS.join(', ')}`, {
+      option: found.key,
+    });
   }
   const name = options.name ?? workflow;
   if (typeof name !== 'string' || name.trim().length === 0) {
-    throw new ScheduleError('BAD_OPTION', String(name), `schedule of ${JSON.stringify(workflow)}: name must be a non-empty string, got ${JSON.stringify(name)}`, {
+    throw new ScheduleError('BAD_OPTION', String(name), `schedule of ${quote(workflow)}: name must be a non-empty string, got ${quote(name)}`, {
       option: 'name',
     });
   }
@@ -37,12 +46,12 @@ export function resolveSchedule(workflow: string, options: ScheduleOptions<unkno
     throw new ScheduleError(
       'BAD_OPTION',
       name,
-      `schedule ${JSON.stringify(name)}: missed must be ${MISSED_VALUES.map((v) => `'${v}'`).join(' or ')}, got ${JSON.stringify(missed)}`,
+      `schedule ${quote(name)}: missed must be ${MISSED_VALUES.map((v) => `'${v}'`).join(' or ')}, got ${quote(missed)}`,
       { option: 'missed', value: missed },
     );
   }
   if (options.input === undefined) {
-    throw new ScheduleError('BAD_OPTION', name, `schedule ${JSON.stringify(name)}: input is missing; give the input state, or a function of the tick that makes it`, {
+    throw new ScheduleError('BAD_OPTION', name, `schedule ${quote(name)}: input is missing; give the input state, or a function of the tick that makes it`, {
       option: 'input',
     });
   }

@@ -1,6 +1,8 @@
 import { DefinitionError } from '../errors/definition-error';
 import { resolveRateLimit, type RateLimit } from '../policies/rate-limiter';
-import { resolveStepPolicy, type StepPolicyOptions } from '../policies/step-policy';
+import { resolveStepPolicy, STEP_POLICY_KEYS, type StepPolicyOptions } from '../policies/step-policy';
+import { checkKnownKeys, optionKeys } from '../input/known-keys';
+import { quote } from '../errors/serialized-error';
 import type { JumpOptions } from '../workflow/jumps';
 import type { ChildSpec } from '../workflow/child';
 import { isStepClass, type StepClass } from './base-step';
@@ -20,6 +22,11 @@ export interface StepOptions extends StepPolicyOptions, JumpOptions {
   readonly rateLimit?: RateLimit;
 }
 
+/** The names of {@link StepOptions}. */
+const STEP_OPTION_KEYS = optionKeys<StepOptions>()(['name', 'rateLimit', 'goto', 'allowLoop', ...STEP_POLICY_KEYS] as const);
+/** A child step's options: a rate limit makes no sense for it. */
+const CHILD_STEP_OPTION_KEYS = STEP_OPTION_KEYS.filter((k) => k !== 'rateLimit');
+
 /** What the decorator registers for a class. */
 export interface StepMetadata {
   readonly name: string;
@@ -32,12 +39,12 @@ export interface StepMetadata {
 export function checkJumpOptions(options: JumpOptions, where: string): void {
   const { goto: targets, allowLoop } = options;
   if (targets !== undefined && (!Array.isArray(targets) || targets.some((t) => typeof t !== 'string' || !t.trim()))) {
-    throw new DefinitionError('BAD_OPTION', `${where}: goto must be an array of step or group names, got ${JSON.stringify(targets)}`, { where, field: 'goto' });
+    throw new DefinitionError('BAD_OPTION', `${where}: goto must be an array of step or group names, got ${quote(targets)}`, { where, field: 'goto' });
   }
   if (allowLoop !== undefined) {
     const max = (allowLoop as { max?: unknown } | null)?.max;
     if (typeof max !== 'number' || !Number.isInteger(max) || max < 1) {
-      throw new DefinitionError('BAD_OPTION', `${where}: allowLoop must be { max: a positive integer }, got ${JSON.stringify(allowLoop)}`, { where, field: 'allowLoop' });
+      throw new DefinitionError('BAD_OPTION', `${where}: allowLoop must be { max: a positive integer }, got ${quote(allowLoop)}`, { where, field: 'allowLoop' });
     }
   }
 }
@@ -73,6 +80,7 @@ export function registerStep(target: StepClass, options: StepOptions, child?: Ch
     throw new DefinitionError('BAD_OPTION', `@Step on ${className} needs a non-empty string name`, { className });
   }
   const where = `@Step ${JSON.stringify(options.name)} on ${className}`;
+  checkKnownKeys(options, child === undefined ? STEP_OPTION_KEYS : CHILD_STEP_OPTION_KEYS, where);
   resolveStepPolicy(options, {}, where);
   checkJumpOptions(options, where);
   if (options.rateLimit !== undefined && typeof options.rateLimit !== 'string') resolveRateLimit(options.rateLimit, `${where}: rateLimit`);

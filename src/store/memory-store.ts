@@ -6,6 +6,7 @@ import { isFinalStatus, type Wait } from '../engine/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../engine/instance-record';
 import { deadlinesOf, decodeRecord, encodeRecord, waitsOf } from './record-codec';
+import { checkFilter } from './instance-filter';
 import { KEEP_FOR_INSTANCE, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from './instance-store';
 
 interface Row {
@@ -155,13 +156,18 @@ export class MemoryStore implements InstanceStore {
     return Promise.resolve([...this.rows.values()].filter((r) => !isFinalStatus(r.summary.status)).map((r) => r.summary.id));
   }
 
-  list(filter: InstanceFilter = {}): Promise<InstanceSummary[]> {
+  list(filter?: InstanceFilter): Promise<InstanceSummary[]> {
+    try {
+      filter = checkFilter(filter);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
     const statuses = filter.status === undefined ? undefined : new Set(typeof filter.status === 'string' ? [filter.status] : filter.status);
     const out = [...this.rows.values()]
       .map((r) => r.summary)
       .filter((s) => (statuses === undefined || statuses.has(s.status)) && (filter.workflow === undefined || s.workflow === filter.workflow) && (filter.since === undefined || s.updatedAt >= filter.since))
       .sort((a, b) => b.updatedAt - a.updatedAt);
-    return Promise.resolve(out.slice(0, filter.limit ?? 1000));
+    return Promise.resolve(out.slice(0, filter.limit));
   }
 
   acquire(id: string, owner: string, until: number, now: number): Promise<boolean> {

@@ -2,11 +2,12 @@ import type { SagaEvent } from '../bus/event';
 import type { InstanceStatus } from '../engine/flow-fields';
 import { DefinitionError } from '../errors/definition-error';
 import { SagaflowError } from '../errors/sagaflow-error';
-import { serializeThrown, type SerializedError } from '../errors/serialized-error';
+import { quote, serializeThrown, type SerializedError } from '../errors/serialized-error';
 import { NotStartedError } from '../errors/step-errors';
 import type { IntoResult } from '../parallel/parallel';
 import { INTO_KINDS, withResults } from '../parallel/parallel-results';
-import type { StepPolicyOptions } from '../policies/step-policy';
+import { STEP_POLICY_KEYS, type StepPolicyOptions } from '../policies/step-policy';
+import { checkOptions, optionKeys } from '../input/known-keys';
 import { BaseStep, type StepClass } from '../steps/base-step';
 import type { StepContext } from '../steps/step-context';
 import { registerStep } from '../steps/step-decorator';
@@ -51,6 +52,8 @@ export interface ChildOptions<S = any, C = any> extends JumpOptions, StepPolicyO
    */
   readonly into?: (state: S, output: C) => IntoResult<S>;
 }
+
+const CHILD_OPTION_KEYS = optionKeys<ChildOptions>()(['name', 'input', 'into', 'goto', 'allowLoop', ...STEP_POLICY_KEYS] as const);
 
 /** What the child node keeps of its options. */
 export interface ChildSpec {
@@ -172,7 +175,8 @@ export class ChildStep extends BaseStep<unknown> {
 export function child<S = any, C = any>(workflow: WorkflowRef<C>, options: ChildOptions<S, C>): StepClass<S> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const def = workflowDefinition(workflow);
   const name = options.name ?? `child:${def.name}`;
-  const where = `child step ${JSON.stringify(name)}`;
+  const where = `child step ${quote(name)}`;
+  checkOptions(options, CHILD_OPTION_KEYS, where);
   if (typeof options.input !== 'function') {
     throw new DefinitionError('BAD_OPTION', `${where}: input must be a function of the parent's state`, { step: name });
   }

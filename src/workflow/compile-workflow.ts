@@ -1,5 +1,6 @@
 import { DefinitionError } from '../errors/definition-error';
 import { quote } from '../errors/serialized-error';
+import { checkBoolean, checkKnownKeys, optionKeys } from '../input/known-keys';
 import { fingerprintOf, outlineNodes } from './workflow-outline';
 import { OBSERVER_HOOKS, OBSERVER_WRAPPERS, type ObserverSpec } from '../observers/observer';
 
@@ -54,12 +55,15 @@ export interface WorkflowOptions<S = any> { // eslint-disable-line @typescript-e
   readonly onCompensationError?: 'halt' | 'continue';
 }
 
+/** The names of {@link WorkflowOptions}. */
+const WORKFLOW_OPTION_KEYS = optionKeys<WorkflowOptions>()(['name', 'version', 'steps', 'observers', 'state', 'validateStateAfterEachStep', 'deadline', 'onCompensationError']);
+
 function describe(value: unknown): string {
   if (typeof value === 'function') return `class ${value.name || '(anonymous)'}`;
   if (Array.isArray(value)) return 'an array';
   if (value === null) return 'null';
-  if (typeof value === 'object') return `an object ${JSON.stringify(Object.keys(value))}`;
-  return `${typeof value} ${JSON.stringify(value)}`;
+  if (typeof value === 'object') return `an object ${quote(Object.keys(value))}`;
+  return `${typeof value} ${quote(value)}`;
 }
 
 function compileStep(value: unknown, index: number, where: string): CompiledStep {
@@ -90,19 +94,13 @@ const FOR_EACH_OPTION_KEYS: readonly string[] = ['onItemError', 'maxConcurrency'
 /** Checks a group's (or forEach's) options object against its known keys and value sets. */
 function checkGroupOptions(o: Record<string, unknown>, keys: readonly string[], where: string): void {
   const bad = (field: string, value: unknown, expected: string): never => {
-    throw new DefinitionError('BAD_OPTION', `${where}: option ${field} must be ${expected}, got ${JSON.stringify(value)}`, {
+    throw new DefinitionError('BAD_OPTION', `${where}: option ${field} must be ${expected}, got ${quote(value)}`, {
       where,
       field,
     });
   };
   if (typeof o !== 'object' || o === null || Array.isArray(o)) bad('options', o, 'an object');
-  const unknown = Object.keys(o).filter((k) => !keys.includes(k));
-  if (unknown.length > 0) {
-    throw new DefinitionError('BAD_OPTION', `${where}: unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')}; the options are ${keys.join(', ')}`, {
-      where,
-      field: unknown[0],
-    });
-  }
+  checkKnownKeys(o, keys, where);
   const oneOf = (field: string, allowed: readonly string[]): void => {
     if (o[field] !== undefined && !allowed.includes(o[field] as string)) bad(field, o[field], allowed.map((a) => `'${a}'`).join(' or '));
   };
@@ -199,7 +197,7 @@ function compileGroup(spec: ParallelSpec, place: Placed, where: string): Compile
       if (typeof name !== 'string' || !name.trim())
         throw new DefinitionError('BAD_OPTION', `${branchWhere} needs a non-empty name`, { group: spec.name });
       if (returns !== undefined && (typeof returns !== 'string' || !returns.trim()))
-        throw new DefinitionError('BAD_OPTION', `${branchWhere}: returns must be a non-empty string, got ${JSON.stringify(returns)}`, { group: spec.name });
+        throw new DefinitionError('BAD_OPTION', `${branchWhere}: returns must be a non-empty string, got ${quote(returns)}`, { group: spec.name });
     } else {
       stepList = Array.isArray(raw) ? (raw as readonly unknown[]) : [raw];
     }
@@ -289,9 +287,11 @@ function compileObserver(spec: unknown, where: string, i: number): ObserverEntry
  */
 export function defineWorkflow<S = any>(options: WorkflowOptions<S>): WorkflowDefinition<S> { // eslint-disable-line @typescript-eslint/no-explicit-any
   if (typeof options !== 'object' || options === null || typeof options.name !== 'string' || !options.name.trim()) {
-    throw new DefinitionError('BAD_OPTION', 'a workflow needs a non-empty string name');
+    throw new DefinitionError('BAD_OPTION', `a workflow needs a non-empty string name, got ${quote((options as { name?: unknown } | null)?.name)}`);
   }
   const name = options.name;
+  checkKnownKeys(options, WORKFLOW_OPTION_KEYS, `workflow ${quote(name)}`);
+  checkBoolean(options.validateStateAfterEachStep, 'validateStateAfterEachStep', `workflow ${quote(name)}`);
   if (!Array.isArray(options.steps) || options.steps.length === 0) {
     throw new DefinitionError('NO_STEPS', `workflow ${JSON.stringify(name)} has no steps; list at least one step class`, {
       workflow: name,

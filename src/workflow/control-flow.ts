@@ -2,6 +2,7 @@ import type { BranchOutcome } from '../parallel/parallel-results';
 import type { IntoResult } from '../parallel/parallel';
 import type { StepClass } from '../steps/base-step';
 import type { JumpOptions } from './jumps';
+import { checkOptions, optionKeys } from '../input/known-keys';
 
 /** A `when` node as written in a workflow's step list. */
 export interface WhenSpec<S = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -19,6 +20,8 @@ export interface WhenOptions {
   readonly name?: string;
 }
 
+const WHEN_OPTION_KEYS = optionKeys<WhenOptions>()(['name']);
+
 /**
  * Runs `steps` when `predicate(state)` is true, else `elseSteps` (if any), then goes on after both. Either block
  * may hold steps, parallel groups, forEach groups, child workflows and nested `when`s. Which block ran is recorded
@@ -34,6 +37,7 @@ export function when<S = any>( // eslint-disable-line @typescript-eslint/no-expl
   elseSteps: unknown = [],
   options: WhenOptions = {},
 ): WhenSpec<S> {
+  checkOptions(options, WHEN_OPTION_KEYS, 'when');
   const list = (x: unknown): readonly unknown[] => (Array.isArray(x) ? (x as readonly unknown[]) : [x]);
   const spec = { kind: 'when' as const, predicate, steps: list(steps), elseSteps: list(elseSteps) };
   return options.name === undefined ? spec : { ...spec, name: options.name };

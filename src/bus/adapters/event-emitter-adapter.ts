@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import { checkOptions, optionKeys } from '../../input/known-keys';
 import { DefinitionError } from '../../errors/definition-error';
 import type { SagaEvent } from '../event';
 import type { EventBus } from '../event-bus';
@@ -28,6 +29,8 @@ export interface EventEmitterAdapterOptions extends BusAdapterOptions {
    */
   readonly emitTopics?: boolean;
 }
+
+const EVENT_EMITTER_KEYS = optionKeys<EventEmitterAdapterOptions>()(['direction', 'filter', 'rememberIds', 'logger', 'eventName', 'topics', 'emitTopics']);
 
 /**
  * Connects the saga bus to a Node `EventEmitter` the application uses as its bus.
@@ -66,6 +69,7 @@ export class EventEmitterAdapter extends BusAdapterBase {
     private readonly emitter: EventEmitter,
     options: EventEmitterAdapterOptions = {},
   ) {
+    checkOptions(options, EVENT_EMITTER_KEYS, 'EventEmitterAdapter');
     super(bus, 'event-emitter', options);
     this.eventName = options.eventName ?? 'sagaflow:event';
     this.topics = [...(options.topics ?? [])];

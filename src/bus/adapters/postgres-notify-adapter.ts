@@ -1,4 +1,5 @@
 import type { Client, ClientConfig, Notification } from 'pg';
+import { checkOptions, optionKeys } from '../../input/known-keys';
 import { DefinitionError } from '../../errors/definition-error';
 import { SagaflowError } from '../../errors/sagaflow-error';
 import { toMillis, type Duration } from '../../time/duration';
@@ -39,6 +40,19 @@ export interface PostgresNotifyAdapterOptions extends QueuedBusAdapterOptions {
    */
   readonly maxReconnectDelay?: Duration;
 }
+
+const POSTGRES_NOTIFY_KEYS = optionKeys<PostgresNotifyAdapterOptions>()([
+  'direction',
+  'filter',
+  'rememberIds',
+  'logger',
+  'maxQueued',
+  'connection',
+  'channel',
+  'listenChannel',
+  'reconnectDelay',
+  'maxReconnectDelay',
+]);
 
 type ClientClass = typeof Client;
 
@@ -109,6 +123,7 @@ export class PostgresNotifyAdapter extends QueuedBusAdapter {
 
   /** @throws DefinitionError BAD_OPTION */
   constructor(bus: EventBus, options: PostgresNotifyAdapterOptions = {}) {
+    checkOptions(options, POSTGRES_NOTIFY_KEYS, 'PostgresNotifyAdapter');
     super(bus, 'postgres', options);
     this.ClientCtor = loadClient();
     const connection = options.connection ?? {};

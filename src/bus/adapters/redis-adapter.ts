@@ -1,4 +1,5 @@
 import type { Redis, RedisOptions } from 'ioredis';
+import { checkOptions, optionKeys } from '../../input/known-keys';
 import { SagaflowError } from '../../errors/sagaflow-error';
 import type { EventBus } from '../event-bus';
 import { nonEmpty, QueuedBusAdapter, stoppedError, type OutgoingMessage, type QueuedBusAdapterOptions, type SendVerdict } from './adapter-core';
@@ -34,6 +35,8 @@ export interface RedisAdapterOptions extends QueuedBusAdapterOptions {
    */
   readonly subscribePattern?: string;
 }
+
+const REDIS_KEYS = optionKeys<RedisAdapterOptions>()(['direction', 'filter', 'rememberIds', 'logger', 'maxQueued', 'connection', 'channel', 'subscribeChannel', 'subscribePattern']);
 
 type RedisClass = typeof Redis;
 
@@ -96,6 +99,7 @@ export class RedisAdapter extends QueuedBusAdapter {
 
   /** @throws SagaflowError MISSING_DEPENDENCY when ioredis is not installed; DefinitionError BAD_OPTION. */
   constructor(bus: EventBus, options: RedisAdapterOptions = {}) {
+    checkOptions(options, REDIS_KEYS, 'RedisAdapter');
     super(bus, 'redis', options);
     this.RedisCtor = loadRedis();
     this.connection = options.connection ?? {};

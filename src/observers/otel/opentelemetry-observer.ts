@@ -1,3 +1,4 @@
+import { checkBoolean, checkOptions, optionKeys } from '../../input/known-keys';
 import {
   context,
   isSpanContextValid,
@@ -52,6 +53,8 @@ export interface OpenTelemetryObserverOptions {
    */
   readonly linkStartingSpan?: boolean;
 }
+
+const OTEL_OPTION_KEYS = optionKeys<OpenTelemetryObserverOptions>()(['tracerProvider', 'meterProvider', 'now', 'sample', 'linkStartingSpan']);
 
 /**
  * Which step call a helper is about: a {@link FlowView} (in a hook) or a `StepContext` (in a step handler) fit as
@@ -189,6 +192,8 @@ export class OpenTelemetryObserver implements Observer<unknown> {
   private readonly instances = new Map<string, OpenInstance>();
 
   constructor(options: OpenTelemetryObserverOptions = {}) {
+    checkOptions(options, OTEL_OPTION_KEYS, 'new OpenTelemetryObserver');
+    checkBoolean(options.linkStartingSpan, 'linkStartingSpan', 'new OpenTelemetryObserver');
     this.tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(SAGAFLOW_INSTRUMENTATION_SCOPE);
     this.meterProvider = options.meterProvider;
     this.now = options.now ?? Date.now;

@@ -1,4 +1,6 @@
 import type { DataSource, QueryRunner } from 'typeorm';
+import { DefinitionError } from '../../errors/definition-error';
+import { quote } from '../../errors/serialized-error';
 
 /** The two databases the TypeORM store runs on. */
 export type DriverKind = 'sqlite' | 'postgres';
@@ -20,7 +22,7 @@ export function driverKindOf(dataSource: Pick<DataSource, 'options'>): DriverKin
   const type = dataSource.options.type;
   if (type === 'better-sqlite3') return 'sqlite';
   if (type === 'postgres') return 'postgres';
-  throw new TypeError(`the sagaflow TypeORM store runs on "better-sqlite3" and "postgres" data sources, not on ${JSON.stringify(type)}`);
+  throw new DefinitionError('BAD_OPTION', `the sagaflow TypeORM store runs on "better-sqlite3" and "postgres" data sources, not on ${quote(type)}`, { field: 'type' });
 }
 
 /** The schema a PostgreSQL data source keeps its tables in by default (undefined: the search path's). */

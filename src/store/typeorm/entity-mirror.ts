@@ -1,4 +1,5 @@
 import type { DataSource, DeepPartial, EntityTarget, FindOptionsWhere, ObjectLiteral, Repository } from 'typeorm';
+import { checkOptions, optionKeys } from '../../input/known-keys';
 import type { InstanceRecord } from '../../engine/instance-record';
 import { consoleLogger } from '../../runtime/logger';
 import { workflowDefinition, type WorkflowRef } from '../../workflow/workflow-decorator';
@@ -71,6 +72,7 @@ export class EntityMirror<E extends ObjectLiteral, S = Record<string, unknown>> 
     readonly entity: EntityTarget<E>,
     private readonly options: EntityMirrorOptions<E, S>,
   ) {
+    checkOptions(options, optionKeys<EntityMirrorOptions<E, S>>()(['map', 'workflows', 'flowProperty', 'flowColumns', 'onError']), 'mirrorToEntity');
     this.workflows = options.workflows === undefined ? null : new Set(options.workflows.map((w) => (typeof w === 'string' ? w : workflowDefinition(w).name)));
     this.flowProperty = options.flowProperty ?? 'flow';
     this.Flow = options.flowColumns ?? SagaFlowColumns;

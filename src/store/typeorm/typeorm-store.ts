@@ -7,8 +7,12 @@ import type { InstanceStatus, Wait } from '../../engine/flow-fields';
 import type { HistoryEntry } from '../../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../../engine/instance-record';
 import { SagaflowError } from '../../errors/sagaflow-error';
+import { DefinitionError } from '../../errors/definition-error';
+import { quote } from '../../errors/serialized-error';
+import { checkBoolean, checkOptions, optionKeys } from '../../input/known-keys';
 import { CorruptRecordError, VersionConflictError } from '../../errors/runtime-errors';
 import { decodeRecord } from '../record-codec';
+import { checkFilter } from '../instance-filter';
 import { KEEP_FOR_INSTANCE, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from '../instance-store';
 import { claimablePredicate, Dialect, driverKindOf, schemaOf, type DriverKind, type Exec } from './dialect';
 import { UNFINISHED_STATUSES } from './statuses';
@@ -105,6 +109,50 @@ export class StoreClosedError extends SagaflowError {
   }
 }
 
+const SQLITE_KEYS = optionKeys<SqliteStoreOptions>()(['file', 'synchronous', 'maxBatch', 'busyTimeoutMs', 'runMigrations', 'logging']);
+const POSTGRES_URL_KEYS = optionKeys<PostgresUrlOptions>()(['url', 'poolSize', 'logging', 'schema', 'runMigrations', 'notifications', 'logger']);
+const POSTGRES_DATA_SOURCE_KEYS = optionKeys<PostgresDataSourceOptions>()(['dataSource', 'schema', 'runMigrations', 'notifications', 'logger']);
+
+/** A whole number within bounds, when given. @throws DefinitionError `BAD_OPTION` */
+function checkCount(value: unknown, field: string, where: string, min: number): void {
+  if (value !== undefined && (typeof value !== 'number' || !Number.isInteger(value) || value < min)) {
+    throw new DefinitionError('BAD_OPTION', `${where}: ${field} must be a whole number of at least ${min}, got ${quote(value)}`, { where, field });
+  }
+}
+
+/** @throws DefinitionError `BAD_OPTION` */
+function checkSqliteOptions(options: SqliteStoreOptions): void {
+  const where = 'TypeormStore.sqlite';
+  checkOptions(options, SQLITE_KEYS, where);
+  if (options.file !== undefined && (typeof options.file !== 'string' || options.file.length === 0)) {
+    throw new DefinitionError('BAD_OPTION', `${where}: file must be a path (or ':memory:'), got ${quote(options.file)}`, { where, field: 'file' });
+  }
+  if (options.synchronous !== undefined && options.synchronous !== 'FULL' && options.synchronous !== 'NORMAL') {
+    throw new DefinitionError('BAD_OPTION', `${where}: synchronous must be 'FULL' or 'NORMAL', got ${quote(options.synchronous)}`, { where, field: 'synchronous' });
+  }
+  checkCount(options.maxBatch, 'maxBatch', where, 1);
+  checkCount(options.busyTimeoutMs, 'busyTimeoutMs', where, 0);
+  checkBoolean(options.runMigrations, 'runMigrations', where);
+  checkBoolean(options.logging, 'logging', where);
+}
+
+/** @throws DefinitionError `BAD_OPTION` */
+function checkPostgresOptions(options: PostgresStoreOptions): void {
+  const where = 'TypeormStore.postgres';
+  if (typeof options !== 'object' || options === null) throw new DefinitionError('BAD_OPTION', `${where} needs { url } or { dataSource }, got ${quote(options)}`, { where });
+  checkOptions(options, 'dataSource' in options ? POSTGRES_DATA_SOURCE_KEYS : POSTGRES_URL_KEYS, where);
+  if ('poolSize' in options) checkCount(options.poolSize, 'poolSize', where, 1);
+  if ('logging' in options) checkBoolean(options.logging, 'logging', where);
+  checkBoolean(options.runMigrations, 'runMigrations', where);
+  if (options.schema !== undefined && (typeof options.schema !== 'string' || options.schema.length === 0)) {
+    throw new DefinitionError('BAD_OPTION', `${where}: schema must be a schema name, got ${quote(options.schema)}`, { where, field: 'schema' });
+  }
+  const n = options.notifications;
+  if (n !== undefined && typeof n !== 'boolean' && (typeof n !== 'object' || n === null)) {
+    throw new DefinitionError('BAD_OPTION', `${where}: notifications must be true, false or LISTEN options, got ${quote(n)}`, { where, field: 'notifications' });
+  }
+}
+
 /** The default embedded database: `.sagaflow/sagaflow.db` in the working directory. */
 export function defaultSqliteFile(): string {
   return path.resolve(process.cwd(), '.sagaflow', 'sagaflow.db');
@@ -172,9 +220,9 @@ export class TypeormStore implements InstanceStore {
 
   /** A store in an SQLite file through better-sqlite3 (WAL journal). */
   static sqlite(options: SqliteStoreOptions = {}): TypeormStore {
+    checkSqliteOptions(options);
     const file = options.file ?? defaultSqliteFile();
     const synchronous = options.synchronous ?? 'FULL';
-    if (synchronous !== 'FULL' && synchronous !== 'NORMAL') throw new TypeError(`synchronous must be 'FULL' or 'NORMAL', got ${JSON.stringify(synchronous)}`);
     const common = {
       type: 'better-sqlite3' as const,
       database: file,
@@ -214,9 +262,10 @@ export class TypeormStore implements InstanceStore {
 
   /** A store in PostgreSQL, from a URL (its own pool) or the application's data source (left open by `close`). */
   static postgres(options: PostgresStoreOptions): TypeormStore {
+    checkPostgresOptions(options);
     if ('dataSource' in options) {
       const kind = driverKindOf(options.dataSource);
-      if (kind !== 'postgres') throw new TypeError(`TypeormStore.postgres needs a "postgres" data source, not ${JSON.stringify(options.dataSource.options.type)}`);
+      if (kind !== 'postgres') throw new DefinitionError('BAD_OPTION', `TypeormStore.postgres needs a "postgres" data source, not ${quote(options.dataSource.options.type)}`, { field: 'dataSource' });
       return new TypeormStore({
         kind,
         dataSource: options.dataSource,
@@ -228,7 +277,9 @@ export class TypeormStore implements InstanceStore {
         ...(options.logger === undefined ? {} : { logger: options.logger }),
       });
     }
-    if (typeof options.url !== 'string' || options.url.length === 0) throw new TypeError('TypeormStore.postgres needs a url or a dataSource');
+    if (typeof options.url !== 'string' || options.url.length === 0) {
+      throw new DefinitionError('BAD_OPTION', `TypeormStore.postgres needs a url (a non-empty string) or a dataSource, got ${quote(options.url)}`, { field: 'url' });
+    }
     const dataSource = new DataSource({
       type: 'postgres',
       url: options.url,
@@ -611,7 +662,13 @@ export class TypeormStore implements InstanceStore {
     });
   }
 
-  list(filter: InstanceFilter = {}): Promise<InstanceSummary[]> {
+  list(given?: InstanceFilter): Promise<InstanceSummary[]> {
+    let filter: InstanceFilter & { readonly limit: number };
+    try {
+      filter = checkFilter(given);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
     return this.run('list instances', 'read', async (x) => {
       const where: string[] = [];
       const params: unknown[] = [];
@@ -629,7 +686,7 @@ export class TypeormStore implements InstanceStore {
         where.push('updated_at >= ?');
         params.push(filter.since);
       }
-      params.push(Math.max(0, Math.floor(filter.limit ?? 1000)));
+      params.push(filter.limit);
       const { rows } = await x(
         `SELECT id, workflow, status, created_at, updated_at FROM ${this.dialect.t('instances')}${where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`}
          ORDER BY updated_at DESC, id LIMIT ?`,
