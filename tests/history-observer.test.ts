@@ -48,6 +48,25 @@ describe('the history observer', () => {
     expect(text).toContain('Ada');
   });
 
+  it('honours the same * paths as the logging observer: no card number of a list reaches the history', async () => {
+    const wallet = recordingStep('Wallet', [], {
+      run: (s) => ok({ ...s, cards: [{ number: '4111-1111', holder: 'Ada' }, { number: '5500-0000', holder: 'Ada' }] }),
+    });
+    const renew = recordingStep('Renew', [], {
+      run: (s) => ok({ ...s, cards: (s.cards as { number: string; holder: string }[]).map((c) => ({ ...c, number: `${c.number}-new` })) }),
+    });
+    const wf = defineWorkflow<TestState>({ name: 'wallet', steps: [wallet, renew], observers: [new HistoryObserver({ redact: ['cards.*.number'] })] });
+    const { runtime } = testRuntime({ workflows: [wf] });
+    const handle = await runtime.start(wf, { trail: [] });
+    await handle.result();
+    const text = JSON.stringify(await runtime.history(handle.id));
+    expect(text).not.toContain('4111');
+    expect(text).not.toContain('5500');
+    expect(text).toContain('Ada');
+    const renewed = (await runtime.history(handle.id)).find((h) => h.step === 'Renew' && h.stateChange !== undefined);
+    expect(renewed?.stateChange).toEqual([{ op: 'add', path: '/trail/1', value: 'Renew.run' }]);
+  });
+
   it('records the change a failing step returned, and the compensations’ changes', async () => {
     const wf = defineWorkflow<TestState>({
       name: 'hist-fail',

@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { MemoryStore, SagaRuntime, defineWorkflow, silentLogger, type InstanceStore, type RuntimeProblem, type SagaResult, type WorkflowHandle } from '../src';
+import { MemoryStore, SagaRuntime, defineWorkflow, ok, silentLogger, type InstanceStore, type RuntimeProblem, type SagaResult, type WorkflowHandle } from '../src';
 import { SimulatedClock } from '../src/testing';
 import { TypeormStore } from '../src/store/typeorm';
 import { FlakyStore } from './support/flaky-store';
+import { newRecord } from '../src/engine/instance-record';
 import { recordingStep, waitsFor, type Log, type TestState } from './support/steps';
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -181,5 +182,62 @@ describe('handle.result() that rejects', () => {
     await expect(runtime.start()).resolves.toBeUndefined();
     expect(unfinished).toHaveBeenCalledTimes(2);
     await runtime.close();
+  });
+});
+
+describe('an SQLite file deleted or replaced under a running store', () => {
+  let dir: string;
+  let file: string;
+  let store: TypeormStore;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'sagaflow-vanish-'));
+    file = path.join(dir, 'app.db');
+    store = TypeormStore.sqlite({ file });
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('acknowledges nothing while the file is gone (STORE_FILE_CHANGED), keeps the result, and goes on when the file is back', async () => {
+    const clock = new SimulatedClock();
+    const log: Log = [];
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const wf = defineWorkflow<TestState>({
+      name: 'vanish',
+      steps: [recordingStep('W', log, { run: waitsFor('go') }), recordingStep('D', log, { run: async (s) => (await finished, ok(s)) })],
+    });
+    const runtime = new SagaRuntime({ store, clock, logger: silentLogger, workflows: [wf] });
+    const problems: RuntimeProblem[] = [];
+    runtime.errors$.subscribe((p) => problems.push(p));
+    const handle = await runtime.start(wf, { trail: [] });
+    await runtime.idle();
+    await runtime.publish({ topic: 'go' });
+    renameSync(file, `${file}.moved`);
+    // While the file is gone, an event is not accepted, and D's result is not acknowledged: it is kept and retried.
+    await expect(runtime.publish({ topic: 'other' })).rejects.toMatchObject({ code: 'STORE_FILE_CHANGED', details: { reason: 'deleted' } });
+    finish();
+    for (let i = 0; i < 10; i += 1) {
+      for (let k = 0; k < 5; k += 1) await turn();
+      await clock.advance(100);
+    }
+    const failures = problems.filter((p) => p.error.code === 'STORE_FILE_CHANGED');
+    expect(failures.length).toBeGreaterThan(1);
+    expect(failures[0]?.message).toContain('saving a transition');
+    renameSync(`${file}.moved`, file);
+    const result = await settle(handle, clock);
+    expect(result.status).toBe('completed');
+    expect(log).toEqual(['W.run', 'W.runHandleInfo', 'D.run']);
+    await runtime.close();
+  });
+
+  it('says the file was replaced when another file now has its name', async () => {
+    await store.create(newRecord('r-1', 'wf', { n: 1 }, 0));
+    const record = (await store.load('r-1'))!;
+    copyFileSync(file, `${file}.copy`);
+    renameSync(`${file}.copy`, file);
+    await expect(store.save({ ...record, state: { n: 2 } })).rejects.toMatchObject({ code: 'STORE_FILE_CHANGED', details: { reason: 'replaced' } });
+    await expect(store.load('r-1')).rejects.toMatchObject({ code: 'STORE_FILE_CHANGED', details: { reason: 'replaced' } });
   });
 });

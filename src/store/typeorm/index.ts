@@ -29,3 +29,4 @@ export type { DriverKind } from './dialect';
 export { SagaFlowColumns, SagaFlowJsonbColumns, SagaFlowBaseColumns, type SagaFlowFields } from './saga-flow-columns';
 export { EntityMirror, mirrorToEntity, type EntityMirrorOptions, type MirroredInstance } from './entity-mirror';
 export { inboxChannel, LISTEN_APPLICATION_NAME, type PgListenOptions } from './pg-listener';
+export { StoreFileChangedError } from './database-file';

@@ -35,6 +35,7 @@ import {
   type PreparedRecord,
 } from './rows';
 import { WriteQueue, type WriteStats } from './write-queue';
+import { DatabaseFile } from './database-file';
 import { inboxChannel, listenClientConfig, MAX_NOTIFY_ID_BYTES, PgInboxListener, type PgListenOptions } from './pg-listener';
 import { consoleLogger, type Logger } from '../../runtime/logger';
 
@@ -171,6 +172,8 @@ interface Setup {
   readonly runMigrations: boolean;
   /** SQLite: a second connection that reads committed data while the writer's transaction is open. */
   readonly reader?: DataSource;
+  /** SQLite on a file: its identity, checked at every commit. */
+  readonly file?: DatabaseFile;
   readonly maxBatch: number;
   /** PostgreSQL: LISTEN/NOTIFY settings, or false. */
   readonly notifications?: false | PgListenOptions;
@@ -255,7 +258,7 @@ export class TypeormStore implements InstanceStore {
       owns: true,
       schema: undefined,
       runMigrations: options.runMigrations ?? true,
-      ...(reader === undefined ? {} : { reader }),
+      ...(reader === undefined ? {} : { reader, file: new DatabaseFile(path.resolve(file)) }),
       maxBatch: Math.max(1, Math.floor(options.maxBatch ?? 500)),
     });
   }
@@ -355,7 +358,9 @@ export class TypeormStore implements InstanceStore {
     if (!dataSource.isInitialized) await dataSource.initialize();
     if (this.setup.runMigrations) await runSagaflowMigrations(dataSource, this.setup.schema === undefined ? {} : { schema: this.setup.schema });
     if (this.setup.kind === 'sqlite') {
-      this.queue = new WriteQueue(this.dialect.exec(dataSource.createQueryRunner()), this.setup.maxBatch);
+      const file = this.setup.file;
+      file?.remember();
+      this.queue = new WriteQueue(this.dialect.exec(dataSource.createQueryRunner()), this.setup.maxBatch, () => file?.check());
       if (reader !== undefined && !reader.isInitialized) await reader.initialize();
     }
   }
@@ -865,6 +870,8 @@ export class TypeormStore implements InstanceStore {
     if (this.setup.kind === 'sqlite') {
       const queue = this.queue as WriteQueue;
       if (mode !== 'read' || this.setup.reader === undefined) return queue.submit(fn);
+      // A read from a file deleted or replaced under the store would show what no reopen can find again.
+      this.setup.file?.check();
       return fn(this.dialect.exec(this.setup.reader.createQueryRunner()));
     }
     const runner = this.setup.dataSource.createQueryRunner();

@@ -28,9 +28,14 @@ export class WriteQueue {
   private pending: Job[] = [];
   private draining: Promise<void> | null = null;
 
+  /**
+   * @param checkCommitted Runs after each COMMIT, before anyone hears of it; a throw fails the whole batch (the
+   * database file vanished, say: what was written cannot be read back).
+   */
   constructor(
     private readonly exec: Exec,
     private readonly maxBatch: number,
+    private readonly checkCommitted: () => void = () => undefined,
   ) {}
 
   /** Queues a write; resolves with its result once its transaction has committed. */
@@ -95,6 +100,12 @@ export class WriteQueue {
       await exec('COMMIT');
     } catch (error) {
       await exec('ROLLBACK').catch(() => undefined);
+      for (const job of batch) job.reject(error);
+      return;
+    }
+    try {
+      this.checkCommitted();
+    } catch (error) {
       for (const job of batch) job.reject(error);
       return;
     }
