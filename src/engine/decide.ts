@@ -1,6 +1,6 @@
 import type { SagaEvent } from '../bus/event';
 import { eventMatchesWait } from '../bus/wait-match';
-import { serializeError, serializeThrown, type SerializedError } from '../errors/serialized-error';
+import { serializeError, serializeThrown, type SerializedError, quote } from '../errors/serialized-error';
 import { INTO_KINDS, withResults, type BranchOutcome } from '../parallel/parallel-results';
 import { checkResult, type WaitSpec } from '../steps/step-result';
 import { backoffDelay, unitHash } from '../policies/backoff';
@@ -247,7 +247,7 @@ function summarize(t: Track, outcome: Outcome): void {
 }
 
 function gotoNotAllowed(target: string, why: string): SerializedError {
-  return { code: 'GOTO_NOT_ALLOWED', name: 'GotoError', message: `goto ${JSON.stringify(target)} is not allowed ${why}`, details: { target } };
+  return { code: 'GOTO_NOT_ALLOWED', name: 'GotoError', message: `goto ${quote(target)} is not allowed ${why}`, details: { target } };
 }
 
 function gotoError(code: string, message: string, details: Record<string, unknown>): SerializedError {
@@ -266,7 +266,7 @@ function takeJump(c: Ctx, node: CompiledNode | undefined, target: string): numbe
     const known = c.env.def.nodeIndex.has(target);
     return gotoError(
       known ? 'UNDECLARED_GOTO_TARGET' : 'UNKNOWN_GOTO_TARGET',
-      `${JSON.stringify(from)} returned goto ${JSON.stringify(target)}, ${known ? 'which it does not declare' : `but workflow ${JSON.stringify(c.env.def.name)} has no step or group by that name`}; declared targets: ${declared.length === 0 ? 'none' : declared.join(', ')} (list them in goto: [...])`,
+      `${quote(from)} returned goto ${quote(target)}, ${known ? 'which it does not declare' : `but workflow ${quote(c.env.def.name)} has no step or group by that name`}; declared targets: ${declared.length === 0 ? 'none' : declared.join(', ')} (list them in goto: [...])`,
       { target, from, declared },
     );
   }
@@ -275,7 +275,7 @@ function takeJump(c: Ctx, node: CompiledNode | undefined, target: string): numbe
     const taken = loops[node.name] ?? 0;
     const max = node.jumps?.loopMax ?? 0;
     if (taken >= max) {
-      return gotoError('LOOP_LIMIT_EXCEEDED', `${JSON.stringify(from)} jumped back to ${JSON.stringify(target)} ${taken} times, the most its allowLoop.max allows`, { target, from, max });
+      return gotoError('LOOP_LIMIT_EXCEEDED', `${quote(from)} jumped back to ${quote(target)} ${taken} times, the most its allowLoop.max allows`, { target, from, max });
     }
     c.rec.loops = { ...loops, [node.name]: taken + 1 };
     c.rec.pass = (c.rec.pass ?? 0) + 1;
@@ -326,7 +326,7 @@ function due(c: Ctx, ref: TrackRef, at: number): boolean {
     return requestRollback(c, {
       code: 'TIMEOUT',
       name: 'TimeoutError',
-      message: `workflow ${JSON.stringify(rec.workflow)} passed its deadline before it completed`,
+      message: `workflow ${quote(rec.workflow)} passed its deadline before it completed`,
       details: { deadline: at, scope: 'workflow' },
     });
   }
@@ -348,7 +348,7 @@ function due(c: Ctx, ref: TrackRef, at: number): boolean {
     error: {
       code: 'TIMEOUT',
       name: 'TimeoutError',
-      message: `step ${JSON.stringify(f.stepName)} waited for ${topics} until its deadline and timed out`,
+      message: `step ${quote(f.stepName)} waited for ${topics} until its deadline and timed out`,
       details: { step: f.stepName, topics, deadline: at, scope: 'wait' },
     },
     started: true,
@@ -439,7 +439,7 @@ function enterWhen(c: Ctx, node: CompiledWhen): void {
   const fail = (why: string, details: Record<string, unknown> = {}): void => {
     rec.flow.stepIndex = node.index;
     rec.flow.stepName = node.name;
-    failMain(c, { code: 'WHEN_FAILED', name: 'WhenError', message: `the predicate of ${JSON.stringify(node.name)} ${why}`, details: { when: node.name, ...details } });
+    failMain(c, { code: 'WHEN_FAILED', name: 'WhenError', message: `the predicate of ${quote(node.name)} ${why}`, details: { when: node.name, ...details } });
   };
   let chosen: unknown;
   try {
@@ -450,7 +450,7 @@ function enterWhen(c: Ctx, node: CompiledWhen): void {
     return;
   }
   if (typeof chosen !== 'boolean') {
-    const got = typeof chosen === 'object' && chosen !== null && 'then' in chosen ? 'a promise' : (JSON.stringify(chosen) ?? typeof chosen);
+    const got = typeof chosen === 'object' && chosen !== null && 'then' in chosen ? 'a promise' : quote(chosen);
     fail(`returned ${got}; it must return true or false, synchronously`);
     return;
   }
@@ -662,7 +662,7 @@ function readItems(c: Ctx, node: CompiledGroup): unknown[] | SerializedError {
   const fail = (message: string, details: Record<string, unknown> = {}): SerializedError => ({
     code: 'FOR_EACH_ITEMS_FAILED',
     name: 'ForEachError',
-    message: `the items of forEach ${JSON.stringify(node.name)} ${message}`,
+    message: `the items of forEach ${quote(node.name)} ${message}`,
     details: { group: node.name, ...details },
   });
   try {
@@ -984,7 +984,7 @@ function planGroup(c: Ctx, g: GroupRun, node: CompiledGroup): void {
     g.failure = {
       code: 'ALL_BRANCHES_FAILED',
       name: 'ParallelGroupError',
-      message: `every branch of group ${JSON.stringify(g.name)} failed: ${errors.map((e) => `${e.branch}: ${e.error.message}`).join('; ')}`,
+      message: `every branch of group ${quote(g.name)} failed: ${errors.map((e) => `${e.branch}: ${e.error.message}`).join('; ')}`,
       details: { errors },
     };
     turnDown(c, g.failure);
@@ -1000,7 +1000,7 @@ function planGroup(c: Ctx, g: GroupRun, node: CompiledGroup): void {
   } else {
     let failure: SerializedError | null = null;
     try {
-      const result = checkResult(into(c.env.hydrate(c.rec.state), results), `the into of group ${JSON.stringify(g.name)}`, INTO_KINDS);
+      const result = checkResult(into(c.env.hydrate(c.rec.state), results), `the into of group ${quote(g.name)}`, INTO_KINDS);
       if (result.kind === 'error') {
         failure = serializeError(result.reason);
       } else {

@@ -1,7 +1,7 @@
 import type { SagaEventInput } from '../bus/event';
 import { SagaflowError } from '../errors/sagaflow-error';
 import { UnknownInstanceError, VersionConflictError } from '../errors/runtime-errors';
-import { serializeError, serializeThrown } from '../errors/serialized-error';
+import { serializeError, serializeThrown, quote } from '../errors/serialized-error';
 import type { ObserverRunner } from '../observers/observer-runner';
 import type { PolicyLookup } from '../policies/step-policy';
 import type { StateChangeRecording } from '../observers/history-observer';
@@ -497,7 +497,7 @@ export class InstanceActor {
       if (compiled === undefined) {
         unavailable = {
           kind: 'error',
-          error: serializeError({ code: 'UNKNOWN_STEP', message: `workflow ${def.name} has no step ${JSON.stringify(effect.step)} (the record was written by another definition)` }),
+          error: serializeError({ code: 'UNKNOWN_STEP', message: `workflow ${def.name} has no step ${quote(effect.step)} (the record was written by another definition)` }),
           started: true,
         };
       } else {
@@ -508,7 +508,7 @@ export class InstanceActor {
           const reason = serializeThrown(cause);
           unavailable = {
             kind: 'error',
-            error: { code: 'STEP_UNAVAILABLE', name: 'StepUnavailableError', message: `the resolver could not make step ${JSON.stringify(effect.step)}: ${reason.message}`, details: { cause: reason } },
+            error: { code: 'STEP_UNAVAILABLE', name: 'StepUnavailableError', message: `the resolver could not make step ${quote(effect.step)}: ${reason.message}`, details: { cause: reason } },
             started: false,
           };
         }

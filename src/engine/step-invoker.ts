@@ -1,5 +1,5 @@
 import type { SagaEvent } from '../bus/event';
-import { serializeError, serializeThrown, type SerializedError } from '../errors/serialized-error';
+import { serializeError, serializeThrown, type SerializedError, quote } from '../errors/serialized-error';
 import { StateHydrationError } from '../errors/state-errors';
 import { isNotStarted } from '../errors/step-errors';
 import type { FlowView } from '../observers/observer';
@@ -94,7 +94,7 @@ export async function invokeStep(inv: Invocation): Promise<Outcome> {
 async function callStep(inv: Invocation): Promise<Outcome> {
   const { codec, observers, view, func } = inv;
   const up = func === 'run' || func === 'runHandleInfo';
-  const where = `step ${JSON.stringify(view.stepName)} ${func}`;
+  const where = `step ${quote(view.stepName)} ${func}`;
   let state: unknown;
   try {
     state = codec.hydrate(inv.storedState);

@@ -1,4 +1,5 @@
 import { SagaflowError } from './sagaflow-error';
+import { quote } from './serialized-error';
 
 /** One property that failed validation. */
 export interface InvalidProperty {
@@ -14,7 +15,7 @@ export class StateValidationError extends SagaflowError {
     const list = properties
       .map((p) => `${p.property} (${Object.values(p.constraints).join('; ') || 'invalid'})`)
       .join(', ');
-    super('STATE_INVALID', `the state of workflow ${JSON.stringify(workflow)} is invalid ${where}: ${list}`, {
+    super('STATE_INVALID', `the state of workflow ${quote(workflow)} is invalid ${where}: ${list}`, {
       workflow,
       properties: properties.map((p) => ({ property: p.property, constraints: p.constraints })),
     });

@@ -3,7 +3,8 @@
  * a policy off. The message names the key and the nearest valid one.
  */
 import { DefinitionError } from '../errors/definition-error';
-import { quote } from '../errors/serialized-error';
+import { SagaflowError } from '../errors/sagaflow-error';
+import { quote, serializeThrown } from '../errors/serialized-error';
 
 /** Edit distance between two short strings (case-insensitive). */
 function distance(a: string, b: string): number {
@@ -91,4 +92,18 @@ export function checkOptions(value: unknown, valid: readonly string[], where: st
     throw new DefinitionError('BAD_OPTION', `${where}: options must be an object, got ${quote(value)}`, { where });
   }
   checkKnownKeys(value, valid, where);
+}
+
+/**
+ * Runs `read` — the checks of a public call's options — so that whatever the options hold (a revoked Proxy, a getter
+ * that throws), the caller gets a typed error: sagaflow's own errors pass through, anything else is `BAD_OPTION`.
+ * @throws DefinitionError `BAD_OPTION`
+ */
+export function readingOptions<T>(where: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof SagaflowError) throw error;
+    throw new DefinitionError('BAD_OPTION', `${where}: an option could not be read (${serializeThrown(error).message})`, { where });
+  }
 }

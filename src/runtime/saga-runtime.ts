@@ -5,7 +5,7 @@ import { EventBus } from '../bus/event-bus';
 import { DefinitionError } from '../errors/definition-error';
 import { hostname } from 'node:os';
 import { InvalidArgumentError, InvalidOperationError, LeasedElsewhereError, UnknownInstanceError, UnknownWorkflowError, RuntimeClosedError } from '../errors/runtime-errors';
-import { checkOptions, optionKeys } from '../input/known-keys';
+import { checkOptions, optionKeys, readingOptions } from '../input/known-keys';
 import { checkFilter, checkInstanceId } from '../store/instance-filter';
 import type { HistoryEntry } from '../engine/history-entry';
 import { NO_POLICY, resolveStepPolicy, STEP_POLICY_KEYS, type PolicyLookup, type StepPolicy, type StepPolicyOptions } from '../policies/step-policy';
@@ -267,9 +267,13 @@ export class SagaRuntime {
   private scheduler: Scheduler | null = null;
 
   constructor(options: SagaRuntimeOptions = {}) {
-    checkOptions(options, RUNTIME_OPTION_KEYS, 'new SagaRuntime');
-    checkOptions(options.defaults, STEP_POLICY_KEYS, 'new SagaRuntime: defaults');
-    checkOptions(options.rateLimiters, Object.keys(options.rateLimiters ?? {}), 'new SagaRuntime: rateLimiters');
+    readingOptions('new SagaRuntime', () => {
+      checkOptions(options, RUNTIME_OPTION_KEYS, 'new SagaRuntime');
+      checkOptions(options.defaults, STEP_POLICY_KEYS, 'new SagaRuntime: defaults');
+      resolveStepPolicy({}, options.defaults ?? {}, 'runtime defaults');
+      for (const [name, spec] of Object.entries(options.rateLimiters ?? {})) resolveRateLimit(spec, `rateLimiters.${name}`);
+      for (const duration of [options.eventRetention, options.leaseDuration, options.pollInterval]) if (duration !== undefined) toMillis(duration, 'new SagaRuntime');
+    });
     this.ownsStore = options.store === undefined;
     this.store = options.store ?? defaultStore();
     this.bus = options.bus ?? new EventBus();
@@ -361,7 +365,7 @@ export class SagaRuntime {
       const existing = this.workflows.get(def.name);
       if (existing !== undefined) {
         if (existing.def === def) continue;
-        throw new DefinitionError('DUPLICATE_NAME', `another workflow named ${JSON.stringify(def.name)} is already registered with this runtime`, {
+        throw new DefinitionError('DUPLICATE_NAME', `another workflow named ${quote(def.name)} is already registered with this runtime`, {
           workflow: def.name,
         });
       }
@@ -888,7 +892,7 @@ export class SagaRuntime {
       if (typeof limit === 'string') {
         const shared = this.limiters.get(limit);
         if (shared === undefined) {
-          throw new DefinitionError('UNKNOWN_RATE_LIMITER', `step ${JSON.stringify(name)} of workflow ${JSON.stringify(def.name)} uses rate limiter ${JSON.stringify(limit)}, which the runtime's rateLimiters do not define`, {
+          throw new DefinitionError('UNKNOWN_RATE_LIMITER', `step ${quote(name)} of workflow ${quote(def.name)} uses rate limiter ${quote(limit)}, which the runtime's rateLimiters do not define`, {
             workflow: def.name,
             step: name,
             limiter: limit,
@@ -899,7 +903,7 @@ export class SagaRuntime {
       }
       let own = this.limiters.get(`step:${name}`);
       if (own === undefined) {
-        own = new RateLimiter(`step:${name}`, resolveRateLimit(limit, `step ${JSON.stringify(name)}: rateLimit`));
+        own = new RateLimiter(`step:${name}`, resolveRateLimit(limit, `step ${quote(name)}: rateLimit`));
         this.limiters.set(own.name, own);
       }
       out.set(name, own);
@@ -930,7 +934,7 @@ export class SagaRuntime {
 
   private policies(def: WorkflowDefinition): PolicyLookup {
     const table = new Map<string, Record<'up' | 'down', StepPolicy>>();
-    for (const [name, step] of def.steps) table.set(name, resolveStepPolicy(step.meta.options, this.defaults, `step ${JSON.stringify(name)}`));
+    for (const [name, step] of def.steps) table.set(name, resolveStepPolicy(step.meta.options, this.defaults, `step ${quote(name)}`));
     return (step, direction) => table.get(step)?.[direction] ?? NO_POLICY;
   }
 

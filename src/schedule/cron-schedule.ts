@@ -30,12 +30,12 @@ export class CronSchedule {
       throw new ScheduleError(
         'BAD_TIMEZONE',
         schedule,
-        `schedule ${JSON.stringify(schedule)}: timezone ${quote(timezone)} is not an IANA time zone; use a name such as 'Europe/Paris' or 'UTC'`,
+        `schedule ${quote(schedule)}: timezone ${quote(timezone)} is not an IANA time zone; use a name such as 'Europe/Paris' or 'UTC'`,
         { timezone },
       );
     }
     if (typeof expression !== 'string') {
-      throw new ScheduleError('BAD_CRON', schedule, `schedule ${JSON.stringify(schedule)}: the cron expression must be a string, got ${quote(expression)}`, {
+      throw new ScheduleError('BAD_CRON', schedule, `schedule ${quote(schedule)}: the cron expression must be a string, got ${quote(expression)}`, {
         cron: expression,
       });
     }
@@ -47,7 +47,7 @@ export class CronSchedule {
       throw new ScheduleError(
         'BAD_CRON',
         schedule,
-        `schedule ${JSON.stringify(schedule)}: cron expression ${quote(expression)} is invalid (${reason}); write 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first)`,
+        `schedule ${quote(schedule)}: cron expression ${quote(expression)} is invalid (${reason}); write 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first)`,
         { cron: expression, reason },
       );
     }

@@ -1,4 +1,5 @@
 import type { TimerHandle } from '../time/clock';
+import { quote } from '../errors/serialized-error';
 import { planCatchUp } from './catch-up';
 import type { ResolvedSchedule } from './resolve-schedule';
 import { scheduledInstanceId, type ScheduleHandle } from './schedule-options';
@@ -39,7 +40,7 @@ export class ScheduleRun {
     if (!this.persisted) {
       this.host.logger.warn(
         { schedule: this.spec.name },
-        `schedule ${JSON.stringify(this.spec.name)}: the store keeps no schedule ticks (scheduleTick, advanceSchedule), so ticks missed before this process started are not caught up and each worker starts its own instances`,
+        `schedule ${quote(this.spec.name)}: the store keeps no schedule ticks (scheduleTick, advanceSchedule), so ticks missed before this process started are not caught up and each worker starts its own instances`,
       );
     }
     this.arm(now);
@@ -94,7 +95,7 @@ export class ScheduleRun {
       await this.host.ready();
       stored = await this.lastTick();
     } catch (e) {
-      this.host.report(`schedule ${JSON.stringify(this.spec.name)} could not read its last tick, so missed ticks are not caught up; its next tick fires as usual`, e);
+      this.host.report(`schedule ${quote(this.spec.name)} could not read its last tick, so missed ticks are not caught up; its next tick fires as usual`, e);
       return;
     }
     const plan = planCatchUp(stored, now, this.spec.cron.latest(now), this.spec.missed);
@@ -129,7 +130,7 @@ export class ScheduleRun {
     const id = scheduledInstanceId(this.spec.name, tick);
     try {
       await this.host.start(this.spec.workflow, this.spec.inputOf(new Date(tick)), id);
-      this.host.logger.info({ schedule: this.spec.name, instanceId: id }, `schedule ${JSON.stringify(this.spec.name)} started ${id}`);
+      this.host.logger.info({ schedule: this.spec.name, instanceId: id }, `schedule ${quote(this.spec.name)} started ${id}`);
       return true;
     } catch (e) {
       if (this.host.isOpen()) this.report(`could not start instance ${id} for its tick at ${iso(tick)}; it goes on with the next tick`, e, id);
@@ -157,7 +158,7 @@ export class ScheduleRun {
   }
 
   private report(what: string, error: unknown, instanceId?: string): void {
-    this.host.report(`schedule ${JSON.stringify(this.spec.name)} ${what}`, error, instanceId);
+    this.host.report(`schedule ${quote(this.spec.name)} ${what}`, error, instanceId);
   }
 }
 

@@ -1,4 +1,5 @@
 import { ScheduleError } from '../errors/schedule-errors';
+import { quote } from '../errors/serialized-error';
 import { resolveSchedule } from './resolve-schedule';
 import type { ScheduleHandle, ScheduleOptions } from './schedule-options';
 import { ScheduleRun } from './schedule-run';
@@ -29,7 +30,7 @@ export class Scheduler {
       throw new ScheduleError(
         'DUPLICATE_SCHEDULE',
         spec.name,
-        `a schedule named ${JSON.stringify(spec.name)} already runs on this runtime; give the second one another name (option name), or cancel the first`,
+        `a schedule named ${quote(spec.name)} already runs on this runtime; give the second one another name (option name), or cancel the first`,
       );
     }
     const run = new ScheduleRun(this.host, spec, () => {

@@ -1,7 +1,7 @@
 import { DefinitionError } from '../errors/definition-error';
 import { resolveRateLimit, type RateLimit } from '../policies/rate-limiter';
 import { resolveStepPolicy, STEP_POLICY_KEYS, type StepPolicyOptions } from '../policies/step-policy';
-import { checkKnownKeys, optionKeys } from '../input/known-keys';
+import { checkKnownKeys, optionKeys, readingOptions } from '../input/known-keys';
 import { quote } from '../errors/serialized-error';
 import type { JumpOptions } from '../workflow/jumps';
 import type { ChildSpec } from '../workflow/child';
@@ -70,6 +70,10 @@ export function Step(options: StepOptions): <C extends StepClass>(target: C) => 
  * @internal
  */
 export function registerStep(target: StepClass, options: StepOptions, child?: ChildSpec): void {
+  readingOptions('@Step', () => checkStep(target, options, child));
+}
+
+function checkStep(target: StepClass, options: StepOptions, child?: ChildSpec): void {
   const className = (target as { name?: string }).name ?? 'anonymous class';
   if (!isStepClass(target)) {
     throw new DefinitionError('NOT_A_STEP', `@Step was put on ${className}, which does not extend BaseStep`, {

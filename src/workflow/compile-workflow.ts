@@ -1,6 +1,6 @@
 import { DefinitionError } from '../errors/definition-error';
 import { quote } from '../errors/serialized-error';
-import { checkBoolean, checkKnownKeys, optionKeys } from '../input/known-keys';
+import { checkBoolean, checkKnownKeys, optionKeys, readingOptions } from '../input/known-keys';
 import { fingerprintOf, outlineNodes } from './workflow-outline';
 import { OBSERVER_HOOKS, OBSERVER_WRAPPERS, type ObserverSpec } from '../observers/observer';
 
@@ -134,7 +134,7 @@ function compileForEach(spec: ForEachSpec, place: Placed, where: string): Compil
   if (typeof spec.name !== 'string' || !spec.name.trim()) {
     throw new DefinitionError('BAD_OPTION', `${where}: a forEach needs a non-empty name`, { where });
   }
-  const at = `${where} forEach ${JSON.stringify(spec.name)}`;
+  const at = `${where} forEach ${quote(spec.name)}`;
   if (typeof spec.items !== 'function') {
     throw new DefinitionError('BAD_OPTION', `${at}: items must be a function of the state returning an array`, { where: at, field: 'items' });
   }
@@ -164,7 +164,7 @@ function compileForEach(spec: ForEachSpec, place: Placed, where: string): Compil
 function compileBranchStep(value: unknown, index: number, where: string): CompiledStep {
   const step = compileStep(value, index, where);
   if (step.meta.options.goto !== undefined) {
-    throw new DefinitionError('GOTO_NOT_ALLOWED', `${where}: step ${JSON.stringify(step.name)} declares goto targets, but a step inside a parallel branch or a forEach cannot jump`, {
+    throw new DefinitionError('GOTO_NOT_ALLOWED', `${where}: step ${quote(step.name)} declares goto targets, but a step inside a parallel branch or a forEach cannot jump`, {
       where,
       step: step.name,
     });
@@ -176,7 +176,7 @@ function compileGroup(spec: ParallelSpec, place: Placed, where: string): Compile
   if (typeof spec.name !== 'string' || !spec.name.trim()) {
     throw new DefinitionError('BAD_OPTION', `${where}: a parallel group needs a non-empty name`, { where });
   }
-  const groupWhere = `${where} group ${JSON.stringify(spec.name)}`;
+  const groupWhere = `${where} group ${quote(spec.name)}`;
   if (!Array.isArray(spec.branches) || spec.branches.length === 0) {
     throw new DefinitionError('EMPTY_GROUP', `${groupWhere} has no branches; give it at least one`, {
       group: spec.name,
@@ -210,13 +210,13 @@ function compileGroup(spec: ParallelSpec, place: Placed, where: string): Compile
     const branchName = name ?? steps.map((s) => s.name).join('+');
     const key = returns ?? branchName;
     if (names.has(branchName)) {
-      throw new DefinitionError('DUPLICATE_BRANCH_KEY', `${groupWhere} has two branches named ${JSON.stringify(branchName)}`, {
+      throw new DefinitionError('DUPLICATE_BRANCH_KEY', `${groupWhere} has two branches named ${quote(branchName)}`, {
         group: spec.name,
         branch: branchName,
       });
     }
     if (keys.has(key)) {
-      throw new DefinitionError('DUPLICATE_BRANCH_KEY', `${groupWhere} has two branches with the result key ${JSON.stringify(key)}`, {
+      throw new DefinitionError('DUPLICATE_BRANCH_KEY', `${groupWhere} has two branches with the result key ${quote(key)}`, {
         group: spec.name,
         key,
       });
@@ -286,6 +286,10 @@ function compileObserver(spec: unknown, where: string, i: number): ObserverEntry
  * const checkout = defineWorkflow({ name: 'checkout', steps: [Reserve, Charge, Ship], state: OrderState });
  */
 export function defineWorkflow<S = any>(options: WorkflowOptions<S>): WorkflowDefinition<S> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return readingOptions('defineWorkflow', () => compileWorkflow(options));
+}
+
+function compileWorkflow<S>(options: WorkflowOptions<S>): WorkflowDefinition<S> {
   if (typeof options !== 'object' || options === null || typeof options.name !== 'string' || !options.name.trim()) {
     throw new DefinitionError('BAD_OPTION', `a workflow needs a non-empty string name, got ${quote((options as { name?: unknown } | null)?.name)}`);
   }
@@ -293,26 +297,26 @@ export function defineWorkflow<S = any>(options: WorkflowOptions<S>): WorkflowDe
   checkKnownKeys(options, WORKFLOW_OPTION_KEYS, `workflow ${quote(name)}`);
   checkBoolean(options.validateStateAfterEachStep, 'validateStateAfterEachStep', `workflow ${quote(name)}`);
   if (!Array.isArray(options.steps) || options.steps.length === 0) {
-    throw new DefinitionError('NO_STEPS', `workflow ${JSON.stringify(name)} has no steps; list at least one step class`, {
+    throw new DefinitionError('NO_STEPS', `workflow ${quote(name)} has no steps; list at least one step class`, {
       workflow: name,
     });
   }
   if (options.state !== undefined && typeof options.state !== 'function') {
-    throw new DefinitionError('BAD_STATE_CLASS', `workflow ${JSON.stringify(name)}: state must be a class`, { workflow: name });
+    throw new DefinitionError('BAD_STATE_CLASS', `workflow ${quote(name)}: state must be a class`, { workflow: name });
   }
   const compiled = compileMainList(name, options.steps);
   const { nodes, nodeIndex, steps } = compiled;
-  const observers = compileObservers(options.observers ?? [], `workflow ${JSON.stringify(name)}`);
+  const observers = compileObservers(options.observers ?? [], `workflow ${quote(name)}`);
   const onCompensationError = options.onCompensationError ?? 'halt';
   if (onCompensationError !== 'halt' && onCompensationError !== 'continue') {
-    throw new DefinitionError('BAD_OPTION', `workflow ${JSON.stringify(name)}: onCompensationError must be 'halt' or 'continue', got ${JSON.stringify(onCompensationError)}`, {
+    throw new DefinitionError('BAD_OPTION', `workflow ${quote(name)}: onCompensationError must be 'halt' or 'continue', got ${quote(onCompensationError)}`, {
       workflow: name,
     });
   }
-  const deadlineMs = options.deadline === undefined ? null : toMillis(options.deadline, `workflow ${JSON.stringify(name)}: deadline`);
+  const deadlineMs = options.deadline === undefined ? null : toMillis(options.deadline, `workflow ${quote(name)}: deadline`);
   const version = options.version ?? 1;
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
-    throw new DefinitionError('BAD_OPTION', `workflow ${JSON.stringify(name)}: version must be a positive integer, got ${quote(version)}`, { workflow: name, field: 'version' });
+    throw new DefinitionError('BAD_OPTION', `workflow ${quote(name)}: version must be a positive integer, got ${quote(version)}`, { workflow: name, field: 'version' });
   }
   const outlined = outlineNodes(nodes);
   const fingerprint = fingerprintOf(outlined);
@@ -356,13 +360,13 @@ function compileMainList(workflow: string, list: readonly unknown[]): Pick<Workf
         case 'parallel': {
           const spec = item as ParallelSpec;
           nodes.push(compileGroup(spec, place, at));
-          declared.push({ index: place.index, options: spec.options ?? {}, where: `${at} group ${JSON.stringify(spec.name)}` });
+          declared.push({ index: place.index, options: spec.options ?? {}, where: `${at} group ${quote(spec.name)}` });
           return;
         }
         case 'forEach': {
           const spec = item as ForEachSpec;
           nodes.push(compileForEach(spec, place, at));
-          declared.push({ index: place.index, options: spec.options ?? {}, where: `${at} forEach ${JSON.stringify(spec.name)}` });
+          declared.push({ index: place.index, options: spec.options ?? {}, where: `${at} forEach ${quote(spec.name)}` });
           return;
         }
         case 'when': {
@@ -373,13 +377,13 @@ function compileMainList(workflow: string, list: readonly unknown[]): Pick<Workf
           }
           if (typeof whenName !== 'string' || !whenName.trim()) throw new DefinitionError('BAD_OPTION', `${at}: a when's name must be a non-empty string`, { where: at });
           if (!Array.isArray(spec.steps) || spec.steps.length === 0) {
-            throw new DefinitionError('NO_STEPS', `${at}: when ${JSON.stringify(whenName)} has no steps for its true case; give it at least one`, { where: at });
+            throw new DefinitionError('NO_STEPS', `${at}: when ${quote(whenName)} has no steps for its true case; give it at least one`, { where: at });
           }
           const node = { kind: 'when' as const, name: whenName, predicate: spec.predicate, ...place, elseIndex: 0 };
           nodes.push(node);
-          sequence(spec.steps, `${at} (when ${JSON.stringify(whenName)}) then`, `${scope}${place.index}t/`);
+          sequence(spec.steps, `${at} (when ${quote(whenName)}) then`, `${scope}${place.index}t/`);
           const elseIndex = nodes.length;
-          sequence(Array.isArray(spec.elseSteps) ? spec.elseSteps : [], `${at} (when ${JSON.stringify(whenName)}) else`, `${scope}${place.index}e/`);
+          sequence(Array.isArray(spec.elseSteps) ? spec.elseSteps : [], `${at} (when ${quote(whenName)}) else`, `${scope}${place.index}e/`);
           const after = nodes.length;
           for (let k = place.index + 1; k < elseIndex; k += 1) {
             const n = nodes[k] as DraftNode;
@@ -393,20 +397,20 @@ function compileMainList(workflow: string, list: readonly unknown[]): Pick<Workf
           const step = compileStep(item, place.index, at);
           nodes.push({ ...step, ...place });
           if (step.meta.options.goto !== undefined || step.meta.options.allowLoop !== undefined) {
-            declared.push({ index: place.index, options: step.meta.options, where: `${at} (${JSON.stringify(step.name)})` });
+            declared.push({ index: place.index, options: step.meta.options, where: `${at} (${quote(step.name)})` });
           }
         }
       }
     });
   };
-  sequence(list, `workflow ${JSON.stringify(workflow)}`, '/');
+  sequence(list, `workflow ${quote(workflow)}`, '/');
 
   const steps = new Map<string, CompiledStep>();
   const children = new Set<WorkflowDefinition>();
   const seen = new Set<string>();
   const claim = (n: string, what: string): void => {
     if (seen.has(n)) {
-      throw new DefinitionError('DUPLICATE_NAME', `workflow ${JSON.stringify(workflow)} uses the name ${JSON.stringify(n)} twice (${what}); names must be unique`, {
+      throw new DefinitionError('DUPLICATE_NAME', `workflow ${quote(workflow)} uses the name ${quote(n)} twice (${what}); names must be unique`, {
         workflow,
         name: n,
       });
@@ -443,20 +447,20 @@ function resolveJumps(node: DraftNode, options: JumpOptions, where: string, node
   for (const target of options.goto ?? []) {
     const index = nodeIndex.get(target);
     if (index === undefined) {
-      throw new DefinitionError('UNKNOWN_GOTO_TARGET', `${where}: goto target ${JSON.stringify(target)} is not a step, group, forEach or named when of this workflow`, {
+      throw new DefinitionError('UNKNOWN_GOTO_TARGET', `${where}: goto target ${quote(target)} is not a step, group, forEach or named when of this workflow`, {
         where,
         target,
       });
     }
     const targetScope = (nodes[index] as DraftNode).scope;
     if (!node.scope.startsWith(targetScope)) {
-      throw new DefinitionError('UNREACHABLE_GOTO_TARGET', `${where}: goto target ${JSON.stringify(target)} sits inside another when block; a jump may only go to its own block or an enclosing one`, {
+      throw new DefinitionError('UNREACHABLE_GOTO_TARGET', `${where}: goto target ${quote(target)} sits inside another when block; a jump may only go to its own block or an enclosing one`, {
         where,
         target,
       });
     }
     if (index <= node.index && loopMax === 0) {
-      throw new DefinitionError('GOTO_BACKWARD', `${where}: goto target ${JSON.stringify(target)} is not ahead of it; a backward jump needs allowLoop: { max }`, {
+      throw new DefinitionError('GOTO_BACKWARD', `${where}: goto target ${quote(target)} is not ahead of it; a backward jump needs allowLoop: { max }`, {
         where,
         target,
       });

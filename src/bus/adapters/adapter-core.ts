@@ -1,7 +1,7 @@
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import { DefinitionError } from '../../errors/definition-error';
 import { SagaflowError } from '../../errors/sagaflow-error';
-import { serializeThrown } from '../../errors/serialized-error';
+import { serializeThrown, quote } from '../../errors/serialized-error';
 import { consoleLogger, type Logger } from '../../runtime/logger';
 import { normalizeEvent, type SagaEvent, type SagaEventInput } from '../event';
 import type { EventBus } from '../event-bus';
@@ -132,7 +132,7 @@ export function positiveInteger(value: number, name: string): number {
 /** Checks a non-empty string option. @throws DefinitionError BAD_OPTION */
 export function nonEmpty(value: string, name: string): string {
   if (typeof value !== 'string' || value.length === 0) {
-    throw new DefinitionError('BAD_OPTION', `${name} must be a non-empty string, got ${JSON.stringify(value)}`, { [name]: value });
+    throw new DefinitionError('BAD_OPTION', `${name} must be a non-empty string, got ${quote(value)}`, { [name]: value });
   }
   return value;
 }
@@ -176,7 +176,7 @@ export abstract class BusAdapterBase implements BusAdapter {
   ) {
     const direction = options.direction ?? 'both';
     if (direction !== 'both' && direction !== 'in' && direction !== 'out') {
-      throw new DefinitionError('BAD_OPTION', `direction must be 'both', 'in' or 'out', got ${JSON.stringify(direction)}`, { direction });
+      throw new DefinitionError('BAD_OPTION', `direction must be 'both', 'in' or 'out', got ${quote(direction)}`, { direction });
     }
     this.takesIn = direction !== 'out';
     this.sendsOut = direction !== 'in';
@@ -256,7 +256,7 @@ export abstract class BusAdapterBase implements BusAdapter {
       const preview = text.length > 120 ? `${text.slice(0, 120)}…` : text;
       this.report(
         'malformed-message',
-        new SagaflowError('MALFORMED_MESSAGE', `a message on ${where} is not JSON (${(cause as Error).message}): ${JSON.stringify(preview)}`, {
+        new SagaflowError('MALFORMED_MESSAGE', `a message on ${where} is not JSON (${(cause as Error).message}): ${quote(preview)}`, {
           where,
         }),
       );
@@ -475,7 +475,7 @@ export abstract class QueuedBusAdapter extends BusAdapterBase {
             new SagaflowError(
               'EVENT_DROPPED',
               `the ${adapterName} bus adapter's outgoing queue is full (${max} events wait for the connection): dropped the oldest, ` +
-                `event ${message.event.id} (${JSON.stringify(message.event.topic)})`,
+                `event ${message.event.id} (${quote(message.event.topic)})`,
               { eventId: message.event.id, topic: message.event.topic, maxQueued: max },
             ),
             message.event.id,
@@ -530,7 +530,7 @@ export abstract class QueuedBusAdapter extends BusAdapterBase {
         'event-dropped',
         new SagaflowError(
           'EVENT_DROPPED',
-          `the ${this.adapterName} bus adapter stopped while event ${message.event.id} (${JSON.stringify(message.event.topic)}) waited for the connection`,
+          `the ${this.adapterName} bus adapter stopped while event ${message.event.id} (${quote(message.event.topic)}) waited for the connection`,
           { eventId: message.event.id, topic: message.event.topic },
         ),
         message.event.id,

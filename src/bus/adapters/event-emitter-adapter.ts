@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import { quote } from '../../errors/serialized-error';
 import { checkOptions, optionKeys } from '../../input/known-keys';
 import { DefinitionError } from '../../errors/definition-error';
 import type { SagaEvent } from '../event';
@@ -84,7 +85,7 @@ export class EventEmitterAdapter extends BusAdapterBase {
     }
     for (const topic of this.topics) {
       if (typeof topic !== 'string' || topic.length === 0) {
-        throw new DefinitionError('BAD_OPTION', `topics must be non-empty strings, got ${JSON.stringify(topic)}`, {});
+        throw new DefinitionError('BAD_OPTION', `topics must be non-empty strings, got ${quote(topic)}`, {});
       }
     }
   }

@@ -1,4 +1,5 @@
 import type { Client, ClientConfig, Notification } from 'pg';
+import { quote } from '../../errors/serialized-error';
 import { checkOptions, optionKeys } from '../../input/known-keys';
 import { DefinitionError } from '../../errors/definition-error';
 import { SagaflowError } from '../../errors/sagaflow-error';
@@ -68,7 +69,7 @@ const TRANSIENT_SQLSTATE = /^(08|53|57)/;
 function checkChannel(name: string, option: string): string {
   nonEmpty(name, option);
   if (Buffer.byteLength(name, 'utf8') > 63) {
-    throw new DefinitionError('BAD_OPTION', `${option} must be at most 63 bytes (a PostgreSQL identifier), got ${JSON.stringify(name)}`, { [option]: name });
+    throw new DefinitionError('BAD_OPTION', `${option} must be at most 63 bytes (a PostgreSQL identifier), got ${quote(name)}`, { [option]: name });
   }
   return name;
 }
@@ -174,7 +175,7 @@ export class PostgresNotifyAdapter extends QueuedBusAdapter {
       'event-too-large',
       new SagaflowError(
         'EVENT_TOO_LARGE',
-        `event ${id} (${JSON.stringify(topic)}) is ${bytes} bytes as JSON, and a NOTIFY payload must be shorter than 8000 bytes: not sent ` +
+        `event ${id} (${quote(topic)}) is ${bytes} bytes as JSON, and a NOTIFY payload must be shorter than 8000 bytes: not sent ` +
           '(publish a reference to the data instead)',
         { eventId: id, topic, bytes, limit: MAX_NOTIFY_PAYLOAD_BYTES },
       ),

@@ -1,4 +1,5 @@
 import type { DataSource, DeepPartial, EntityTarget, FindOptionsWhere, ObjectLiteral, Repository } from 'typeorm';
+import { quote } from '../../errors/serialized-error';
 import { checkOptions, optionKeys } from '../../input/known-keys';
 import type { InstanceRecord } from '../../engine/instance-record';
 import { consoleLogger } from '../../runtime/logger';
@@ -125,7 +126,7 @@ export class EntityMirror<E extends ObjectLiteral, S = Record<string, unknown>> 
     const row = this.row(record, repository);
     const id = repository.metadata.getEntityIdMap(row) as FindOptionsWhere<E> | undefined;
     if (id === undefined) {
-      throw new TypeError(`the entity mirror's map() gave no primary key for instance ${JSON.stringify(record.id)} (it returned ${JSON.stringify(Object.keys(row))})`);
+      throw new TypeError(`the entity mirror's map() gave no primary key for instance ${quote(record.id)} (it returned ${quote(Object.keys(row))})`);
     }
     if (await this.update(repository, row, id, record.version)) return true;
     if (!(await repository.exists({ where: id }))) {
@@ -154,7 +155,7 @@ export class EntityMirror<E extends ObjectLiteral, S = Record<string, unknown>> 
     if (row[this.flowProperty] === undefined) row[this.flowProperty] = flow;
     const embedded = repository.metadata.findEmbeddedWithPropertyPath(this.flowProperty);
     if (embedded === undefined) {
-      throw new TypeError(`entity ${repository.metadata.name} has no embedded ${JSON.stringify(this.flowProperty)}: add @Column(() => SagaFlowColumns) ${this.flowProperty}`);
+      throw new TypeError(`entity ${repository.metadata.name} has no embedded ${quote(this.flowProperty)}: add @Column(() => SagaFlowColumns) ${this.flowProperty}`);
     }
     return row as DeepPartial<E>;
   }
