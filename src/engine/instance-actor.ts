@@ -218,7 +218,14 @@ export class InstanceActor {
         // A big record (a forEach with many items) costs a lot to save: let the results of the calls in flight
         // arrive first, so one save carries many of them.
         if (this.inFlight.size > 1 && groupSize(this.rec) > COALESCE_ABOVE) await new Promise<void>((resolve) => setImmediate(resolve));
-        await this.applyBatch(this.queue.splice(0, MAX_BATCH));
+        const batch = this.queue.splice(0, MAX_BATCH);
+        try {
+          await this.applyBatch(batch);
+        } catch (defect) {
+          // applyBatch answers every item itself; should it ever throw, no caller is left waiting for ever.
+          this.host.reportFailure(this.rec.id, 'a batch of happenings could not be applied', defect);
+          for (const item of batch) item.reject(defect);
+        }
       }
     } finally {
       this.draining = false;
@@ -257,7 +264,16 @@ export class InstanceActor {
         if (unsure !== null && this.rec.version !== unsure.base) {
           // The write committed and only its answer was lost (or another writer moved the instance on).
           const results = unsure.results;
-          if (!(await this.host.holds(this.rec.id))) {
+          let mine: boolean;
+          try {
+            mine = await this.host.holds(this.rec.id);
+          } catch (error) {
+            failures += 1;
+            this.broken = true;
+            this.host.reportFailure(this.rec.id, `renewing the lease of ${this.rec.id} failed (attempt ${failures}); it is tried again in ${storeRetryDelay(failures)} ms`, error);
+            continue;
+          }
+          if (!mine) {
             this.abortAll('another worker took the instance over while its store was failing');
             for (const item of items) item.resolve(false);
             return;
