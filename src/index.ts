@@ -39,6 +39,7 @@ export {
 export { Workflow, type WorkflowRef } from './workflow/workflow-decorator';
 export { defineWorkflow, type WorkflowOptions, type WorkflowNode } from './workflow/compile-workflow';
 export type { WorkflowDefinition, StateClass } from './workflow/workflow-definition';
+export type { WorkflowOutline, OutlineNode, OutlineStep, OutlineBranch, OutlineParallel, OutlineForEach, OutlineWhen } from './workflow/workflow-outline';
 export { parallel, branch, type ParallelOptions, type IntoResult, type BranchSpec, type ParallelSpec } from './parallel/parallel';
 export { when, forEach, type WhenSpec, type WhenOptions, type ForEachSpec, type ForEachOptions } from './workflow/control-flow';
 export { child, CHILD_ENDED_TOPIC, type ChildOptions, type ChildEnded } from './workflow/child';
@@ -67,7 +68,7 @@ export {
   type BranchStackEntry,
   type ResultSummary,
 } from './engine/flow-fields';
-export type { InstanceRecord, GroupRun, BranchRun, BranchPhase, CompensationFailure } from './engine/instance-record';
+export type { InstanceRecord, GroupRun, BranchRun, BranchPhase, CompensationFailure, BlockedReason } from './engine/instance-record';
 export type { HistoryEntry, HistoryKind } from './engine/history-entry';
 
 export { HistoryObserver, type HistoryObserverOptions } from './observers/history-observer';
@@ -103,13 +104,17 @@ export {
   type OperatorNote,
   type StopOptions,
   type StopReport,
+  type MigrateOptions,
+  type MigrateAllOptions,
+  type MigrateAllReport,
 } from './runtime/saga-runtime';
 export { stopOnSignals, type StopOnSignalsOptions } from './runtime/stop-on-signals';
 export type { PublishReceipt } from './runtime/publish-receipt';
 export { consoleLogger, silentLogger, type Logger } from './runtime/logger';
 export { EventBus, type BusProblem } from './bus/event-bus';
 export type { SagaEvent, SagaEventInput, MatchValue } from './bus/event';
-export type { InstanceStore, InstanceFilter, InstanceSummary, DueWait, PendingEvent, TransitionWrites } from './store/instance-store';
+export type { InstanceStore, InstanceFilter, InstanceSummary, DueWait, PendingEvent, TransitionWrites, RunnableDefinition } from './store/instance-store';
+export { KEEP_FOR_INSTANCE } from './store/instance-store';
 export { MemoryStore } from './store/memory-store';
 export { SystemClock, type Clock, type TimerHandle } from './time/clock';
 export { toMillis, type Duration } from './time/duration';
@@ -126,11 +131,14 @@ export {
   InvalidEventError,
   InvalidOperationError,
   LeasedElsewhereError,
+  InstanceBlockedError,
+  MigrationRefusedError,
+  InvalidArgumentError,
   VersionConflictError,
   CorruptRecordError,
   RuntimeClosedError,
 } from './errors/runtime-errors';
-export { StateValidationError, StateNotSerializableError, type InvalidProperty } from './errors/state-errors';
+export { StateValidationError, StateNotSerializableError, BadStateError, StateHydrationError, type InvalidProperty } from './errors/state-errors';
 export { ScheduleError, ScheduleErrorCode } from './errors/schedule-errors';
 export { MalformedResultError, TimeoutError, RollbackRequestedError } from './errors/step-errors';
 export type { SerializedError } from './errors/serialized-error';

@@ -48,6 +48,8 @@ function line(e: Effect): string {
       return 'finished';
     case 'branched':
       return `branched ${e.when} ${e.branch}`;
+    case 'unblocked':
+      return 'unblocked';
   }
 }
 

@@ -84,6 +84,8 @@ export type Effect =
   | { readonly type: 'hook'; readonly hook: LifecycleHook; readonly group: string | null }
   /** A `when` chose a block (for the history; the runner has nothing to do). */
   | { readonly type: 'branched'; readonly when: string; readonly branch: 'then' | 'else' }
+  /** A blocked instance goes on: its definition is registered again (for the history). */
+  | { readonly type: 'unblocked' }
   | { readonly type: 'finished' };
 
 /** What the pure part needs besides the record: the definition, the time, and the state codec for `into`. */
@@ -604,7 +606,13 @@ function requestRollback(c: Ctx, reason: SerializedError): boolean {
 
 function resume(c: Ctx): boolean {
   const rec = c.rec;
-  if (isFinalStatus(rec.flow.status)) return false;
+  if (rec.blocked !== undefined) {
+    // The runner resumes a blocked instance only once its definition is registered again: it goes on as it was.
+    rec.flow.status = rec.blocked.status;
+    delete rec.blocked;
+    c.effects.push({ type: 'unblocked' });
+  }
+  if (isFinalStatus(rec.flow.status)) return c.effects.length > 0;
   const tracks: [TrackRef, Track][] = [[null, rec]];
   if (rec.group !== null) for (const b of rec.group.branches) tracks.push([b.key, b]);
   for (const [ref, t] of tracks) {

@@ -14,7 +14,11 @@ export const StepFunc = {
 } as const;
 export type StepFunc = (typeof StepFunc)[keyof typeof StepFunc];
 
-/** Where an instance is in its life. The last three are final. */
+/**
+ * Where an instance is in its life. `completed`, `rolled_back` and `compensation_failed` are final; `blocked` means
+ * its definition (its version, or that version's structure) is not the one it started on, so it is not run until
+ * that definition is registered again or it is migrated.
+ */
 export const InstanceStatus = {
   Running: 'running',
   Waiting: 'waiting',
@@ -22,6 +26,7 @@ export const InstanceStatus = {
   RollingBack: 'rolling_back',
   RolledBack: 'rolled_back',
   CompensationFailed: 'compensation_failed',
+  Blocked: 'blocked',
 } as const;
 export type InstanceStatus = (typeof InstanceStatus)[keyof typeof InstanceStatus];
 

@@ -18,7 +18,13 @@ export type HistoryKind =
   /** A `when` chose a block; the outcome is `then` or `else`, the step the when's name. */
   | 'branch-taken'
   /** A parent asked a (possibly completed) child to roll back. */
-  | 'undo-requested';
+  | 'undo-requested'
+  /** The instance's definition is not registered as it started (its version, or that version's structure): it waits. */
+  | 'blocked'
+  /** Its definition is registered again: it goes on where it was. */
+  | 'unblocked'
+  /** An operator moved it to another version of its workflow (`runtime.migrate`). */
+  | 'migrated';
 
 /** One line of an instance's history: appended with every transition, never rewritten. */
 export interface HistoryEntry {

@@ -448,6 +448,7 @@ export class InstanceActor {
         return;
       case 'hook':
       case 'branched':
+      case 'unblocked':
         return;
     }
   }

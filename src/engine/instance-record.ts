@@ -1,7 +1,7 @@
 import type { SagaEvent } from '../bus/event';
 import type { SerializedError } from '../errors/serialized-error';
 import type { BranchOutcome } from '../parallel/parallel-results';
-import type { FlowFields, StackEntry } from './flow-fields';
+import type { FlowFields, InstanceStatus, StackEntry } from './flow-fields';
 
 /** The version of the persisted record layout. A record with a higher version is refused, not guessed at. */
 export const RECORD_SCHEMA_VERSION = 1;
@@ -85,6 +85,25 @@ export interface GroupRun {
   queueAt?: number;
 }
 
+/** Why an instance is blocked: its version is not registered, or that version's structure changed. */
+export interface BlockedReason {
+  readonly code: 'UNKNOWN_VERSION' | 'DEFINITION_CHANGED';
+  readonly message: string;
+  /** The fingerprint the instance started with (absent for records written before versions). */
+  readonly fingerprint: string | null;
+  /** The fingerprint of the registered definition of its version, or null when that version is not registered. */
+  readonly registered: string | null;
+  /** The status it had when it was blocked. */
+  readonly status: InstanceStatus;
+  /** When it was blocked (ms since epoch). */
+  readonly since: number;
+}
+
+/** The version a record runs on: 1 for records written before versions. */
+export function versionOf(record: Pick<InstanceRecord, 'workflowVersion'>): number {
+  return record.workflowVersion ?? 1;
+}
+
 /** A compensation that failed. */
 export interface CompensationFailure {
   readonly step: string;
@@ -110,6 +129,12 @@ export interface InstanceRecord extends Track {
   pass?: number;
   /** The instance that started this one as a child, if any. */
   parent?: string;
+  /** The version of the definition it runs on; absent in records written before versions (read as 1). */
+  workflowVersion?: number;
+  /** That definition's structural fingerprint when it started; absent in records written before versions. */
+  fingerprint?: string;
+  /** Set while the instance is `blocked`: why, and the status it had (restored when it is unblocked). */
+  blocked?: BlockedReason;
   /** Optimistic-concurrency version, incremented by every save. */
   version: number;
   readonly createdAt: number;
@@ -138,11 +163,19 @@ export function freshFlow(): TrackFlow {
 }
 
 /** A new record for an instance that has not run its first step yet. */
-export function newRecord(id: string, workflow: string, state: unknown, now: number, deadline: number | null = null): InstanceRecord {
+export function newRecord(
+  id: string,
+  workflow: string,
+  state: unknown,
+  now: number,
+  deadline: number | null = null,
+  definition?: { readonly version: number; readonly fingerprint: string },
+): InstanceRecord {
   return {
     schemaVersion: RECORD_SCHEMA_VERSION,
     id,
     workflow,
+    ...(definition === undefined ? {} : { workflowVersion: definition.version, fingerprint: definition.fingerprint }),
     state,
     flow: freshFlow(),
     group: null,

@@ -105,6 +105,8 @@ export function transitionHistory(
   for (const e of effects) {
     if (e.type === 'invoke' && happening.type !== 'resume') {
       lines.push(line(after, e.track, 'step-started', at, { step: e.step, func: e.func, outcome: undefined }));
+    } else if (e.type === 'unblocked') {
+      lines.push(line(after, null, 'unblocked', at, { step: after.flow.stepName, func: null }));
     } else if (e.type === 'branched') {
       lines.push(line(after, null, 'branch-taken', at, { step: e.when, func: null, outcome: e.branch }));
     } else if (e.type === 'timer' && happening.type !== 'throttled') {

@@ -87,3 +87,30 @@ export class RuntimeClosedError extends SagaflowError {
     super('RUNTIME_CLOSED', `the runtime is closed and cannot ${action}; create a new runtime`);
   }
 }
+
+/**
+ * The instance cannot run here: its workflow version is not registered (`UNKNOWN_VERSION`), or the definition
+ * registered as that version has another structure than the one it started on (`DEFINITION_CHANGED`). It is
+ * `blocked` — nothing of it runs or is compensated — until that definition is registered again or it is migrated.
+ */
+export class InstanceBlockedError extends SagaflowError {
+  declare readonly code: 'UNKNOWN_VERSION' | 'DEFINITION_CHANGED';
+  readonly instanceId: string;
+  constructor(instanceId: string, reason: { readonly code: 'UNKNOWN_VERSION' | 'DEFINITION_CHANGED'; readonly message: string; readonly fingerprint: string | null; readonly registered: string | null }) {
+    super(reason.code, reason.message, { instanceId: quote(instanceId, 120), fingerprint: reason.fingerprint, registered: reason.registered });
+    this.instanceId = instanceId;
+  }
+}
+
+/** `migrate` found parts of the instance the target version lacks; nothing was changed. */
+export class MigrationRefusedError extends SagaflowError {
+  readonly missing: readonly string[];
+  constructor(instanceId: string, version: number, missing: readonly string[]) {
+    super('MIGRATION_REFUSED', `instance ${quote(instanceId, 120)} cannot move to version ${version}: ${missing.join('; ')} (give renames in map, or keep its version registered)`, {
+      instanceId: quote(instanceId, 120),
+      version,
+      missing: [...missing],
+    });
+    this.missing = missing;
+  }
+}

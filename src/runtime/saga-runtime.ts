@@ -4,9 +4,11 @@ import { normalizeEvent, type SagaEventInput } from '../bus/event';
 import { EventBus } from '../bus/event-bus';
 import { DefinitionError } from '../errors/definition-error';
 import { hostname } from 'node:os';
-import { InvalidArgumentError, InvalidOperationError, LeasedElsewhereError, UnknownInstanceError, UnknownWorkflowError, RuntimeClosedError } from '../errors/runtime-errors';
+import { InstanceBlockedError, InvalidArgumentError, InvalidOperationError, LeasedElsewhereError, MigrationRefusedError, UnknownInstanceError, RuntimeClosedError, VersionConflictError } from '../errors/runtime-errors';
+import { planMigration } from '../versions/migrate-record';
+import { DefinitionRegistry, type Unrunnable } from './definition-registry';
 import { checkOptions, optionKeys, readingOptions } from '../input/known-keys';
-import { checkFilter, checkInstanceId } from '../store/instance-filter';
+import { checkFilter, checkInstanceId, isRunnable } from '../store/instance-filter';
 import type { HistoryEntry } from '../engine/history-entry';
 import { NO_POLICY, resolveStepPolicy, STEP_POLICY_KEYS, type PolicyLookup, type StepPolicy, type StepPolicyOptions } from '../policies/step-policy';
 import { SagaflowError } from '../errors/sagaflow-error';
@@ -18,7 +20,7 @@ import { flowView } from '../engine/flow-view';
 import { InstanceActor, type ActorHost, type PostOptions, type WorkflowServices } from '../engine/instance-actor';
 import type { Happening } from '../engine/decide';
 import type { SagaEvent } from '../bus/event';
-import { newRecord, trackOf, type InstanceRecord, type TrackRef } from '../engine/instance-record';
+import { newRecord, trackOf, versionOf, type BlockedReason, type InstanceRecord, type TrackRef } from '../engine/instance-record';
 import type { FlowView, ObserverSpec } from '../observers/observer';
 import { ObserverRunner, type HookProblem } from '../observers/observer-runner';
 import { stateChangeOptions, type StateChangeRecording } from '../observers/history-observer';
@@ -100,10 +102,39 @@ export interface StopReport {
   readonly abandoned: number;
 }
 
+/** Options of {@link SagaRuntime.migrate}. */
+export interface MigrateOptions extends OperatorNote {
+  /** The version to move to; it must be registered. */
+  readonly to: number;
+  /** Old name → new name for the steps, groups and `when`s the target version renamed. @default {} */
+  readonly map?: Readonly<Record<string, string>>;
+}
+
+/** Options of {@link SagaRuntime.migrateAll}. */
+export interface MigrateAllOptions extends MigrateOptions {
+  /** The workflow whose instances move. */
+  readonly workflow: string;
+  /** The version they move from. */
+  readonly from: number;
+}
+
+/** What {@link SagaRuntime.migrateAll} did. */
+export interface MigrateAllReport {
+  /** The instances moved. */
+  readonly migrated: readonly string[];
+  /** The instances that could not move, and why (`MIGRATION_REFUSED` lists what the target lacks). */
+  readonly refused: readonly { readonly id: string; readonly error: SerializedError }[];
+}
+
 /** Options of `start(workflow, input, options)`. */
 export interface StartOptions {
   /** The instance id; starting again with an existing id returns that instance. @default a random UUID */
   readonly id?: string;
+  /**
+   * The version of the workflow to start. @default the version of the definition given, or, given a workflow's
+   * name, the newest version registered
+   */
+  readonly version?: number;
 }
 
 /** How an instance ended (or where it is). */
@@ -119,6 +150,10 @@ export interface SagaResult<S> {
 /** A snapshot of an instance, from {@link SagaRuntime.get}. */
 export interface InstanceSnapshot<S> extends SagaResult<S> {
   readonly workflow: string;
+  /** The version of the workflow it runs on. */
+  readonly version: number;
+  /** Why it is `blocked` (its definition is not registered as it started), or null. */
+  readonly blocked: BlockedReason | null;
   /** The flow fields of the main line. */
   readonly flow: FlowView;
   readonly createdAt: number;
@@ -136,7 +171,7 @@ export interface WorkflowHandle<S> {
 
 /** A problem the runtime reported and survived (a throwing observer, a dropped event, a failed save). */
 export interface RuntimeProblem {
-  readonly kind: 'observer-failed' | 'event-dropped' | 'instance-failed' | 'bus-problem';
+  readonly kind: 'observer-failed' | 'event-dropped' | 'instance-failed' | 'instance-blocked' | 'bus-problem';
   readonly message: string;
   readonly error: SerializedError;
   readonly instanceId?: string;
@@ -185,7 +220,31 @@ export const RUNTIME_OPTION_KEYS = optionKeys<SagaRuntimeOptions>()([
   'rateLimiters',
 ]);
 
-const START_OPTION_KEYS = optionKeys<StartOptions>()(['id']);
+const START_OPTION_KEYS = optionKeys<StartOptions>()(['id', 'version']);
+
+/**
+ * Checks a version argument: a positive whole number.
+ * @throws InvalidArgumentError `INVALID_ARGUMENT`
+ */
+function checkVersionArgument(value: unknown, argument: string, where: string): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(where, argument, `must be a positive whole number, got ${quote(value, 80)}`);
+}
+
+/**
+ * Checks the options of `migrate`: `to`, `map` (names to names), and the operator note.
+ * @throws InvalidArgumentError `INVALID_ARGUMENT`; DefinitionError `BAD_OPTION` for an unknown key
+ */
+function checkMigrateOptions(options: MigrateOptions): { to: number; map: Readonly<Record<string, string>> } {
+  checkOptions(options, ['to', 'map', 'by', 'reason'], 'migrate');
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('migrate', 'the options', 'must be { to, map?, by?, reason? }');
+  checkVersionArgument(options.to, 'to', 'migrate');
+  const map = options.map ?? {};
+  if (typeof map !== 'object' || map === null || Array.isArray(map) || Object.entries(map).some(([k, v]) => k.length === 0 || typeof v !== 'string' || v.length === 0)) {
+    throw new InvalidArgumentError('migrate', 'map', `must map old names to new names (strings), got ${quote(options.map, 80)}`);
+  }
+  checkNote({ ...(options.by === undefined ? {} : { by: options.by }), ...(options.reason === undefined ? {} : { reason: options.reason }) }, 'migrate');
+  return { to: options.to, map };
+}
 
 /**
  * Checks that `value` is a string, when given.
@@ -236,7 +295,9 @@ export class SagaRuntime {
   /** Problems the runtime reported and survived. */
   readonly errors$: Observable<RuntimeProblem> = this.problems.asObservable();
 
-  private readonly workflows = new Map<string, WorkflowServices>();
+  private readonly definitions = new DefinitionRegistry();
+  /** Blocked instances already reported by this runtime (each is reported once per process). */
+  private readonly reportedBlocked = new Set<string>();
   private readonly globalObservers: readonly ObserverSpec[];
   private readonly defaults: StepPolicyOptions;
   private readonly resolver: Resolver;
@@ -263,6 +324,8 @@ export class SagaRuntime {
   /** Rate limiters: the shared ones by name, and steps' own ones by `step:<name>`. */
   private readonly limiters = new Map<string, RateLimiter>();
   private polling: Promise<void> | null = null;
+  /** When the next scan for instances no live worker can run is due (shared stores). */
+  private nextOrphanScan = 0;
   private unsubscribeInbox: (() => void) | null = null;
   private scheduler: Scheduler | null = null;
 
@@ -304,9 +367,9 @@ export class SagaRuntime {
         this.expireRetained().catch((e: unknown) => this.report('instance-failed', 'retained events could not be expired', e));
         return;
       }
-      this.deliver(instanceId, { type: 'due', track, at }).catch((e: unknown) =>
-        this.report('instance-failed', `a timer of ${instanceId} could not be applied`, e, instanceId),
-      );
+      this.deliver(instanceId, { type: 'due', track, at }).catch((e: unknown) => {
+        if (!(e instanceof InstanceBlockedError)) this.report('instance-failed', `a timer of ${instanceId} could not be applied`, e, instanceId);
+      });
     });
     this.bus.attach((input) => this.publish(input as SagaEventInput));
     this.bus.problems$.subscribe((p) => this.report('bus-problem', `bus ${p.kind}`, p.error));
@@ -362,23 +425,22 @@ export class SagaRuntime {
       const def = workflowDefinition(ref);
       // The workflows its child steps start come first (a child's name may not be taken by another definition).
       if (def.children.length > 0) this.register(...def.children);
-      const existing = this.workflows.get(def.name);
-      if (existing !== undefined) {
-        if (existing.def === def) continue;
-        throw new DefinitionError('DUPLICATE_NAME', `another workflow named ${quote(def.name)} is already registered with this runtime`, {
-          workflow: def.name,
-        });
-      }
-      const merged = this.globalObservers.length === 0 ? def : this.withGlobalObservers(def);
-      this.workflows.set(def.name, {
-        def: merged,
-        codec: new StateCodec(merged),
-        observers: new ObserverRunner(merged.observers, (cls) => this.resolver(cls), (p) => this.reportHook(p)),
-        policy: this.policies(merged),
-        ...this.stateChangesOf(merged),
-        itemCodec: new StateCodec(merged, true),
-        limiters: this.limitersOf(merged),
+      const added = this.definitions.add(def, (d) => {
+        const merged = this.globalObservers.length === 0 ? d : this.withGlobalObservers(d);
+        return {
+          def: merged,
+          codec: new StateCodec(merged),
+          observers: new ObserverRunner(merged.observers, (cls) => this.resolver(cls), (p) => this.reportHook(p)),
+          policy: this.policies(merged),
+          ...this.stateChangesOf(merged),
+          itemCodec: new StateCodec(merged, true),
+          limiters: this.limitersOf(merged),
+        };
       });
+      // Instances blocked for want of this definition go on (once the runtime runs instances at all).
+      if (added && this.recovered !== null && !this.shared) {
+        this.resumeBlocked(def.name).catch((e: unknown) => this.report('instance-failed', `blocked instances of ${def.name} could not be resumed`, e));
+      }
     }
     return this;
   }
@@ -439,7 +501,7 @@ export class SagaRuntime {
     return this.deliver(id, { type: 'resume' }).then(
       () => undefined,
       (e: unknown) => {
-        if (!(e instanceof LeasedElsewhereError)) this.report('instance-failed', `instance ${id} could not be resumed`, e, id);
+        if (!(e instanceof LeasedElsewhereError || e instanceof InstanceBlockedError)) this.report('instance-failed', `instance ${id} could not be resumed`, e, id);
       },
     );
   }
@@ -452,20 +514,27 @@ export class SagaRuntime {
     this.polling ??= (async () => {
       try {
         const now = this.clock.now();
+        // This worker takes only instances of definitions it runs, and says which those are.
+        const runnable = this.definitions.runnable();
+        await this.store.heartbeat?.(this.workerId, runnable, now);
         await this.renewLeases(now);
-        const stale = await this.store.claimStale(this.workerId, now + this.leaseMs, now, 100);
+        const stale = await this.store.claimStale(this.workerId, now + this.leaseMs, now, 100, runnable);
         for (const id of stale) this.leased.add(id);
         await Promise.all(stale.map((id) => this.resume(id)));
-        const due = await this.store.dueWaits(now, 100);
+        const due = await this.store.dueWaits(now, 100, runnable);
         await Promise.all(
           due.map(({ instanceId, track, deadline }) =>
             this.deliver(instanceId, { type: 'due', track, at: deadline }).catch((e: unknown) => {
-              if (!(e instanceof LeasedElsewhereError)) this.report('instance-failed', `a timer of ${instanceId} could not be applied`, e, instanceId);
+              if (!(e instanceof LeasedElsewhereError || e instanceof InstanceBlockedError)) this.report('instance-failed', `a timer of ${instanceId} could not be applied`, e, instanceId);
             }),
           ),
         );
-        const inbox = (await this.store.inboxInstances?.(100)) ?? [];
+        const inbox = (await this.store.inboxInstances?.(100, runnable)) ?? [];
         await Promise.all(inbox.map((id) => this.drainInbox(id)));
+        if (now >= this.nextOrphanScan) {
+          this.nextOrphanScan = now + this.leaseMs;
+          await this.blockOrphans(now);
+        }
         // A retained event may match a wait whose own check never ran (its worker died right after parking).
         for (const event of await this.store.retainedEvents(now, 100)) await this.claimRetained(event, now);
         if (this.retentionMs > 0) await this.expireRetained();
@@ -478,6 +547,21 @@ export class SagaRuntime {
       }
     })();
     return this.polling;
+  }
+
+  /**
+   * Blocks the unfinished instances that no live worker runs the definition of (shared stores): they would
+   * otherwise wait unseen. A worker that runs their definition later claims them and they go on.
+   */
+  private async blockOrphans(now: number): Promise<void> {
+    if (this.store.orphans === undefined || this.store.liveRunners === undefined) return;
+    const live = await this.store.liveRunners(now - 2 * this.leaseMs);
+    for (const id of await this.store.orphans([...live, ...this.definitions.runnable()], 100)) {
+      const record = await this.store.load(id);
+      if (record === undefined) continue;
+      const found = this.definitions.forRecord(record);
+      if ('unrunnable' in found) await this.block(record, found.unrunnable);
+    }
   }
 
   /** Settles the `result()` waiters of instances another worker finished. */
@@ -508,7 +592,7 @@ export class SagaRuntime {
         await this.deliver(id, { type: 'event', track, event }, { fromInbox: true });
       }
     } catch (e) {
-      if (!(e instanceof LeasedElsewhereError)) this.report('instance-failed', `the inbox of ${id} could not be applied`, e, id);
+      if (!(e instanceof LeasedElsewhereError || e instanceof InstanceBlockedError)) this.report('instance-failed', `the inbox of ${id} could not be applied`, e, id);
     }
   }
 
@@ -516,8 +600,13 @@ export class SagaRuntime {
   private async startInstance<S>(workflow: WorkflowRef<S> | string, input: unknown, options: StartOptions, parent?: string): Promise<WorkflowHandle<S>> {
     this.assertOpen('start an instance');
     await this.ready();
-    const services = this.services(typeof workflow === 'string' ? workflow : workflowDefinition(workflow).name, 'start');
     checkOptions(options, START_OPTION_KEYS, 'start');
+    if (options.version !== undefined && (typeof options.version !== 'number' || !Number.isSafeInteger(options.version) || options.version < 1)) {
+      throw new SagaflowError('BAD_OPTION', `start: version must be a positive whole number, got ${quote(options.version, 80)}`);
+    }
+    // A definition starts on its own version; a name on the newest registered one (or the one asked for).
+    const chosen = typeof workflow === 'string' ? { name: workflow, version: options.version } : ((d) => ({ name: d.name, version: options.version ?? d.version }))(workflowDefinition(workflow));
+    const services = this.services(chosen.name, 'start', chosen.version);
     const id = options.id ?? randomId();
     if (typeof id !== 'string' || id.length === 0) {
       throw new SagaflowError('BAD_OPTION', `start: the instance id must be a non-empty string, got ${quote(id, 80)}`);
@@ -528,7 +617,7 @@ export class SagaRuntime {
     let state = codec.dehydrate(input, 'given to start');
     await codec.assertValid(input, 'at start');
     const now = this.clock.now();
-    const record = newRecord(id, def.name, state, now, def.deadlineMs === null ? null : now + def.deadlineMs);
+    const record = newRecord(id, def.name, state, now, def.deadlineMs === null ? null : now + def.deadlineMs, def);
     if (parent !== undefined) record.parent = parent;
     let veto: SerializedError | null = null;
     if (observers.has('handleInit')) {
@@ -657,6 +746,92 @@ export class SagaRuntime {
    */
   async skipCompensation(id: string, note: string | OperatorNote = {}): Promise<void> {
     await this.operate(id, 'skipCompensation', typeof note === 'string' ? { reason: note } : note);
+  }
+
+  /**
+   * Operator: moves an instance in flight to another version of its workflow — a `blocked` one, or one waiting (or
+   * `compensation_failed`) — when its current position and every step on its compensation stack exist in that
+   * version (renamed through `map`). It then goes on there; the move is recorded in its history with who and why.
+   * @throws MigrationRefusedError `MIGRATION_REFUSED` listing what the target lacks; InvalidOperationError when
+   * it has a call in flight or has ended; UnknownInstanceError; UnknownWorkflowError when the version is not registered.
+   * @example
+   * await runtime.migrate('order-17', { to: 2, map: { 'charge-card': 'charge-payment' }, by: 'ops', reason: 'v1 retired' });
+   */
+  async migrate(id: string, options: MigrateOptions): Promise<void> {
+    checkInstanceId(id, 'migrate');
+    const { to, map } = checkMigrateOptions(options);
+    this.assertOpen('migrate');
+    await this.ready();
+    const busy = this.actors.get(id);
+    if (busy !== undefined && !busy.idle) throw new InvalidOperationError('migrate', id, busy.record.flow.status, 'it has a handler call in flight; migrate it once it parks');
+    if (this.shared) {
+      const now = this.clock.now();
+      this.leased.add(id);
+      if (!(await this.store.acquire(id, this.workerId, now + this.leaseMs, now))) throw new LeasedElsewhereError(id);
+    }
+    const record = await this.store.load(id);
+    if (record === undefined) throw new UnknownInstanceError(id);
+    const status = record.flow.status;
+    if (status === 'completed' || status === 'rolled_back') throw new InvalidOperationError('migrate', id, status, 'an ended instance stays on the version it ran on');
+    const active = [record.flow, ...(record.group?.branches.map((b) => b.flow) ?? [])];
+    if (record.blocked === undefined && active.some((f) => f.inFlight)) throw new InvalidOperationError('migrate', id, status, 'it has a handler call in flight; migrate it once it parks');
+    const target = this.services(record.workflow, 'migrate', to).def;
+    if (record.blocked === undefined && versionOf(record) === to && record.fingerprint === target.fingerprint) {
+      throw new InvalidOperationError('migrate', id, status, `it already runs on version ${to}`);
+    }
+    const plan = planMigration(record, target, map);
+    if ('missing' in plan) throw new MigrationRefusedError(id, to, plan.missing);
+    const now = this.clock.now();
+    const moved: InstanceRecord = { ...plan.record, updatedAt: now };
+    const who = [options.by === undefined ? undefined : `by ${options.by}`, options.reason].filter((x) => x !== undefined).join(': ');
+    const from = `version ${versionOf(record)} (${record.fingerprint ?? 'no fingerprint'})`;
+    const f = moved.flow;
+    const line: HistoryEntry = {
+      at: now,
+      kind: 'migrated',
+      step: f.stepName,
+      direction: f.direction,
+      func: f.stepFunc,
+      attempt: f.attempt,
+      outcome: `version ${to}`,
+      status: f.status,
+      note: `${who === '' ? '' : `${who}; `}from ${from} to version ${to} (${target.fingerprint})`,
+    };
+    const lease = this.host.lease(id);
+    await this.store.save(moved, lease === undefined ? { history: [line] } : { history: [line], lease });
+    if (this.actors.get(id) !== undefined) this.actors.delete(id);
+    this.reportedBlocked.delete(id);
+    if (!isFinalStatus(moved.flow.status)) {
+      await this.resume(id);
+      await this.drainInbox(id);
+    }
+  }
+
+  /**
+   * Operator: {@link migrate}s every unfinished (or `compensation_failed`) instance of `workflow` at version `from`
+   * to version `to`, each on its own; resolves to the ids moved and those refused, with why.
+   * @example
+   * const { migrated, refused } = await runtime.migrateAll({ workflow: 'order-checkout', from: 1, to: 2, by: 'ops' });
+   */
+  async migrateAll(options: MigrateAllOptions): Promise<MigrateAllReport> {
+    checkOptions(options, ['workflow', 'from', 'to', 'map', 'by', 'reason'], 'migrateAll');
+    const { workflow, from, ...rest } = options;
+    if (typeof workflow !== 'string' || workflow.length === 0) throw new InvalidArgumentError('migrateAll', 'workflow', `must be a workflow name, got ${quote(workflow, 80)}`);
+    checkVersionArgument(from, 'from', 'migrateAll');
+    checkMigrateOptions(rest);
+    const statuses: InstanceStatus[] = ['running', 'waiting', 'rolling_back', 'blocked', 'compensation_failed'];
+    const ids = (await this.list({ workflow, version: from, status: statuses, limit: Number.MAX_SAFE_INTEGER })).map((s) => s.id);
+    const migrated: string[] = [];
+    const refused: { id: string; error: SerializedError }[] = [];
+    for (const id of ids) {
+      try {
+        await this.migrate(id, rest);
+        migrated.push(id);
+      } catch (error) {
+        refused.push({ id, error: serializeThrown(error) });
+      }
+    }
+    return { migrated, refused };
   }
 
   /** The history of an instance, oldest first: every transition, retry and operator action. @throws UnknownInstanceError */
@@ -838,6 +1013,7 @@ export class SagaRuntime {
     if (this.shared) {
       await Promise.all([...this.leased].map((id) => this.store.release(id, this.workerId).catch(() => undefined)));
       this.leased.clear();
+      await this.store.retire?.(this.workerId).catch(() => undefined);
     }
     await this.close();
     return { drained: abandoned === 0, abandoned };
@@ -938,10 +1114,8 @@ export class SagaRuntime {
     return (step, direction) => table.get(step)?.[direction] ?? NO_POLICY;
   }
 
-  private services(name: string, where: string): WorkflowServices {
-    const services = this.workflows.get(name);
-    if (services === undefined) throw new UnknownWorkflowError(name, where);
-    return services;
+  private services(name: string, where: string, version?: number): WorkflowServices {
+    return this.definitions.get(name, version, where);
   }
 
   private actorFor(services: WorkflowServices, record: InstanceRecord): InstanceActor {
@@ -976,7 +1150,20 @@ export class SagaRuntime {
         }
         const record = await this.store.load(id);
         if (record === undefined) throw new UnknownInstanceError(id);
-        return this.actorFor(this.services(record.workflow, `instance ${id}`), record);
+        const found = this.definitions.forRecord(record);
+        if ('unrunnable' in found) {
+          if (this.shared) {
+            this.leased.delete(id);
+            await this.store.release(id, this.workerId).catch(() => undefined);
+          }
+          throw await this.unrunnable(record, found.unrunnable);
+        }
+        if (record.workflowVersion === undefined) {
+          // Written before versions: it runs on version 1, whose structure it takes as its own from now on.
+          record.workflowVersion = found.services.def.version;
+          record.fingerprint = found.services.def.fingerprint;
+        }
+        return this.actorFor(found.services, record);
       })();
       this.loading.set(id, loading);
       loading.then(
@@ -989,7 +1176,51 @@ export class SagaRuntime {
 
   private async deliver(id: string, happening: Happening, options: PostOptions = {}): Promise<boolean> {
     const actor = await this.actor(id);
+    // A blocked instance whose definition is back goes on first: its waits, timers and calls in flight resume.
+    if (actor.record.blocked !== undefined && happening.type !== 'resume') await actor.post({ type: 'resume' });
     return actor.post(happening, options);
+  }
+
+  /**
+   * Why an instance this runtime cannot run is not run here: another live worker runs its definition
+   * (`LeasedElsewhereError`: that one takes it), or none does, and it is blocked (persisted, reported once).
+   */
+  private async unrunnable(record: InstanceRecord, why: Unrunnable): Promise<LeasedElsewhereError | InstanceBlockedError> {
+    if (this.shared && this.store.liveRunners !== undefined) {
+      const live = await this.store.liveRunners(this.clock.now() - 2 * this.leaseMs);
+      if (isRunnable(live, record.workflow, versionOf(record), record.fingerprint ?? null)) return new LeasedElsewhereError(record.id);
+    }
+    await this.block(record, why);
+    return new InstanceBlockedError(record.id, why);
+  }
+
+  /** Marks an unfinished instance blocked (once; its status is kept for when it goes on) and reports it once. */
+  private async block(record: InstanceRecord, why: Unrunnable): Promise<void> {
+    const same = record.blocked !== undefined && record.blocked.code === why.code && record.blocked.registered === why.registered;
+    if (!same && !isFinalStatus(record.flow.status)) {
+      const now = this.clock.now();
+      const status = record.blocked?.status ?? record.flow.status;
+      const blocked: InstanceRecord = { ...record, blocked: { ...why, status, since: now }, flow: { ...record.flow, status: 'blocked' }, updatedAt: now };
+      const f = record.flow;
+      const line: HistoryEntry = { at: now, kind: 'blocked', step: f.stepName, direction: f.direction, func: f.stepFunc, attempt: f.attempt, code: why.code, status: 'blocked', note: why.message };
+      try {
+        await this.store.save(blocked, { history: [line] });
+      } catch (e) {
+        if (!(e instanceof VersionConflictError)) throw e; // it moved meanwhile: whoever looks next decides again
+      }
+    }
+    if (this.reportedBlocked.has(record.id)) return;
+    this.reportedBlocked.add(record.id);
+    this.report('instance-blocked', why.message, { code: why.code, message: why.message, details: { fingerprint: why.fingerprint, registered: why.registered } }, record.id);
+  }
+
+  /** Resumes the blocked instances of a workflow this runtime can now run (non-shared stores; shared ones claim them). */
+  private async resumeBlocked(workflow: string): Promise<void> {
+    await this.ready();
+    for (const { id } of await this.store.list({ status: 'blocked', workflow, limit: Number.MAX_SAFE_INTEGER })) {
+      await this.resume(id);
+      await this.drainInbox(id);
+    }
   }
 
   /**
@@ -1000,7 +1231,8 @@ export class SagaRuntime {
     try {
       return await this.deliver(id, { type: 'event', track, event });
     } catch (e) {
-      if (!(e instanceof LeasedElsewhereError)) throw e;
+      // Another worker holds it, or it is blocked: the event waits in its inbox for whoever runs it.
+      if (!(e instanceof LeasedElsewhereError || e instanceof InstanceBlockedError)) throw e;
       await this.store.acceptEvent(event, [{ instanceId: id, track }], null);
       return true;
     }
@@ -1028,10 +1260,10 @@ export class SagaRuntime {
 
   /** The state as the workflow's class when it can be made, else the stored JSON (reported): a read never fails on it. */
   private readableState(record: InstanceRecord): unknown {
-    const services = this.workflows.get(record.workflow);
-    if (services !== undefined) {
+    const found = this.definitions.forRecord(record);
+    if ('services' in found) {
       try {
-        return services.codec.hydrate(record.state);
+        return found.services.codec.hydrate(record.state);
       } catch (error) {
         this.report('instance-failed', `the state of ${record.id} could not be made into its state class; it is returned as stored JSON`, error, record.id);
       }
@@ -1043,6 +1275,8 @@ export class SagaRuntime {
     return {
       id: record.id,
       workflow: record.workflow,
+      version: versionOf(record),
+      blocked: record.blocked === undefined ? null : structuredClone(record.blocked),
       status: record.flow.status,
       state: this.readableState(record) as S,
       error: record.flow.errorReason,

@@ -6,10 +6,10 @@ import { InvalidArgumentError } from '../errors/runtime-errors';
 import { quote } from '../errors/serialized-error';
 import { unknownKey, unknownKeyText } from '../input/known-keys';
 import { InstanceStatus } from '../engine/flow-fields';
-import type { InstanceFilter } from './instance-store';
+import type { InstanceFilter, RunnableDefinition } from './instance-store';
 
 const STATUSES: ReadonlySet<string> = new Set(Object.values(InstanceStatus));
-const FILTER_KEYS: readonly string[] = ['status', 'workflow', 'since', 'limit'];
+const FILTER_KEYS: readonly string[] = ['status', 'workflow', 'version', 'since', 'limit'];
 
 /**
  * Checks that `id` is an instance id: a non-empty string.
@@ -37,8 +37,16 @@ export function checkFilter(filter: unknown, where = 'list'): InstanceFilter & {
     bad('status', `must be one of ${[...STATUSES].join(', ')} (or a list of them), got ${quote(f.status, 80)}`);
   }
   if (f.workflow !== undefined && (typeof f.workflow !== 'string' || f.workflow.length === 0)) bad('workflow', `must be a workflow name, got ${quote(f.workflow, 80)}`);
+  if (f.version !== undefined && (typeof f.version !== 'number' || !Number.isSafeInteger(f.version) || f.version < 1)) {
+    bad('version', `must be a positive whole number, got ${quote(f.version, 80)}`);
+  }
   if (f.since !== undefined && (typeof f.since !== 'number' || !Number.isFinite(f.since))) bad('since', `must be a time in ms since the epoch, got ${quote(f.since, 80)}`);
   const limit = f.limit ?? 1000;
   if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) bad('limit', `must be a whole number of at least 1, got ${quote(f.limit, 80)}`);
   return { ...(f as InstanceFilter), limit: limit as number };
+}
+
+/** True when an instance of `workflow` at `version` with `fingerprint` (null: written before versions) is one of `runnable`. */
+export function isRunnable(runnable: readonly RunnableDefinition[], workflow: string, version: number, fingerprint: string | null): boolean {
+  return runnable.some((d) => d.workflow === workflow && d.version === version && (fingerprint === null || d.fingerprint === fingerprint));
 }

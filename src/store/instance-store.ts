@@ -13,6 +13,8 @@ export interface InstanceFilter {
   readonly status?: InstanceStatus | readonly InstanceStatus[];
   /** Only this workflow. */
   readonly workflow?: string;
+  /** Only instances running on this version of their workflow. */
+  readonly version?: number;
   /** Only instances updated at or after this time (ms since epoch). */
   readonly since?: number;
   /** At most this many, newest update first. @default 1000 */
@@ -23,9 +25,21 @@ export interface InstanceFilter {
 export interface InstanceSummary {
   readonly id: string;
   readonly workflow: string;
+  /** The version of the definition it runs on. */
+  readonly version: number;
   readonly status: InstanceStatus;
   readonly createdAt: number;
   readonly updatedAt: number;
+}
+
+/**
+ * A definition a worker can run: instances of that workflow and version — whose recorded fingerprint is this one, or
+ * who have none (written before versions) — are the worker's to take.
+ */
+export interface RunnableDefinition {
+  readonly workflow: string;
+  readonly version: number;
+  readonly fingerprint: string;
 }
 
 /** A wait (or a retry) whose deadline has passed. */
@@ -64,8 +78,8 @@ export interface InstanceStore {
   readonly shared?: boolean;
   /** Prepares the store (connects, runs migrations); the runtime awaits it before first use. */
   init?(): Promise<void>;
-  /** Ids of instances with inbox deliveries not yet consumed (at most `limit`). */
-  inboxInstances?(limit: number): Promise<string[]>;
+  /** Ids of instances with inbox deliveries not yet consumed (at most `limit`), only of `runnable` ones when given. */
+  inboxInstances?(limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]>;
   /** Calls `listener` when an inbox delivery for some instance is stored (LISTEN/NOTIFY); returns an unsubscribe. */
   onInbox?(listener: (instanceId: string) => void): () => void;
   /** Stores a new record (its `version` must be 0; it is stored as 1). Resolves false when the id exists. */
@@ -113,8 +127,8 @@ export interface InstanceStore {
    * a worker checks them against waits whose own check may never have run.
    */
   retainedEvents(now: number, limit: number): Promise<SagaEvent[]>;
-  /** Waits and retries whose time is at or before `now`, earliest first. */
-  dueWaits(now: number, limit: number): Promise<DueWait[]>;
+  /** Waits and retries whose time is at or before `now`, earliest first; only of `runnable` instances when given. */
+  dueWaits(now: number, limit: number, runnable?: readonly RunnableDefinition[]): Promise<DueWait[]>;
   /** Ids of instances that are not final: what a restarted runtime must resume. */
   unfinished(): Promise<string[]>;
   /** Summaries matching `filter`. */
@@ -127,10 +141,19 @@ export interface InstanceStore {
   /** Gives a lease back (no-op when `owner` does not hold it). */
   release(id: string, owner: string): Promise<void>;
   /**
-   * Claims up to `limit` unfinished instances that have work to do (not parked on a wait or retry) and whose
-   * lease is free or expired, for `owner` until `until`; resolves their ids. Two workers never claim the same one.
+   * Claims up to `limit` unfinished instances that have work to do (not parked on a wait or retry; a `blocked` one
+   * always has) and whose lease is free or expired, for `owner` until `until` — only `runnable` ones when given —
+   * and resolves their ids. Two workers never claim the same one.
    */
-  claimStale(owner: string, until: number, now: number, limit: number): Promise<string[]>;
+  claimStale(owner: string, until: number, now: number, limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]>;
+  /** Records that worker `workerId` is alive at `now` and runs these definitions (shared stores). */
+  heartbeat?(workerId: string, runs: readonly RunnableDefinition[], now: number): Promise<void>;
+  /** The definitions that some worker whose last heartbeat was at or after `since` runs. */
+  liveRunners?(since: number): Promise<RunnableDefinition[]>;
+  /** Forgets a worker's heartbeat (it is stopping). */
+  retire?(workerId: string): Promise<void>;
+  /** Up to `limit` ids of unfinished instances, not yet blocked, of definitions none of `runnable` is. */
+  orphans?(runnable: readonly RunnableDefinition[], limit: number): Promise<string[]>;
   /**
    * The last tick (ms since epoch) the cron schedule `name` fired, or undefined when it never ran. Runtimes use it
    * to know which ticks passed while no process ran the schedule. A store without it keeps no schedule ticks:

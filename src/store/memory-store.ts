@@ -4,15 +4,17 @@ import { WaitIndex, type WaiterRef } from '../bus/wait-index';
 import { VersionConflictError } from '../errors/runtime-errors';
 import { isFinalStatus, type Wait } from '../engine/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
-import type { InstanceRecord, TrackRef } from '../engine/instance-record';
-import { deadlinesOf, decodeRecord, encodeRecord, waitsOf } from './record-codec';
-import { checkFilter } from './instance-filter';
-import { KEEP_FOR_INSTANCE, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from './instance-store';
+import { versionOf, type InstanceRecord, type TrackRef } from '../engine/instance-record';
+import { deadlinesOf, decodeRecord, encodeRecord, isParked, waitsOf } from './record-codec';
+import { checkFilter, isRunnable } from './instance-filter';
+import { KEEP_FOR_INSTANCE, type RunnableDefinition, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from './instance-store';
 
 interface Row {
   json: string;
   version: number;
   summary: InstanceSummary;
+  /** The fingerprint the record carries (null: written before versions). */
+  fingerprint: string | null;
   tracks: TrackRef[];
   deadlines: DueWait[];
   parked: boolean;
@@ -43,6 +45,7 @@ export class MemoryStore implements InstanceStore {
   private readonly retained = new RetainedEvents(Number.POSITIVE_INFINITY);
   private readonly retainedUntil = new Map<string, number>();
   private readonly scheduleTicks = new Map<string, { tick: number; updatedAt: number }>();
+  private readonly workers = new Map<string, { runs: RunnableDefinition[]; seenAt: number }>();
 
   create(record: InstanceRecord, writes: TransitionWrites = {}): Promise<boolean> {
     if (this.rows.has(record.id)) return Promise.resolve(false);
@@ -88,9 +91,9 @@ export class MemoryStore implements InstanceStore {
     return Promise.resolve();
   }
 
-  inboxInstances(limit: number): Promise<string[]> {
+  inboxInstances(limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]> {
     const ids: string[] = [];
-    for (const row of this.rows.values()) if (row.inbox.length > 0 && ids.length < limit) ids.push(row.summary.id);
+    for (const row of this.rows.values()) if (row.inbox.length > 0 && ids.length < limit && this.runs(row, runnable)) ids.push(row.summary.id);
     return Promise.resolve(ids);
   }
 
@@ -145,9 +148,9 @@ export class MemoryStore implements InstanceStore {
     return Promise.resolve([...kept, ...pending]);
   }
 
-  dueWaits(now: number, limit: number): Promise<DueWait[]> {
+  dueWaits(now: number, limit: number, runnable?: readonly RunnableDefinition[]): Promise<DueWait[]> {
     const due: DueWait[] = [];
-    for (const row of this.rows.values()) for (const d of row.deadlines) if (d.deadline <= now) due.push(d);
+    for (const row of this.rows.values()) if (this.runs(row, runnable)) for (const d of row.deadlines) if (d.deadline <= now) due.push(d);
     due.sort((a, b) => a.deadline - b.deadline);
     return Promise.resolve(due.slice(0, limit));
   }
@@ -165,7 +168,13 @@ export class MemoryStore implements InstanceStore {
     const statuses = filter.status === undefined ? undefined : new Set(typeof filter.status === 'string' ? [filter.status] : filter.status);
     const out = [...this.rows.values()]
       .map((r) => r.summary)
-      .filter((s) => (statuses === undefined || statuses.has(s.status)) && (filter.workflow === undefined || s.workflow === filter.workflow) && (filter.since === undefined || s.updatedAt >= filter.since))
+      .filter(
+        (s) =>
+          (statuses === undefined || statuses.has(s.status)) &&
+          (filter.workflow === undefined || s.workflow === filter.workflow) &&
+          (filter.version === undefined || s.version === filter.version) &&
+          (filter.since === undefined || s.updatedAt >= filter.since),
+      )
       .sort((a, b) => b.updatedAt - a.updatedAt);
     return Promise.resolve(out.slice(0, filter.limit));
   }
@@ -184,16 +193,45 @@ export class MemoryStore implements InstanceStore {
     return Promise.resolve();
   }
 
-  claimStale(owner: string, until: number, now: number, limit: number): Promise<string[]> {
+  claimStale(owner: string, until: number, now: number, limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]> {
     const claimed: string[] = [];
     for (const row of this.rows.values()) {
       if (claimed.length >= limit) break;
-      if (isFinalStatus(row.summary.status) || row.parked) continue;
+      if (isFinalStatus(row.summary.status) || row.parked || !this.runs(row, runnable)) continue;
       if (row.lease !== null && row.lease.until > now) continue;
       row.lease = { owner, until };
       claimed.push(row.summary.id);
     }
     return Promise.resolve(claimed);
+  }
+
+  heartbeat(workerId: string, runs: readonly RunnableDefinition[], now: number): Promise<void> {
+    this.workers.set(workerId, { runs: structuredClone([...runs]), seenAt: now });
+    return Promise.resolve();
+  }
+
+  liveRunners(since: number): Promise<RunnableDefinition[]> {
+    return Promise.resolve([...this.workers.values()].filter((w) => w.seenAt >= since).flatMap((w) => structuredClone(w.runs)));
+  }
+
+  orphans(runnable: readonly RunnableDefinition[], limit: number): Promise<string[]> {
+    const ids: string[] = [];
+    for (const row of this.rows.values()) {
+      if (ids.length >= limit) break;
+      const s = row.summary.status;
+      if (!isFinalStatus(s) && s !== 'blocked' && !this.runs(row, runnable)) ids.push(row.summary.id);
+    }
+    return Promise.resolve(ids);
+  }
+
+  retire(workerId: string): Promise<void> {
+    this.workers.delete(workerId);
+    return Promise.resolve();
+  }
+
+  /** Whether the row's instance is one of `runnable` (any when not given). */
+  private runs(row: Row, runnable: readonly RunnableDefinition[] | undefined): boolean {
+    return runnable === undefined || isRunnable(runnable, row.summary.workflow, row.summary.version, row.fingerprint);
   }
 
   scheduleTick(name: string): Promise<number | undefined> {
@@ -209,6 +247,7 @@ export class MemoryStore implements InstanceStore {
   close(): Promise<void> {
     this.rows.clear();
     this.scheduleTicks.clear();
+    this.workers.clear();
     return Promise.resolve();
   }
 
@@ -235,14 +274,14 @@ export class MemoryStore implements InstanceStore {
     const history = previous?.history ?? [];
     // History lines are fresh objects the writer never touches again; history() hands out copies.
     for (const h of writes.history ?? []) history.push(h);
-    const active = [record.flow, ...(record.group?.branches.map((b) => b.flow) ?? [])];
     this.rows.set(record.id, {
       json: encodeRecord(record),
       version: record.version,
-      summary: { id: record.id, workflow: record.workflow, status: record.flow.status, createdAt: record.createdAt, updatedAt: record.updatedAt },
+      summary: { id: record.id, workflow: record.workflow, version: versionOf(record), status: record.flow.status, createdAt: record.createdAt, updatedAt: record.updatedAt },
+      fingerprint: record.fingerprint ?? null,
       tracks: waits.map((w) => w.track),
       deadlines: deadlinesOf(record).map((d) => ({ instanceId: record.id, track: d.track, deadline: d.at })),
-      parked: !active.some((f) => f.inFlight) && active.some((f) => f.wait !== null || f.retryAt !== null),
+      parked: isParked(record),
       history,
       inbox,
       lease: writes.lease === undefined ? (previous?.lease ?? null) : { ...writes.lease },

@@ -34,9 +34,20 @@ export function decodeRecord(text: string, id: string): InstanceRecord {
   return value as InstanceRecord;
 }
 
-/** Every time a record is parked until (wait deadlines and retries), per track. */
+/**
+ * True when the record waits for something (an event or a time) with no call in flight: no worker needs to claim it.
+ * A blocked record never is: a worker that can run its definition claims it.
+ */
+export function isParked(record: InstanceRecord): boolean {
+  if (record.flow.status === 'blocked') return false;
+  const active = [record.flow, ...(record.group?.branches.map((b) => b.flow) ?? [])];
+  return !active.some((f) => f.inFlight) && active.some((f) => f.wait !== null || (f.retryAt !== null && f.retryAt !== undefined));
+}
+
+/** Every time a record is parked until (wait deadlines and retries), per track; none while it is blocked. */
 export function deadlinesOf(record: InstanceRecord): { track: TrackRef; at: number }[] {
   const out: { track: TrackRef; at: number }[] = [];
+  if (record.flow.status === 'blocked') return out;
   const add = (track: TrackRef, f: InstanceRecord['flow']): void => {
     if (f.wait?.deadline != null) out.push({ track, at: f.wait.deadline });
     if (f.retryAt !== null && f.retryAt !== undefined) out.push({ track, at: f.retryAt });

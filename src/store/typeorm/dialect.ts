@@ -14,6 +14,7 @@ export const TABLES = {
   history: 'sagaflow_history',
   migrations: 'sagaflow_migrations',
   schedule: 'sagaflow_schedule',
+  workers: 'sagaflow_workers',
 } as const;
 export type TableKey = keyof typeof TABLES;
 
@@ -52,6 +53,22 @@ export function claimablePredicate(kind: DriverKind, statuses: readonly string[]
   return `parked = ${boolLiteral(kind, false)} AND status IN (${statuses.map((s) => `'${s.replace(/'/g, "''")}'`).join(', ')})`;
 }
 
+/**
+ * An SQL condition on `sagaflow_instances` columns (with the table alias `alias`, if any) that holds for instances of
+ * `runnable` definitions — their workflow and version, and their fingerprint when they recorded one — with its
+ * parameters appended to `params`. An empty list matches nothing.
+ */
+export function runnablePredicate(runnable: readonly { workflow: string; version: number; fingerprint: string }[], params: unknown[], alias = ''): string {
+  if (runnable.length === 0) return '1 = 0';
+  const a = alias === '' ? '' : `${alias}.`;
+  return `(${runnable
+    .map((d) => {
+      params.push(d.workflow, d.version, d.fingerprint);
+      return `(${a}workflow = ? AND ${a}def_version = ? AND (${a}fingerprint IS NULL OR ${a}fingerprint = ?))`;
+    })
+    .join(' OR ')})`;
+}
+
 /** A double-quoted SQL identifier. */
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
@@ -87,6 +104,7 @@ export class Dialect {
       history: qualify(TABLES.history),
       migrations: qualify(TABLES.migrations),
       schedule: qualify(TABLES.schedule),
+      workers: qualify(TABLES.workers),
     };
   }
 

@@ -23,6 +23,10 @@ export interface SagaflowInstanceRow {
   leaseUntil: number | string | null;
   createdAt: number | string;
   updatedAt: number | string;
+  /** The version of the definition the instance runs on (1 for rows written before versions). */
+  defVersion: number;
+  /** Its definition's structural fingerprint (null for rows written before versions). */
+  fingerprint: string | null;
 }
 
 /** A row of `sagaflow_waits`: one per waiting track and topic. */
@@ -57,6 +61,13 @@ export interface SagaflowRetainedRow {
   publishedAt: number | string;
   retainUntil: number | string;
   instanceId: string | null;
+}
+
+/** A row of `sagaflow_workers`: a live worker and the definitions it runs (`[workflow, version, fingerprint]`). */
+export interface SagaflowWorkerRow {
+  workerId: string;
+  runs: unknown;
+  seenAt: number | string;
 }
 
 /** A row of `sagaflow_history`: one line of an instance's history (append-only). */
@@ -123,9 +134,12 @@ export function sagaflowEntities(kind: DriverKind, schema?: string): EntitySchem
         leaseUntil: { name: 'lease_until', type: t(c.bigint), nullable: true },
         createdAt: { name: 'created_at', type: t(c.bigint) },
         updatedAt: { name: 'updated_at', type: t(c.bigint) },
+        defVersion: { name: 'def_version', type: t(c.int), default: 1 },
+        fingerprint: { type: t(c.string), nullable: true },
       },
       indices: [
         { name: 'IDX_sagaflow_instances_status', columns: ['status'] },
+        { name: 'IDX_sagaflow_instances_definition', columns: ['workflow', 'defVersion'] },
         { name: 'IDX_sagaflow_instances_next_due', columns: ['nextDue'] },
         { name: 'IDX_sagaflow_instances_claimable', columns: ['updatedAt'], where: claimablePredicate(kind, UNFINISHED_STATUSES) },
       ],
@@ -207,6 +221,16 @@ export function sagaflowEntities(kind: DriverKind, schema?: string): EntitySchem
         name: { type: t(c.string), primary: true },
         lastTick: { name: 'last_tick', type: t(c.bigint) },
         updatedAt: { name: 'updated_at', type: t(c.bigint) },
+      },
+    }) as EntitySchema,
+    new EntitySchema<SagaflowWorkerRow>({
+      name: 'SagaflowWorker',
+      tableName: TABLES.workers,
+      ...where,
+      columns: {
+        workerId: { name: 'worker_id', type: t(c.string), primary: true },
+        runs: { type: t(c.json) },
+        seenAt: { name: 'seen_at', type: t(c.bigint) },
       },
     }) as EntitySchema,
   ];

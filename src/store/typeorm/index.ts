@@ -13,6 +13,7 @@ export {
   SagaflowInitial1763700000000,
   SagaflowSchedule1763800000000,
   SagaflowAddressedEvents1763850000000,
+  SagaflowVersions1763900000000,
   type SagaflowMigrationClass,
 } from './migrations';
 export { runSagaflowMigrations, type RunMigrationsOptions } from './migrate';
@@ -24,6 +25,7 @@ export {
   type SagaflowRetainedRow,
   type SagaflowHistoryRow,
   type SagaflowScheduleRow,
+  type SagaflowWorkerRow,
 } from './entities';
 export type { DriverKind } from './dialect';
 export { SagaFlowColumns, SagaFlowJsonbColumns, SagaFlowBaseColumns, type SagaFlowFields } from './saga-flow-columns';

@@ -30,14 +30,15 @@ export function pgTransition(
   const lease = writes.lease;
   if (expected === null) {
     ctes.push(
-      `u AS (INSERT INTO ${d.t('instances')} (id, workflow, status, version, record, next_due, deadlines, parked, lease_owner, lease_until, created_at, updated_at)
-       VALUES (${[p.id, p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked].map((x) => v(x)).join(', ')}, ${v(lease?.owner ?? null, 'varchar')}, ${v(lease?.until ?? null, 'bigint')}, ${v(p.createdAt)}, ${v(p.updatedAt)})
+      `u AS (INSERT INTO ${d.t('instances')} (id, workflow, status, version, record, next_due, deadlines, parked, lease_owner, lease_until, created_at, updated_at, def_version, fingerprint)
+       VALUES (${[p.id, p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked].map((x) => v(x)).join(', ')}, ${v(lease?.owner ?? null, 'varchar')}, ${v(lease?.until ?? null, 'bigint')}, ${v(p.createdAt)}, ${v(p.updatedAt)}, ${v(p.defVersion, 'integer')}, ${v(p.fingerprint, 'varchar')})
        ON CONFLICT (id) DO NOTHING RETURNING id)`,
     );
   } else {
     ctes.push(
       `u AS (UPDATE ${d.t('instances')} SET workflow = ${v(p.workflow)}, status = ${v(p.status)}, version = ${v(p.version)}, record = ${v(p.json)},
-       next_due = ${v(p.nextDue)}, deadlines = ${v(p.deadlines)}, parked = ${v(p.parked)}, updated_at = ${v(p.updatedAt)}${
+       next_due = ${v(p.nextDue)}, deadlines = ${v(p.deadlines)}, parked = ${v(p.parked)}, updated_at = ${v(p.updatedAt)},
+       def_version = ${v(p.defVersion, 'integer')}, fingerprint = ${v(p.fingerprint, 'varchar')}${
          lease === undefined ? '' : `, lease_owner = ${v(lease.owner)}, lease_until = ${v(lease.until)}`
        }
        WHERE id = ${v(p.id)} AND version = ${v(expected)} RETURNING id)`,

@@ -3,10 +3,10 @@ import type { SagaEvent } from '../../bus/event';
 import { payloadValue } from '../../bus/wait-match';
 import type { Wait } from '../../engine/flow-fields';
 import type { HistoryEntry } from '../../engine/history-entry';
-import type { InstanceRecord, TrackRef } from '../../engine/instance-record';
+import { versionOf, type InstanceRecord, type TrackRef } from '../../engine/instance-record';
 import { CorruptRecordError } from '../../errors/runtime-errors';
 import { parseJsonSafe } from '../../state/safe-json';
-import { deadlinesOf, encodeRecord, waitsOf } from '../record-codec';
+import { deadlinesOf, encodeRecord, isParked, waitsOf } from '../record-codec';
 
 /** A track as a column value: `''` is the main line. */
 export function trackColumn(track: TrackRef): string {
@@ -67,6 +67,8 @@ export interface PreparedRecord {
   readonly nextDue: number | null;
   readonly deadlines: string | null;
   readonly parked: boolean;
+  readonly defVersion: number;
+  readonly fingerprint: string | null;
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly waits: readonly WaitRow[];
@@ -80,7 +82,6 @@ export function prepareRecord(record: InstanceRecord, version: number): Prepared
   const stored: InstanceRecord = { ...record, version };
   const json = encodeRecord(stored);
   const deadlines = deadlinesOf(stored);
-  const active = [stored.flow, ...(stored.group?.branches.map((b) => b.flow) ?? [])];
   return {
     id: stored.id,
     workflow: stored.workflow,
@@ -89,7 +90,9 @@ export function prepareRecord(record: InstanceRecord, version: number): Prepared
     json,
     nextDue: deadlines.length === 0 ? null : Math.min(...deadlines.map((d) => d.at)),
     deadlines: deadlines.length === 0 ? null : JSON.stringify(deadlines.map((d) => [d.track, d.at])),
-    parked: !active.some((f) => f.inFlight) && active.some((f) => f.wait !== null || (f.retryAt !== null && f.retryAt !== undefined)),
+    parked: isParked(stored),
+    defVersion: versionOf(stored),
+    fingerprint: stored.fingerprint ?? null,
     createdAt: stored.createdAt,
     updatedAt: stored.updatedAt,
     waits: waitsOf(stored).flatMap(({ track, wait }) => waitRows(track, wait)),

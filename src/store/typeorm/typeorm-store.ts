@@ -12,9 +12,10 @@ import { quote } from '../../errors/serialized-error';
 import { checkBoolean, checkOptions, optionKeys } from '../../input/known-keys';
 import { CorruptRecordError, VersionConflictError } from '../../errors/runtime-errors';
 import { decodeRecord } from '../record-codec';
+import { parseJsonSafe } from '../../state/safe-json';
 import { checkFilter } from '../instance-filter';
-import { KEEP_FOR_INSTANCE, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from '../instance-store';
-import { claimablePredicate, Dialect, driverKindOf, schemaOf, type DriverKind, type Exec } from './dialect';
+import { KEEP_FOR_INSTANCE, type RunnableDefinition, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from '../instance-store';
+import { claimablePredicate, Dialect, driverKindOf, runnablePredicate, schemaOf, type DriverKind, type Exec } from './dialect';
 import { UNFINISHED_STATUSES } from './statuses';
 import { sagaflowEntities } from './entities';
 import { pgTransition } from './pg-transition';
@@ -160,6 +161,8 @@ export function defaultSqliteFile(): string {
 }
 
 const NOT_FINAL = UNFINISHED_STATUSES.map((s) => `'${s.replace(/'/g, "''")}'`).join(', ');
+/** The unfinished statuses but `blocked`: instances that run, or would if a worker took them. */
+const RUNNING_STATUSES = UNFINISHED_STATUSES.filter((s) => s !== 'blocked').map((s) => `'${s}'`).join(', ');
 
 /** Multi-row inserts carry at most this many rows per statement. */
 const ROWS_PER_INSERT = 100;
@@ -382,9 +385,9 @@ export class TypeormStore implements InstanceStore {
     const lease = writes.lease;
     return this.run('create an instance', 'tx', async (x) => {
       const inserted = await x(
-        `INSERT INTO ${this.dialect.t('instances')} (id, workflow, status, version, record, next_due, deadlines, parked, lease_owner, lease_until, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-        [p.id, p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked, lease?.owner ?? null, lease?.until ?? null, p.createdAt, p.updatedAt],
+        `INSERT INTO ${this.dialect.t('instances')} (id, workflow, status, version, record, next_due, deadlines, parked, lease_owner, lease_until, created_at, updated_at, def_version, fingerprint)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+        [p.id, p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked, lease?.owner ?? null, lease?.until ?? null, p.createdAt, p.updatedAt, p.defVersion, p.fingerprint],
       );
       if (inserted.affected === 0) return false;
       await this.writeDerived(x, p, writes, false);
@@ -421,11 +424,11 @@ export class TypeormStore implements InstanceStore {
     const lease = writes.lease;
     return this.run('save an instance', 'tx', async (x) => {
       const updated = await x(
-        `UPDATE ${this.dialect.t('instances')} SET workflow = ?, status = ?, version = ?, record = ?, next_due = ?, deadlines = ?, parked = ?, updated_at = ?${
+        `UPDATE ${this.dialect.t('instances')} SET workflow = ?, status = ?, version = ?, record = ?, next_due = ?, deadlines = ?, parked = ?, updated_at = ?, def_version = ?, fingerprint = ?${
           lease === undefined ? '' : ', lease_owner = ?, lease_until = ?'
         }
          WHERE id = ? AND version = ?`,
-        [p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked, p.updatedAt, ...(lease === undefined ? [] : [lease.owner, lease.until]), p.id, record.version],
+        [p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked, p.updatedAt, p.defVersion, p.fingerprint, ...(lease === undefined ? [] : [lease.owner, lease.until]), p.id, record.version],
       );
       if (updated.affected === 0) {
         const { rows } = await x(`SELECT version FROM ${this.dialect.t('instances')} WHERE id = ?`, [p.id]);
@@ -528,11 +531,13 @@ export class TypeormStore implements InstanceStore {
   }
 
   /** Ids of instances with inbox deliveries not yet consumed, oldest delivery first (at most `limit`). */
-  inboxInstances(limit: number): Promise<string[]> {
+  inboxInstances(limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]> {
     return this.run('list inbox instances', 'read', async (x) => {
+      const params: unknown[] = [];
+      const only = runnable === undefined ? '' : ` WHERE instance_id IN (SELECT id FROM ${this.dialect.t('instances')} WHERE ${runnablePredicate(runnable, params)})`;
       const { rows } = await x(
-        `SELECT instance_id FROM ${this.dialect.t('inbox')} GROUP BY instance_id ORDER BY MIN(accepted_at), instance_id LIMIT ?`,
-        [Math.max(0, Math.floor(limit))],
+        `SELECT instance_id FROM ${this.dialect.t('inbox')}${only} GROUP BY instance_id ORDER BY MIN(accepted_at), instance_id LIMIT ?`,
+        [...params, Math.max(0, Math.floor(limit))],
       );
       return rows.map((r) => String(r.instance_id));
     });
@@ -648,9 +653,11 @@ export class TypeormStore implements InstanceStore {
     });
   }
 
-  dueWaits(now: number, limit: number): Promise<DueWait[]> {
+  dueWaits(now: number, limit: number, runnable?: readonly RunnableDefinition[]): Promise<DueWait[]> {
     return this.run('list due waits', 'read', async (x) => {
-      const { rows } = await x(`SELECT id, deadlines FROM ${this.dialect.t('instances')} WHERE next_due <= ? ORDER BY next_due, id LIMIT ?`, [now, limit]);
+      const params: unknown[] = [now];
+      const only = runnable === undefined ? '' : ` AND ${runnablePredicate(runnable, params)}`;
+      const { rows } = await x(`SELECT id, deadlines FROM ${this.dialect.t('instances')} WHERE next_due <= ?${only} ORDER BY next_due, id LIMIT ?`, [...params, limit]);
       const due: DueWait[] = [];
       for (const row of rows) {
         for (const d of parseDeadlines(row.deadlines)) if (d.at <= now) due.push({ instanceId: String(row.id), track: d.track, deadline: d.at });
@@ -687,19 +694,24 @@ export class TypeormStore implements InstanceStore {
         where.push('workflow = ?');
         params.push(filter.workflow);
       }
+      if (filter.version !== undefined) {
+        where.push('def_version = ?');
+        params.push(filter.version);
+      }
       if (filter.since !== undefined) {
         where.push('updated_at >= ?');
         params.push(filter.since);
       }
       params.push(filter.limit);
       const { rows } = await x(
-        `SELECT id, workflow, status, created_at, updated_at FROM ${this.dialect.t('instances')}${where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`}
+        `SELECT id, workflow, def_version, status, created_at, updated_at FROM ${this.dialect.t('instances')}${where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`}
          ORDER BY updated_at DESC, id LIMIT ?`,
         params,
       );
       return rows.map((r) => ({
         id: String(r.id),
         workflow: String(r.workflow),
+        version: num(r.def_version),
         status: r.status as InstanceStatus,
         createdAt: num(r.created_at),
         updatedAt: num(r.updated_at),
@@ -724,23 +736,61 @@ export class TypeormStore implements InstanceStore {
     });
   }
 
-  claimStale(owner: string, until: number, now: number, limit: number): Promise<string[]> {
+  claimStale(owner: string, until: number, now: number, limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]> {
     return this.run('claim stale instances', 'write', async (x) => {
       const i = this.dialect.t('instances');
       // SQLite's planner would rather take the status index; the partial index holds only the claimable rows.
       const from = this.setup.kind === 'sqlite' ? `${i} INDEXED BY "IDX_sagaflow_instances_claimable"` : i;
-      const candidates = `SELECT id FROM ${from} WHERE ${claimablePredicate(this.setup.kind, UNFINISHED_STATUSES)} AND (lease_until IS NULL OR lease_until <= ?) ORDER BY updated_at LIMIT ?`;
+      const only: unknown[] = [];
+      const runs = runnable === undefined ? '' : ` AND ${runnablePredicate(runnable, only)}`;
+      const candidates = `SELECT id FROM ${from} WHERE ${claimablePredicate(this.setup.kind, UNFINISHED_STATUSES)} AND (lease_until IS NULL OR lease_until <= ?)${runs} ORDER BY updated_at LIMIT ?`;
       const { rows } =
         this.setup.kind === 'postgres'
           ? // Rows another worker is claiming are skipped, not waited for; a row claimed meanwhile is re-checked.
             await x(`WITH c AS (${candidates} FOR UPDATE SKIP LOCKED) UPDATE ${i} AS i SET lease_owner = ?, lease_until = ? FROM c WHERE i.id = c.id RETURNING i.id`, [
               now,
+              ...only,
               limit,
               owner,
               until,
             ])
-          : await x(`UPDATE ${i} SET lease_owner = ?, lease_until = ? WHERE id IN (${candidates}) RETURNING id`, [owner, until, now, limit]);
+          : await x(`UPDATE ${i} SET lease_owner = ?, lease_until = ? WHERE id IN (${candidates}) RETURNING id`, [owner, until, now, ...only, limit]);
       return rows.map((r) => String(r.id));
+    });
+  }
+
+  heartbeat(workerId: string, runs: readonly RunnableDefinition[], now: number): Promise<void> {
+    return this.run('record a heartbeat', 'write', async (x) => {
+      await x(
+        `INSERT INTO ${this.dialect.t('workers')} (worker_id, runs, seen_at) VALUES (?, ${this.dialect.jsonParam()}, ?)
+         ON CONFLICT (worker_id) DO UPDATE SET runs = EXCLUDED.runs, seen_at = EXCLUDED.seen_at`,
+        [workerId, JSON.stringify(runs.map((d) => [d.workflow, d.version, d.fingerprint])), now],
+      );
+    });
+  }
+
+  liveRunners(since: number): Promise<RunnableDefinition[]> {
+    return this.run('list live workers', 'read', async (x) => {
+      const { rows } = await x(`SELECT ${this.dialect.jsonText('runs')} AS runs FROM ${this.dialect.t('workers')} WHERE seen_at >= ?`, [since]);
+      return rows.flatMap((row) => parseRuns(row.runs));
+    });
+  }
+
+  orphans(runnable: readonly RunnableDefinition[], limit: number): Promise<string[]> {
+    return this.run('list instances no worker runs', 'read', async (x) => {
+      const params: unknown[] = [];
+      const runs = runnablePredicate(runnable, params);
+      const { rows } = await x(`SELECT id FROM ${this.dialect.t('instances')} WHERE status IN (${RUNNING_STATUSES}) AND NOT ${runs} ORDER BY updated_at LIMIT ?`, [
+        ...params,
+        Math.max(0, Math.floor(limit)),
+      ]);
+      return rows.map((r) => String(r.id));
+    });
+  }
+
+  retire(workerId: string): Promise<void> {
+    return this.run('forget a worker', 'write', async (x) => {
+      await x(`DELETE FROM ${this.dialect.t('workers')} WHERE worker_id = ?`, [workerId]);
     });
   }
 
@@ -897,6 +947,24 @@ export class TypeormStore implements InstanceStore {
       await runner.release();
     }
   }
+}
+
+/** A worker's `runs` column back as definitions; anything unreadable in it is skipped. */
+function parseRuns(column: unknown): RunnableDefinition[] {
+  let value: unknown;
+  try {
+    value = typeof column === 'string' ? parseJsonSafe(column) : [];
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(value)) return [];
+  const out: RunnableDefinition[] = [];
+  for (const item of value as unknown[]) {
+    if (!Array.isArray(item)) continue;
+    const [workflow, version, fingerprint] = item as unknown[];
+    if (typeof workflow === 'string' && typeof version === 'number' && typeof fingerprint === 'string') out.push({ workflow, version, fingerprint });
+  }
+  return out;
 }
 
 /** The events of retained or inbox rows that can be read; an unreadable one matches nothing and is skipped. */

@@ -2,6 +2,7 @@ import type { MigrationInterface } from 'typeorm';
 import { SagaflowInitial1763700000000 } from './1763700000000-sagaflow-initial';
 import { SagaflowSchedule1763800000000 } from './1763800000000-sagaflow-schedule';
 import { SagaflowAddressedEvents1763850000000 } from './1763850000000-sagaflow-addressed-events';
+import { SagaflowVersions1763900000000 } from './1763900000000-sagaflow-versions';
 
 /** A sagaflow migration class: constructed with the PostgreSQL schema to use (default: the data source's). */
 export type SagaflowMigrationClass = new (schema?: string) => MigrationInterface & { readonly name: string };
@@ -11,6 +12,6 @@ export type SagaflowMigrationClass = new (schema?: string) => MigrationInterface
  * pending ones itself (recorded in `sagaflow_migrations`); they are also ordinary TypeORM migrations that an
  * application may add to its own data source's `migrations`.
  */
-export const sagaflowMigrations: readonly SagaflowMigrationClass[] = [SagaflowInitial1763700000000, SagaflowSchedule1763800000000, SagaflowAddressedEvents1763850000000];
+export const sagaflowMigrations: readonly SagaflowMigrationClass[] = [SagaflowInitial1763700000000, SagaflowSchedule1763800000000, SagaflowAddressedEvents1763850000000, SagaflowVersions1763900000000];
 
-export { SagaflowInitial1763700000000, SagaflowSchedule1763800000000, SagaflowAddressedEvents1763850000000 };
+export { SagaflowInitial1763700000000, SagaflowSchedule1763800000000, SagaflowAddressedEvents1763850000000, SagaflowVersions1763900000000 };
