@@ -202,6 +202,61 @@ export function storeContract(make: () => Promise<InstanceStore>): void {
     expect((await store.pendingEvents('w2')).map((p) => p.event.id)).toEqual(['e-delivered']);
   });
 
+  describe('versions', () => {
+    const v = (id: string, version: number, fingerprint: string | undefined, parkedUntil: number | null = null): InstanceRecord => {
+      const r = parkedUntil === null ? newRecord(id, 'wf', {}, 0) : waiting(id, 't', {}, parkedUntil);
+      if (fingerprint !== undefined) {
+        r.workflowVersion = version;
+        r.fingerprint = fingerprint;
+      }
+      return r;
+    };
+    const runs = (version: number, fingerprint: string) => [{ workflow: 'wf', version, fingerprint }];
+
+    it('lists by version and tells each summary its version (1 for records written before versions)', async () => {
+      await store.create(v('one', 1, 'f1'));
+      await store.create(v('two', 2, 'f2'));
+      await store.create(v('old', 1, undefined));
+      expect((await store.list({ version: 2 })).map((s) => s.id)).toEqual(['two']);
+      expect((await store.list({ version: 1 })).map((s) => s.id).sort()).toEqual(['old', 'one']);
+      expect((await store.list({})).find((s) => s.id === 'old')?.version).toBe(1);
+    });
+
+    it('claims, times out and drains only the instances of definitions a worker runs', async () => {
+      await store.create(v('v1', 1, 'f1'));
+      await store.create(v('v2', 2, 'f2'));
+      await store.create(v('changed', 1, 'other'));
+      await store.create(v('legacy', 1, undefined));
+      expect((await store.claimStale('w', 100, 0, 10, runs(1, 'f1'))).sort()).toEqual(['legacy', 'v1']);
+      expect(await store.claimStale('w2', 100, 0, 10, [])).toEqual([]);
+      await store.create(v('due1', 1, 'f1', 5));
+      await store.create(v('due2', 2, 'f2', 5));
+      expect((await store.dueWaits(10, 10, runs(2, 'f2'))).map((d) => d.instanceId)).toEqual(['due2']);
+      await store.acceptEvent({ topic: 't', payload: {}, id: 'e', publishedAt: 0 }, [{ instanceId: 'due1', track: null }, { instanceId: 'due2', track: null }], null);
+      expect(await store.inboxInstances?.(10, runs(1, 'f1'))).toEqual(['due1']);
+    });
+
+    it('never leaves a blocked instance parked: a worker that can run it claims it', async () => {
+      const blocked = v('b', 1, 'f1', 5);
+      blocked.blocked = { code: 'DEFINITION_CHANGED', message: 'm', fingerprint: 'f1', registered: 'f9', status: 'waiting', since: 0 };
+      blocked.flow.status = 'blocked';
+      await store.create(blocked);
+      expect(await store.dueWaits(10, 10)).toEqual([]);
+      expect(await store.claimStale('w', 100, 0, 10, runs(1, 'f1'))).toEqual(['b']);
+    });
+
+    it('keeps worker heartbeats and lists the instances no live worker runs', async () => {
+      await store.heartbeat?.('w1', runs(1, 'f1'), 100);
+      await store.heartbeat?.('w2', runs(2, 'f2'), 50);
+      expect(await store.liveRunners?.(60)).toEqual(runs(1, 'f1'));
+      await store.retire?.('w1');
+      expect(await store.liveRunners?.(0)).toEqual(runs(2, 'f2'));
+      await store.create(v('v1', 1, 'f1'));
+      await store.create(v('v2', 2, 'f2'));
+      expect(await store.orphans?.(runs(2, 'f2'), 10)).toEqual(['v1']);
+    });
+  });
+
   describe('schedule ticks', () => {
     const first = Date.UTC(2026, 0, 1, 9);
     const second = Date.UTC(2026, 0, 1, 10);
