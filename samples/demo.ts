@@ -21,12 +21,14 @@ import type { Print } from './timeline-observer';
 import { runUserOnboarding } from './user-onboarding/run';
 import { runBranchingOrder } from './branching-order/run';
 import { runNightlyBatch } from './nightly-batch/run';
+import { runVersionedDeploy } from './versioned-deploy/run';
 
 const SAMPLES: readonly { readonly title: string; readonly run: (print: Print, options: SampleOptions) => Promise<void> }[] = [
   { title: 'order-checkout: reserve → charge (wait for the payment webhook) → ship', run: runOrderCheckout },
   { title: 'user-onboarding: create the user → provision in parallel (mail, workspace, billing)', run: runUserOnboarding },
   { title: 'branching-order: when express → rush group, else standard · payment child workflow · goto over the review · rate-limited mail', run: runBranchingOrder },
   { title: 'nightly-batch: a cron schedule starts a forEach over the night’s invoices, rate-limited', run: runNightlyBatch },
+  { title: 'versioned-deploy: version 2 deployed while version-1 applications wait; a blocked one migrated', run: runVersionedDeploy },
 ];
 
 const print: Print = (line) => console.log(line);

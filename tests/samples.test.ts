@@ -14,6 +14,7 @@ import { TimelineObserver } from '../samples/timeline-observer';
 import { runUserOnboarding } from '../samples/user-onboarding/run';
 import { runBranchingOrder } from '../samples/branching-order/run';
 import { runNightlyBatch } from '../samples/nightly-batch/run';
+import { runVersionedDeploy } from '../samples/versioned-deploy/run';
 
 describe('the samples', () => {
   it('order-checkout completes one order and undoes every effect of the one the carrier refuses', async () => {
@@ -36,6 +37,21 @@ describe('the samples', () => {
     const undo = lines.filter((l) => l.startsWith('signup-bob') && l.includes('↓') && l.includes('rollback')).map((l) => l.split(/ {2,}/)[2]);
     expect(undo).toEqual(['provision/set-up-billing', 'provision/provision-workspace', 'provision/send-welcome-email', 'create-user']);
     expect(text).toContain('every effect of signup-bob was undone (4 of 4)');
+  });
+});
+
+describe('the versioned-deploy sample', () => {
+  it('finishes waiting version-1 applications on version 1 after version 2 is deployed, and migrates the one a later deploy blocks', async () => {
+    const lines: string[] = [];
+    await runVersionedDeploy((line) => lines.push(line), { store: new MemoryStore() });
+    const text = lines.join('\n');
+    expect(text).toContain('loan-1 approved and completed on version 1; fraud check did not run');
+    expect(text).toContain('loan-3 (grace) starts on version 2');
+    expect(text).toContain('loan-3 approved and completed on version 2; fraud check ran');
+    expect(text).toContain('running "await-approval": "score-fraud" comes before "await-approval" in version 2 but never ran: it would be skipped');
+    expect(text).toContain('loan-2 is blocked (UNKNOWN_VERSION)');
+    expect(text).toContain('loan-2 approved and completed on version 2');
+    expect(text).toMatch(/history of loan-2: migrated .*by ops: version 1 is retired/);
   });
 });
 

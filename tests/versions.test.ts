@@ -247,6 +247,12 @@ describe('registering versions', () => {
     expect(() => runtime.register(V1)).not.toThrow();
     await runtime.close();
   });
+
+  it('takes the same definition again as harmless on a runtime with observers of its own', async () => {
+    const runtime = new SagaRuntime({ store: new MemoryStore(), logger: silentLogger, observers: [{ handleInit: () => undefined }], workflows: [V1] });
+    expect(() => runtime.register(V1, V1)).not.toThrow();
+    await runtime.close();
+  });
 });
 
 describe('checkCompatible', () => {
