@@ -22,6 +22,7 @@ import { runUserOnboarding } from './user-onboarding/run';
 import { runBranchingOrder } from './branching-order/run';
 import { runNightlyBatch } from './nightly-batch/run';
 import { runVersionedDeploy } from './versioned-deploy/run';
+import { runTripBooking } from './trip-booking/run';
 
 const SAMPLES: readonly { readonly title: string; readonly run: (print: Print, options: SampleOptions) => Promise<void> }[] = [
   { title: 'order-checkout: reserve → charge (wait for the payment webhook) → ship', run: runOrderCheckout },
@@ -29,6 +30,7 @@ const SAMPLES: readonly { readonly title: string; readonly run: (print: Print, o
   { title: 'branching-order: when express → rush group, else standard · payment child workflow · goto over the review · rate-limited mail', run: runBranchingOrder },
   { title: 'nightly-batch: a cron schedule starts a forEach over the night’s invoices, rate-limited', run: runNightlyBatch },
   { title: 'versioned-deploy: version 2 deployed while version-1 applications wait; a blocked one migrated', run: runVersionedDeploy },
+  { title: 'trip-booking: a compensation recovers with a cached fare (circuit breaker) and retries forward past a busy card network', run: runTripBooking },
 ];
 
 const print: Print = (line) => console.log(line);

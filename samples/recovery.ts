@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { TripBooking } from './trip-booking/workflow';
 import { LoanV1, LoanV2 } from './versioned-deploy/workflow';
 import { SagaRuntime, isFinalStatus, silentLogger, type InstanceStore, type InstanceSummary } from '../src';
 import { collectProblems, expectNoProblems, resolverOf } from './support';
@@ -81,7 +82,7 @@ export function recoveryRuntime(print: Print, store: InstanceStore): Recovery {
   const runtime = new SagaRuntime({
     store,
     logger: silentLogger,
-    workflows: [OrderCheckout, UserOnboarding, BranchingOrder, NightlyInvoicing, LoanV1, LoanV2],
+    workflows: [OrderCheckout, UserOnboarding, BranchingOrder, NightlyInvoicing, LoanV1, LoanV2, TripBooking],
     rateLimiters: { mailer: { limit: 2, per: '1s' }, 'card-network': { limit: 5, per: '1s' } },
     resolver: resolverOf([
       new ReserveInventory(new InventoryService(ledger, { 'SKU-MUG': 10, 'SKU-LAMP': 3 })),

@@ -19,14 +19,22 @@ import 'reflect-metadata';
 
 // Steps and results
 export { BaseStep, type StepClass } from './steps/base-step';
-export { Step, type StepOptions } from './steps/step-decorator';
+export { Step, type StepOptions, type RollbackControl } from './steps/step-decorator';
 export type { StepContext } from './steps/step-context';
 export {
   ok,
   error,
   continueWith,
   goto,
+  retryForward,
+  recover,
+  abort,
   type StepResult,
+  type RollbackResult,
+  type RollbackReturn,
+  type RetryForwardResult,
+  type RecoverResult,
+  type AbortResult,
   type StepReturn,
   type OkResult,
   type ErrorResult,
@@ -38,7 +46,7 @@ export {
 // Workflows and parallel groups
 export { Workflow, type WorkflowRef } from './workflow/workflow-decorator';
 export { defineWorkflow, type WorkflowOptions, type WorkflowNode } from './workflow/compile-workflow';
-export type { WorkflowDefinition, StateClass } from './workflow/workflow-definition';
+export type { WorkflowDefinition, StateClass, ExitOutcome } from './workflow/workflow-definition';
 export type { WorkflowOutline, OutlineNode, OutlineStep, OutlineBranch, OutlineParallel, OutlineForEach, OutlineWhen } from './workflow/workflow-outline';
 export { parallel, branch, type ParallelOptions, type IntoResult, type BranchSpec, type ParallelSpec } from './parallel/parallel';
 export { when, forEach, type WhenSpec, type WhenOptions, type ForEachSpec, type ForEachOptions } from './workflow/control-flow';
@@ -54,7 +62,7 @@ export {
 } from './parallel/parallel-results';
 
 // Observers
-export type { Observer, ObserverClass, ObserverRegistration, ObserverSpec, FlowView, HookResult, HookReturn, ObserverHook } from './observers/observer';
+export type { Observer, ObserverClass, ObserverRegistration, ObserverSpec, FlowView, HookResult, HookReturn, ObserverHook, FinishOutcome } from './observers/observer';
 
 // Flow fields and records
 export {

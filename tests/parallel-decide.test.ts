@@ -50,6 +50,10 @@ function line(e: Effect): string {
       return `branched ${e.when} ${e.branch}`;
     case 'unblocked':
       return 'unblocked';
+    case 'controlled':
+      return `${e.decision} @${on(e.track)}`;
+    case 'problem':
+      return `problem ${e.error.code}`;
   }
 }
 

@@ -15,6 +15,7 @@ import { runUserOnboarding } from '../samples/user-onboarding/run';
 import { runBranchingOrder } from '../samples/branching-order/run';
 import { runNightlyBatch } from '../samples/nightly-batch/run';
 import { runVersionedDeploy } from '../samples/versioned-deploy/run';
+import { runTripBooking } from '../samples/trip-booking/run';
 
 describe('the samples', () => {
   it('order-checkout completes one order and undoes every effect of the one the carrier refuses', async () => {
@@ -52,6 +53,18 @@ describe('the versioned-deploy sample', () => {
     expect(text).toContain('loan-2 is blocked (UNKNOWN_VERSION)');
     expect(text).toContain('loan-2 approved and completed on version 2');
     expect(text).toMatch(/history of loan-2: migrated .*by ops: version 1 is retired/);
+  });
+});
+
+describe('the trip-booking sample', () => {
+  it('recovers with a cached fare, retries forward past a busy card network, and hides the internal code of a trip it cannot book', async () => {
+    const lines: string[] = [];
+    await runTripBooking((line) => lines.push(line), { store: new MemoryStore() });
+    const text = lines.join('\n');
+    expect(text).toContain('trip-lisbon: completed, fare 180 (cached)');
+    expect(text).toContain('compensations decided: recover at quote-fare, retryForward at hold-room, retryForward at hold-room');
+    expect(text).toMatch(/hotel +room-\S+#3 +held a room in lisbon +stands/);
+    expect(text).toContain('trip-oslo: rolled_back: the trip could not be booked (FARES_DOWN)');
   });
 });
 

@@ -9,6 +9,7 @@ import { NO_POLICY, type PolicyLookup, type StepPolicy } from '../policies/step-
 import { sanitizeJson } from '../state/safe-json';
 import { toMillis } from '../time/duration';
 import type { CompiledGroup, CompiledNode, CompiledStep, CompiledWhen, WorkflowDefinition } from '../workflow/workflow-definition';
+import type { FinishOutcome } from '../observers/observer';
 import { isFinalStatus, type InstanceStatus, type StackEntry, type StepFunc, type Wait } from './flow-fields';
 import {
   findBranch,
@@ -48,6 +49,12 @@ export type Outcome =
   | { readonly kind: 'ok'; readonly state: unknown }
   | { readonly kind: 'continue'; readonly state: unknown; readonly wait: WaitSpec }
   | { readonly kind: 'goto'; readonly target: string; readonly state: unknown }
+  /** From a compensation: run forward again from this step (at most `maxRetries` times), after `backoffMs`. */
+  | { readonly kind: 'retryForward'; readonly state: unknown; readonly maxRetries: number; readonly backoffMs: number }
+  /** From the failed step's compensation: its substitute stands; go on forward from the next step. */
+  | { readonly kind: 'recover'; readonly state: unknown }
+  /** From a compensation: it is done, and no later `retryForward` may restart the saga. */
+  | { readonly kind: 'abort'; readonly state?: unknown; readonly reason: SerializedError }
   /** `started: false` when a before-hook vetoed, so the step never ran and is not compensated. */
   | {
       readonly kind: 'error';
@@ -64,6 +71,7 @@ export type LifecycleHook =
   | 'handleWorkflowSuccess'
   | 'handleWorkflowFailure'
   | 'handleCompensationFailed'
+  | 'handleFinish'
   | 'handleGroupStart'
   | 'handleGroupEnd';
 
@@ -86,6 +94,10 @@ export type Effect =
   | { readonly type: 'branched'; readonly when: string; readonly branch: 'then' | 'else' }
   /** A blocked instance goes on: its definition is registered again (for the history). */
   | { readonly type: 'unblocked' }
+  /** Something the runner reports (a workflow's `onExit` that threw, say); nothing else to do. */
+  | { readonly type: 'problem'; readonly message: string; readonly error: SerializedError }
+  /** A compensation decided what follows (for the history). */
+  | { readonly type: 'controlled'; readonly track: TrackRef; readonly decision: 'retryForward' | 'recover' | 'abort' | 'ignored'; readonly note: string }
   | { readonly type: 'finished' };
 
 /** What the pure part needs besides the record: the definition, the time, and the state codec for `into`. */
@@ -148,7 +160,7 @@ function dispatch(c: Ctx, h: Happening): boolean {
       advanceMain(c, 0);
       return true;
     case 'initVetoed':
-      failMain(c, h.error);
+      failMain(c, h.error, 'requested');
       return true;
     case 'settled': {
       const t = trackOf(rec, h.track);
@@ -188,7 +200,7 @@ function dispatch(c: Ctx, h: Happening): boolean {
     case 'undo':
       if (rec.flow.status !== 'completed') return requestRollback(c, h.reason);
       rec.flow.status = 'rolling_back';
-      failMain(c, h.reason);
+      failMain(c, h.reason, 'requested');
       return true;
   }
 }
@@ -370,7 +382,7 @@ function resolveMain(c: Ctx, outcome: Outcome): void {
       const reason = rec.rollbackRequested;
       rec.rollbackRequested = null;
       dropIfNeverStarted(rec, outcome);
-      failMain(c, reason);
+      failMain(c, reason, 'requested');
       return;
     }
     const node = c.env.def.nodes[f.stepIndex];
@@ -384,12 +396,14 @@ function resolveMain(c: Ctx, outcome: Outcome): void {
       case 'goto': {
         const target = takeJump(c, node, outcome.target);
         if (typeof target === 'number') advanceMain(c, target);
-        else failMain(c, target);
+        else failMain(c, target, failedHere(rec));
         return;
       }
       case 'error':
         dropIfNeverStarted(rec, outcome);
-        failMain(c, outcome.error);
+        failMain(c, outcome.error, outcome.started ? failedHere(rec) : FAILED);
+        return;
+      default:
         return;
     }
   }
@@ -407,11 +421,227 @@ function resolveMain(c: Ctx, outcome: Outcome): void {
     case 'error':
       compensationFailed(c, null, outcome.error);
       return;
+    case 'retryForward':
+    case 'recover':
+    case 'abort':
+      controlMain(c, outcome);
+      return;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Controlling compensation: a compensation may send the saga forward again (retryForward), supply a substitute for
+// the failed step (recover), or forbid later restarts (abort).
+
+type ControlOutcome = Extract<Outcome, { kind: 'retryForward' | 'recover' | 'abort' }>;
+
+/** True when the step declares that its compensation may return this control. */
+function declares(c: Ctx, step: string | null, control: 'retryForward' | 'recover'): boolean {
+  return (c.env.def.steps.get(step ?? '')?.meta.options.rollbackControls ?? []).includes(control);
+}
+
+function undeclared(step: string | null, control: string): SerializedError {
+  return {
+    code: 'UNDECLARED_CONTROL',
+    name: 'ControlError',
+    message: `the compensation of ${quote(step)} returned ${control}, which the step does not declare; add it to @Step({ rollbackControls: [...] })`,
+    details: { step, control },
+  };
+}
+
+/** Why a saga going down may not turn forward again now, or null when it may. */
+function forwardRefused(c: Ctx, step: string | null, maxRetries: number): string | null {
+  const rec = c.rec;
+  if (rec.failure === undefined) return 'the rollback was asked for from outside';
+  if (rec.forwardAborted === true) return 'a compensation aborted';
+  const taken = rec.forwardRetries?.[step ?? ''] ?? 0;
+  return taken >= maxRetries ? `${quote(step)} already ran forward again ${taken} times, its maxRetries` : null;
+}
+
+function controlled(c: Ctx, track: TrackRef, decision: 'retryForward' | 'recover' | 'abort' | 'ignored', note: string): void {
+  c.effects.push({ type: 'controlled', track, decision, note });
+}
+
+/** The saga goes forward again: up, its failure forgotten (it is in the history). */
+function turnUp(c: Ctx): void {
+  const rec = c.rec;
+  rec.flow.direction = 'up';
+  rec.flow.errorReason = null;
+  delete rec.failure;
+}
+
+/** Calls `step`'s `run` at `at` (now when it is not later): it goes on the stack now, so a rollback meanwhile drops it. */
+function startStepAt(c: Ctx, ref: TrackRef, t: Track, step: { name: string; index: number }, at: number): void {
+  if (at <= c.env.now) {
+    startStep(c, ref, t, step);
+    return;
+  }
+  const pass = c.rec.pass ?? 0;
+  t.flow.stack.push(pass > 0 ? { kind: 'step', name: step.name, index: step.index, pass } : { kind: 'step', name: step.name, index: step.index });
+  t.flow.stepIndex = step.index;
+  t.flow.stepName = step.name;
+  t.flow.stepFunc = 'run';
+  t.flow.attempt = 1;
+  t.flow.retryDelay = null;
+  if (pass > 0) t.flow.pass = pass;
+  else delete t.flow.pass;
+  t.flow.retryAt = at;
+  t.flow.throttled = true;
+  c.effects.push({ type: 'timer', track: ref, at });
+}
+
+/** A main-line compensation's decision. */
+function controlMain(c: Ctx, outcome: ControlOutcome): void {
+  const rec = c.rec;
+  const f = rec.flow;
+  const step = f.stepName;
+  if (outcome.kind === 'abort') {
+    rec.forwardAborted = true;
+    controlled(c, null, 'abort', `no retryForward restarts the saga any more: ${outcome.reason.message}`);
+    f.stack.pop();
+    compensateMain(c);
+    return;
+  }
+  if (!declares(c, step, outcome.kind)) {
+    compensationFailed(c, null, undeclared(step, outcome.kind));
+    return;
+  }
+  const top = f.stack[f.stack.length - 1];
+  if (outcome.kind === 'recover') {
+    const failed = rec.failure;
+    if (top?.kind !== 'step' || failed?.step !== step || (failed.pass ?? 0) !== (top.pass ?? 0)) {
+      compensationFailed(c, null, {
+        code: 'RECOVER_NOT_ALLOWED',
+        name: 'ControlError',
+        message: `the compensation of ${quote(step)} returned recover, but only the compensation of the step whose failure started the rollback may (${failed?.step === undefined || failed.step === null ? 'no step failed' : `${quote(failed.step)} failed`})`,
+        details: { step },
+      });
+      return;
+    }
+    // Its substitute stands: the step stays on the stack (a later failure compensates it), and the saga goes on.
+    turnUp(c);
+    controlled(c, null, 'recover', `${quote(step)} recovered with a substitute; the saga goes on forward`);
+    advanceMain(c, c.env.def.nodes[f.stepIndex]?.next ?? f.stepIndex + 1);
+    return;
+  }
+  const refused = forwardRefused(c, step, outcome.maxRetries);
+  if (refused !== null || top?.kind !== 'step') {
+    controlled(c, null, 'ignored', `retryForward of ${quote(step)} not taken: ${refused ?? 'it is not a step'}; the compensation goes on`);
+    f.stack.pop();
+    compensateMain(c);
+    return;
+  }
+  const taken = (rec.forwardRetries?.[step ?? ''] ?? 0) + 1;
+  rec.forwardRetries = { ...rec.forwardRetries, [step ?? '']: taken };
+  f.stack.pop();
+  // A new pass: the steps that run again get new run and idempotency keys.
+  rec.pass = (rec.pass ?? 0) + 1;
+  turnUp(c);
+  controlled(c, null, 'retryForward', `run forward again from ${quote(step)} (retry ${taken} of ${outcome.maxRetries})`);
+  const node = c.env.def.nodes[top.index];
+  if (node?.kind === 'step') startStepAt(c, null, rec, node, c.env.now + outcome.backoffMs);
+  else advanceMain(c, top.index);
+}
+
+/**
+ * A branch step failed going up and declares rollback controls: its own compensation runs first and decides — while
+ * the group still runs — whether the branch recovers, runs forward again, or fails as it would have.
+ */
+function tryBranchControls(c: Ctx, g: GroupRun, b: BranchRun, error: SerializedError): boolean {
+  const step = b.flow.stepName;
+  if (!declares(c, step, 'recover') && !declares(c, step, 'retryForward')) return false;
+  const top = b.flow.stack[b.flow.stack.length - 1];
+  if (top?.kind !== 'step') return false;
+  b.pendingFailure = error;
+  b.phase = 'compensating';
+  b.flow.direction = 'down';
+  undoStep(c, b.key, b, top, branchSteps(c, g, b).find((s) => s.name === top.name) ?? top);
+  return true;
+}
+
+/** What a branch's failed step's compensation decided (see {@link tryBranchControls}). */
+function resolveBranchTrial(c: Ctx, g: GroupRun, b: BranchRun, outcome: Outcome): void {
+  const failure = b.pendingFailure as SerializedError;
+  const step = b.flow.stepName;
+  const letFail = (note: string | null): void => {
+    if (note !== null) controlled(c, b.key, 'ignored', note);
+    delete b.pendingFailure;
+    b.flow.stack.pop();
+    b.flow.direction = 'up';
+    branchFailed(c, g, b, failure);
+  };
+  const goOn = (): void => {
+    delete b.pendingFailure;
+    b.phase = 'running';
+    b.flow.direction = 'up';
+  };
+  switch (outcome.kind) {
+    case 'continue':
+      park(c, b.key, b, outcome.wait);
+      return;
+    case 'error':
+    case 'goto':
+      delete b.pendingFailure;
+      compensationFailed(c, b, outcome.kind === 'error' ? outcome.error : gotoNotAllowed(outcome.target, 'while compensating'));
+      return;
+    case 'ok':
+      letFail(null);
+      return;
+    case 'abort':
+      c.rec.forwardAborted = true;
+      controlled(c, b.key, 'abort', `no retryForward restarts the saga any more: ${outcome.reason.message}`);
+      letFail(null);
+      return;
+    case 'recover':
+    case 'retryForward': {
+      if (!declares(c, step, outcome.kind)) {
+        delete b.pendingFailure;
+        compensationFailed(c, b, undeclared(step, outcome.kind));
+        return;
+      }
+      if (g.mode !== 'up') {
+        letFail(`${outcome.kind} of ${quote(step)} not taken: the group is already settling; the branch fails`);
+        return;
+      }
+      if (outcome.kind === 'recover') {
+        goOn();
+        controlled(c, b.key, 'recover', `${quote(step)} recovered with a substitute; the branch goes on`);
+        startBranchStep(c, g, b, b.flow.stepIndex + 1);
+        return;
+      }
+      const refused = c.rec.forwardAborted === true ? 'a compensation aborted' : (c.rec.forwardRetries?.[step ?? ''] ?? 0) >= outcome.maxRetries ? `${quote(step)} already ran forward again ${outcome.maxRetries} times, its maxRetries` : null;
+      if (refused !== null) {
+        letFail(`retryForward of ${quote(step)} not taken: ${refused}; the branch fails`);
+        return;
+      }
+      const taken = (c.rec.forwardRetries?.[step ?? ''] ?? 0) + 1;
+      c.rec.forwardRetries = { ...c.rec.forwardRetries, [step ?? '']: taken };
+      const index = b.flow.stepIndex;
+      b.flow.stack.pop();
+      c.rec.pass = (c.rec.pass ?? 0) + 1;
+      goOn();
+      controlled(c, b.key, 'retryForward', `the branch runs forward again from ${quote(step)} (retry ${taken} of ${outcome.maxRetries})`);
+      const again = branchSteps(c, g, b)[index];
+      if (again === undefined) startBranchStep(c, g, b, index);
+      else startStepAt(c, b.key, b, again, c.env.now + outcome.backoffMs);
+      return;
+    }
   }
 }
 
 function finish(c: Ctx, status: InstanceStatus, hook: LifecycleHook): void {
-  c.rec.flow.status = status;
+  const rec = c.rec;
+  rec.flow.status = status;
+  const onExit = c.env.def.onExit;
+  if (onExit !== undefined && rec.flow.errorReason !== null) {
+    // The workflow may put the final error another way (hide an internal code) before it is stored and returned.
+    try {
+      const mapped: unknown = onExit({ status: status as FinishOutcome['status'], error: rec.flow.errorReason, workflow: rec.workflow, instanceId: rec.id });
+      if (mapped !== undefined) rec.flow.errorReason = serializeError(mapped);
+    } catch (thrown) {
+      c.effects.push({ type: 'problem', message: `onExit of workflow ${quote(rec.workflow)} threw; the error is kept as it was`, error: serializeThrown(thrown) });
+    }
+  }
   c.effects.push({ type: 'hook', hook, group: null }, { type: 'finished' });
 }
 
@@ -441,7 +671,7 @@ function enterWhen(c: Ctx, node: CompiledWhen): void {
   const fail = (why: string, details: Record<string, unknown> = {}): void => {
     rec.flow.stepIndex = node.index;
     rec.flow.stepName = node.name;
-    failMain(c, { code: 'WHEN_FAILED', name: 'WhenError', message: `the predicate of ${quote(node.name)} ${why}`, details: { when: node.name, ...details } });
+    failMain(c, { code: 'WHEN_FAILED', name: 'WhenError', message: `the predicate of ${quote(node.name)} ${why}`, details: { when: node.name, ...details } }, FAILED);
   };
   let chosen: unknown;
   try {
@@ -497,17 +727,31 @@ function dropUnstarted(t: Track): void {
   delete f.throttled;
 }
 
-function turnDown(c: Ctx, reason: SerializedError): void {
+/** Why the direction turns down: a failure (of a main-line step, or of something else: `step: null`), or a request. */
+type Cause = NonNullable<InstanceRecord['failure']> | 'requested';
+
+/** Something failed in the workflow, not in a main-line step (a group, a `when`, a forEach's items). */
+const FAILED: Cause = { step: null };
+
+/** A main-line track failed at its current step. */
+function failedHere(t: Track): Cause {
+  const pass = t.flow.pass ?? 0;
+  return pass > 0 ? { step: t.flow.stepName, pass } : { step: t.flow.stepName };
+}
+
+function turnDown(c: Ctx, reason: SerializedError, cause: Cause): void {
   const f = c.rec.flow;
   dropUnstarted(c.rec);
   f.errorReason = reason;
   f.direction = 'down';
   f.wait = null;
+  if (cause === 'requested') delete c.rec.failure;
+  else c.rec.failure = cause;
   c.effects.push({ type: 'hook', hook: 'handleStartRollback', group: null });
 }
 
-function failMain(c: Ctx, reason: SerializedError): void {
-  turnDown(c, reason);
+function failMain(c: Ctx, reason: SerializedError, cause: Cause): void {
+  turnDown(c, reason, cause);
   compensateMain(c);
 }
 
@@ -600,7 +844,7 @@ function requestRollback(c: Ctx, reason: SerializedError): boolean {
     c.effects.push({ type: 'abort', track: null, reason });
     return true;
   }
-  failMain(c, reason);
+  failMain(c, reason, 'requested');
   return true;
 }
 
@@ -694,7 +938,7 @@ function startGroup(c: Ctx, node: CompiledGroup): void {
   if (node.each !== undefined) {
     const read = readItems(c, node);
     if (!Array.isArray(read)) {
-      failMain(c, read);
+      failMain(c, read, FAILED);
       return;
     }
     items = read;
@@ -809,7 +1053,7 @@ function rollBackGroup(c: Ctx, g: GroupRun, reason: SerializedError): void {
     g.plan = { kind: 'fail' };
     enqueueDown(g);
   }
-  turnDown(c, reason);
+  turnDown(c, reason, 'requested');
   progressGroup(c);
 }
 
@@ -821,7 +1065,7 @@ function branchFailed(c: Ctx, g: GroupRun, b: BranchRun, error: SerializedError)
   if (g.mode === 'up' && options.join === 'all' && options.onError === 'failFast') {
     g.failure = error;
     beginSettling(c, g);
-    turnDown(c, error);
+    turnDown(c, error, FAILED);
   }
 }
 
@@ -853,12 +1097,29 @@ function resolveBranch(c: Ctx, key: string, outcome: Outcome): void {
           branchFailed(c, g, b, gotoNotAllowed(outcome.target, 'inside a parallel branch'));
           break;
         case 'error':
-          branchFailed(c, g, b, outcome.error);
+          if (!(outcome.started && tryBranchControls(c, g, b, outcome.error))) branchFailed(c, g, b, outcome.error);
+          break;
+        default:
           break;
       }
     }
+  } else if (b.phase === 'compensating' && b.pendingFailure !== undefined) {
+    resolveBranchTrial(c, g, b, outcome);
   } else if (b.phase === 'compensating') {
     switch (outcome.kind) {
+      case 'abort':
+        c.rec.forwardAborted = true;
+        controlled(c, key, 'abort', `no retryForward restarts the saga any more: ${outcome.reason.message}`);
+        b.flow.stack.pop();
+        compensateBranch(c, g, b);
+        break;
+      case 'recover':
+      case 'retryForward':
+        // Inside a group that is being undone, a branch cannot send the saga forward: the compensation counts.
+        controlled(c, key, 'ignored', `${outcome.kind} of ${quote(b.flow.stepName)} not taken: its group is being compensated; the compensation goes on`);
+        b.flow.stack.pop();
+        compensateBranch(c, g, b);
+        break;
       case 'ok':
         b.flow.stack.pop();
         compensateBranch(c, g, b);
@@ -897,7 +1158,7 @@ function progressGroup(c: Ctx): void {
   const node = groupNode(c, g);
   if (g.mode === 'up') {
     let running = 0;
-    for (const b of g.branches) if (b.phase === 'running') running += 1;
+    for (const b of g.branches) if (busy(b)) running += 1;
     const cap = node.options.maxConcurrency;
     for (const b of g.branches) {
       if (g.mode !== 'up' || running >= cap) break;
@@ -915,12 +1176,17 @@ function progressGroup(c: Ctx): void {
     }
   }
   if (g.mode !== 'down') {
-    if (g.branches.some((b) => b.phase === 'running')) return;
+    if (g.branches.some(busy)) return;
     if (g.mode === 'up' && (g.branches.some((b) => b.phase === 'pending') || (g.nextItem ?? 0) < (g.items?.length ?? 0))) return;
     restoreDone(g);
     planGroup(c, g, node);
   }
   progressGroupDown(c, g, node);
+}
+
+/** True while a branch still runs: going up, or its failed step's compensation deciding what follows. */
+function busy(b: BranchRun): boolean {
+  return b.phase === 'running' || (b.phase === 'compensating' && b.pendingFailure !== undefined);
 }
 
 /** Turns a forEach's compactly kept items back into branches, all in item order, for the group's resolution. */
@@ -941,7 +1207,7 @@ function restoreDone(g: GroupRun): void {
 function startBranch(c: Ctx, g: GroupRun, b: BranchRun): number {
   b.phase = 'running';
   startBranchStep(c, g, b, 0);
-  return b.phase === 'running' ? 1 : 0;
+  return busy(b) ? 1 : 0;
 }
 
 /** The outcomes: by key for a parallel group, in item order for a forEach. */
@@ -995,7 +1261,7 @@ function planGroup(c: Ctx, g: GroupRun, node: CompiledGroup): void {
       message: `every branch of group ${quote(g.name)} failed: ${errors.map((e) => `${e.branch}: ${e.error.message}`).join('; ')}`,
       details: { errors },
     };
-    turnDown(c, g.failure);
+    turnDown(c, g.failure, FAILED);
     fail();
     return;
   }
@@ -1024,7 +1290,7 @@ function planGroup(c: Ctx, g: GroupRun, node: CompiledGroup): void {
     }
     if (failure !== null) {
       g.failure = failure;
-      turnDown(c, failure);
+      turnDown(c, failure, FAILED);
       fail();
       return;
     }

@@ -45,7 +45,7 @@ export interface Wait {
 
 /** A short, persisted summary of the last result a handler produced. */
 export interface ResultSummary {
-  readonly kind: 'ok' | 'error' | 'continue' | 'goto';
+  readonly kind: 'ok' | 'error' | 'continue' | 'goto' | 'retryForward' | 'recover' | 'abort';
   readonly step: string;
   readonly func: StepFunc;
   readonly code?: string;

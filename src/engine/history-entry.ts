@@ -24,7 +24,9 @@ export type HistoryKind =
   /** Its definition is registered again: it goes on where it was. */
   | 'unblocked'
   /** An operator moved it to another version of its workflow (`runtime.migrate`). */
-  | 'migrated';
+  | 'migrated'
+  /** A compensation decided what follows: the outcome is `retryForward`, `recover`, `abort` or `ignored`. */
+  | 'control';
 
 /** One line of an instance's history: appended with every transition, never rewritten. */
 export interface HistoryEntry {

@@ -10,6 +10,7 @@ import type { Logger } from '../runtime/logger';
 import type { StateCodec } from '../state/state-codec';
 import type { BaseStep, StepClass } from '../steps/base-step';
 import type { StepContext } from '../steps/step-context';
+import type { FinishOutcome } from '../observers/observer';
 import type { InstanceStore, TransitionWrites } from '../store/instance-store';
 import type { HistoryEntry } from './history-entry';
 import type { Clock } from '../time/clock';
@@ -106,6 +107,9 @@ function internalFailure(happening: Happening, defect: unknown): Happening {
     },
   };
 }
+
+/** The lifecycle hooks of an end; `handleFinish` follows each. */
+const FINAL_HOOKS: ReadonlySet<LifecycleHook> = new Set(['handleWorkflowSuccess', 'handleWorkflowFailure', 'handleCompensationFailed']);
 
 /** At most this many queued happenings go into one save. */
 const MAX_BATCH = 512;
@@ -399,7 +403,13 @@ export class InstanceActor {
   }
 
   private async runLifecycleHooks(draft: InstanceRecord, effects: readonly Effect[]): Promise<void> {
-    for (const effect of effects) if (effect.type === 'hook') await this.lifecycle(draft, effect.hook, effect.group);
+    const { observers } = this.services;
+    for (const effect of effects) {
+      if (effect.type !== 'hook') continue;
+      if (observers.has(effect.hook)) await this.lifecycle(draft, effect.hook, effect.group);
+      // Whatever the end, handleFinish follows the hook of that end.
+      if (FINAL_HOOKS.has(effect.hook) && observers.has('handleFinish')) await this.lifecycle(draft, 'handleFinish', null);
+    }
   }
 
   private async lifecycle(draft: InstanceRecord, hook: LifecycleHook, group: string | null): Promise<void> {
@@ -408,7 +418,16 @@ export class InstanceActor {
     const base = flowView(draft, null);
     const view = group === null ? base : { ...base, group, stepName: group, stepIndex: def.nodeIndex.get(group) ?? base.stepIndex };
     const changesState = hook !== 'handleGroupStart' && hook !== 'handleGroupEnd';
-    const round = await observers.run(hook, codec.hydrate(draft.state), view, 'report');
+    let state: unknown;
+    try {
+      state = codec.hydrate(draft.state);
+    } catch (error) {
+      this.host.reportFailure(draft.id, `${hook} was not called: the state could not be made into its class`, error);
+      return;
+    }
+    const outcome: FinishOutcome | undefined =
+      hook === 'handleFinish' ? { status: draft.flow.status as FinishOutcome['status'], error: draft.flow.errorReason } : undefined;
+    const round = await observers.run(hook, state, view, 'report', outcome);
     if (!changesState) return;
     try {
       draft.state = codec.dehydrate(round.state, `returned by ${hook}`);
@@ -446,9 +465,13 @@ export class InstanceActor {
       case 'finished':
         this.host.finished(this.rec);
         return;
+      case 'problem':
+        this.host.reportFailure(this.rec.id, effect.message, effect.error);
+        return;
       case 'hook':
       case 'branched':
       case 'unblocked':
+      case 'controlled':
         return;
     }
   }

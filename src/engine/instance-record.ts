@@ -47,6 +47,11 @@ export interface BranchRun extends Track {
   phase: BranchPhase;
   settledSeq: number | null;
   outcome: BranchOutcome | null;
+  /**
+   * Set while the compensation of the branch's failed step — one that declares rollback controls — decides what
+   * follows (recover, retry forward, or let the branch fail with this error).
+   */
+  pendingFailure?: SerializedError;
 }
 
 /** A forEach item that succeeded: `[item index, output state, settle order, its compensation stack]`. */
@@ -135,6 +140,15 @@ export interface InstanceRecord extends Track {
   fingerprint?: string;
   /** Set while the instance is `blocked`: why, and the status it had (restored when it is unblocked). */
   blocked?: BlockedReason;
+  /**
+   * Set while it goes down because something failed (not because a rollback was asked from outside): the main-line
+   * step that failed, if one did. Only then may compensations send it forward again (`retryForward`, `recover`).
+   */
+  failure?: { readonly step: string | null; readonly pass?: number };
+  /** The `retryForward`s taken, per step. */
+  forwardRetries?: Record<string, number>;
+  /** True once a compensation returned `abort`: no `retryForward` restarts it any more. */
+  forwardAborted?: boolean;
   /** Optimistic-concurrency version, incremented by every save. */
   version: number;
   readonly createdAt: number;

@@ -7,7 +7,8 @@ import type { ObserverRunner } from '../observers/observer-runner';
 import type { StateCodec } from '../state/state-codec';
 import type { BaseStep } from '../steps/base-step';
 import type { StepContext } from '../steps/step-context';
-import { checkResult, type StepResult } from '../steps/step-result';
+import { checkResult, ROLLBACK_KINDS, type RollbackResult } from '../steps/step-result';
+import { toMillis } from '../time/duration';
 import type { Outcome } from './decide';
 import { TimeoutError } from '../errors/step-errors';
 import type { Clock } from '../time/clock';
@@ -30,7 +31,7 @@ export interface Invocation {
   /** Fires the call's AbortSignal. */
   readonly abort: (reason: Error) => void;
   /** Told when a call that already timed out settles after all (its result is ignored). */
-  readonly onLateSettle: (result: StepResult<unknown>) => void;
+  readonly onLateSettle: (result: RollbackResult<unknown>) => void;
 }
 
 function callHandler(inv: Invocation, state: unknown): unknown {
@@ -56,11 +57,11 @@ function stateOf(codec: StateCodec, state: unknown, where: string): { state: unk
 }
 
 /** Races a handler call against its timeout on the injected clock. */
-async function withTimeout(inv: Invocation, pending: Promise<StepResult<unknown>>, where: string): Promise<StepResult<unknown>> {
+async function withTimeout(inv: Invocation, pending: Promise<RollbackResult<unknown>>, where: string): Promise<RollbackResult<unknown>> {
   const ms = inv.timeoutMs ?? 0;
   let timedOut = false;
   let handle: ReturnType<Clock['setTimeout']> | undefined;
-  const timeout = new Promise<StepResult<unknown>>((resolve) => {
+  const timeout = new Promise<RollbackResult<unknown>>((resolve) => {
     handle = inv.clock.setTimeout(() => {
       timedOut = true;
       const error = new TimeoutError(where, ms);
@@ -113,11 +114,11 @@ async function callStep(inv: Invocation): Promise<Outcome> {
     }
   }
 
-  const call = async (): Promise<StepResult<unknown>> => {
+  const call = async (): Promise<RollbackResult<unknown>> => {
     try {
       let raw = callHandler(inv, state);
       if (raw instanceof Promise) raw = await (raw as Promise<unknown>);
-      return checkResult(raw, where);
+      return up ? checkResult(raw, where) : checkResult(raw, where, ROLLBACK_KINDS);
     } catch (thrown) {
       return { kind: 'error', reason: serializeThrown(thrown) };
     }
@@ -130,7 +131,7 @@ async function callStep(inv: Invocation): Promise<Outcome> {
     return 'state' in stored ? { kind: 'continue', state: stored.state, wait: result.wait } : { kind: 'error', error: stored.error, started: true };
   }
 
-  let next: unknown = result.kind === 'error' ? (result.state ?? state) : result.state;
+  let next: unknown = result.kind === 'error' || result.kind === 'abort' ? (result.state ?? state) : result.state;
   let error: SerializedError | null = result.kind === 'error' ? serializeError(result.reason) : null;
   const started = !(result.kind === 'error' && isNotStarted(result.reason));
 
@@ -162,5 +163,16 @@ async function callStep(inv: Invocation): Promise<Outcome> {
       };
     }
   }
-  return result.kind === 'goto' ? { kind: 'goto', target: result.target, state: stored.state } : { kind: 'ok', state: stored.state };
+  switch (result.kind) {
+    case 'goto':
+      return { kind: 'goto', target: result.target, state: stored.state };
+    case 'retryForward':
+      return { kind: 'retryForward', state: stored.state, maxRetries: result.maxRetries, backoffMs: result.backoff === undefined ? 0 : toMillis(result.backoff) };
+    case 'recover':
+      return { kind: 'recover', state: stored.state };
+    case 'abort':
+      return { kind: 'abort', state: stored.state, reason: serializeError(result.reason) };
+    default:
+      return { kind: 'ok', state: stored.state };
+  }
 }

@@ -105,6 +105,9 @@ export function transitionHistory(
   for (const e of effects) {
     if (e.type === 'invoke' && happening.type !== 'resume') {
       lines.push(line(after, e.track, 'step-started', at, { step: e.step, func: e.func, outcome: undefined }));
+    } else if (e.type === 'controlled') {
+      const branch = e.track === null ? {} : { branch: (after.group === null ? undefined : findBranch(after.group, e.track)?.name) ?? e.track };
+      lines.push(line(after, e.track, 'control', at, { ...fromPrior(prior), ...branch, outcome: e.decision, note: e.note }));
     } else if (e.type === 'unblocked') {
       lines.push(line(after, null, 'unblocked', at, { step: after.flow.stepName, func: null }));
     } else if (e.type === 'branched') {

@@ -7,6 +7,7 @@ export const DefinitionErrorCode = {
   NotAStep: 'NOT_A_STEP',
   UndecoratedStep: 'UNDECORATED_STEP',
   BadObserver: 'BAD_OBSERVER',
+  DuplicateObserver: 'DUPLICATE_OBSERVER',
   EmptyGroup: 'EMPTY_GROUP',
   DuplicateBranchKey: 'DUPLICATE_BRANCH_KEY',
   UnknownGotoTarget: 'UNKNOWN_GOTO_TARGET',

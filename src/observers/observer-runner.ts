@@ -20,7 +20,7 @@ export interface HookProblem {
 interface Bound {
   readonly label: string;
   readonly critical: boolean;
-  readonly call: (state: unknown, flow: FlowView) => unknown;
+  readonly call: (state: unknown, flow: FlowView, extra: unknown) => unknown;
 }
 
 const HOOK_RESULT_KINDS = new Set(['ok', 'error'] as const);
@@ -51,7 +51,7 @@ export class ObserverRunner {
         if (typeof fn !== 'function') continue;
         let list = this.byHook.get(hook);
         if (list === undefined) this.byHook.set(hook, (list = []));
-        list.push({ label: entry.label, critical: entry.critical, call: (state, flow) => (fn as (this: Observer, s: unknown, f: FlowView) => unknown).call(observer, state, flow) });
+        list.push({ label: entry.label, critical: entry.critical, call: (state, flow, extra) => (fn as (this: Observer, s: unknown, f: FlowView, x: unknown) => unknown).call(observer, state, flow, extra) });
       }
     }
   }
@@ -89,14 +89,15 @@ export class ObserverRunner {
     return this.byHook.has(hook);
   }
 
-  async run(hook: ObserverHook, state: unknown, flow: FlowView, mode: 'veto' | 'report'): Promise<HookRound> {
+  /** Calls `hook` on every observer that has it; `extra` is its third argument (the outcome, for `handleFinish`). */
+  async run(hook: ObserverHook, state: unknown, flow: FlowView, mode: 'veto' | 'report', extra?: unknown): Promise<HookRound> {
     const list = this.byHook.get(hook);
     if (list === undefined) return { state, veto: null };
     let current = state;
     for (const bound of list) {
       let raw: unknown;
       try {
-        raw = bound.call(current, flow);
+        raw = bound.call(current, flow, extra);
         if (raw instanceof Promise) raw = await raw;
       } catch (thrown) {
         const error = serializeThrown(thrown);

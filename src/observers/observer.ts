@@ -28,6 +28,13 @@ export interface FlowView {
   readonly branch?: string;
 }
 
+/** How an instance ended: what `handleFinish` and a workflow's `onExit` receive. */
+export interface FinishOutcome {
+  readonly status: 'completed' | 'rolled_back' | 'compensation_failed';
+  /** Why it rolled back, or null when it completed. */
+  readonly error: SerializedError | null;
+}
+
 /** A hook returns nothing (no change), `ok(state)` (a changed state) or `error(reason)` (a veto). */
 export type HookResult<S> = void | undefined | OkResult<S> | ErrorResult<S>;
 export type HookReturn<S> = HookResult<S> | Promise<HookResult<S>>;
@@ -51,6 +58,12 @@ export interface Observer<S = any> { // eslint-disable-line @typescript-eslint/n
   handleWorkflowFailure?(state: S, flow: FlowView): HookReturn<S>;
   /** When a compensation failed and the instance stopped in `compensation_failed`. */
   handleCompensationFailed?(state: S, flow: FlowView): HookReturn<S>;
+  /**
+   * Once, whatever the end — `completed`, `rolled_back` or `compensation_failed` — after the hook of that end, with
+   * how it ended (the error as the workflow's `onExit` left it). Like the other lifecycle hooks it runs before the
+   * end is stored, so a crash in between calls it again when the instance is resumed.
+   */
+  handleFinish?(state: S, flow: FlowView, outcome: FinishOutcome): HookReturn<S>;
   /** When a parallel group starts (report only). */
   handleGroupStart?(state: S, flow: FlowView): HookReturn<S>;
   /** When a parallel group ends, either way (report only). */
@@ -73,6 +86,7 @@ export const OBSERVER_HOOKS = [
   'handleWorkflowSuccess',
   'handleWorkflowFailure',
   'handleCompensationFailed',
+  'handleFinish',
   'handleGroupStart',
   'handleGroupEnd',
 ] as const;

@@ -336,6 +336,7 @@ export class SagaRuntime {
       resolveStepPolicy({}, options.defaults ?? {}, 'runtime defaults');
       for (const [name, spec] of Object.entries(options.rateLimiters ?? {})) resolveRateLimit(spec, `rateLimiters.${name}`);
       for (const duration of [options.eventRetention, options.leaseDuration, options.pollInterval]) if (duration !== undefined) toMillis(duration, 'new SagaRuntime');
+      compileObservers(options.observers ?? [], 'runtime');
     });
     this.ownsStore = options.store === undefined;
     this.store = options.store ?? defaultStore();
@@ -1051,7 +1052,7 @@ export class SagaRuntime {
   // -------------------------------------------------------------------------------------------------------
 
   private withGlobalObservers(def: WorkflowDefinition): WorkflowDefinition {
-    return { ...def, observers: [...def.observers, ...compileObservers(this.globalObservers, 'runtime')] };
+    return { ...def, observers: [...def.observers, ...compileObservers(this.globalObservers, 'runtime', def.observers)] };
   }
 
   private stateChangesOf(def: WorkflowDefinition): { stateChanges?: StateChangeRecording } {

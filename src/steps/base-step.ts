@@ -1,6 +1,6 @@
 import type { SagaEvent } from '../bus/event';
 import type { StepContext } from './step-context';
-import { ok, type StepReturn } from './step-result';
+import { ok, type RollbackReturn, type StepReturn } from './step-result';
 
 /**
  * The base class of every step. Override what the step needs; the defaults (as WorkflowEx's) return
@@ -26,8 +26,11 @@ export abstract class BaseStep<S = unknown> {
     return ok(state);
   }
 
-  /** Undoes the step going down. Called for every step that started, the failing one first. */
-  rollback(state: S, _ctx: StepContext): StepReturn<S> {
+  /**
+   * Undoes the step going down. Called for every step that started, the failing one first. Besides the step results
+   * it may decide what follows: `retryForward`, `recover` (the failed step only) or `abort`.
+   */
+  rollback(state: S, _ctx: StepContext): RollbackReturn<S> {
     return ok(state);
   }
 
@@ -37,7 +40,7 @@ export abstract class BaseStep<S = unknown> {
   }
 
   /** Receives an awaited event after `rollback` returned `continue`. */
-  rollbackHandleInfo(_event: SagaEvent, state: S, _ctx: StepContext): StepReturn<S> {
+  rollbackHandleInfo(_event: SagaEvent, state: S, _ctx: StepContext): RollbackReturn<S> {
     return ok(state);
   }
 }

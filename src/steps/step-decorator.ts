@@ -20,10 +20,19 @@ export interface StepOptions extends StepPolicyOptions, JumpOptions {
    * no slot free is parked until its booked time, which is persisted. @default none
    */
   readonly rateLimit?: RateLimit;
+  /**
+   * The decisions this step's compensation may return besides ok/error/continue: `retryForward` (run the saga
+   * forward again from this step) and `recover` (a substitute for this step's failure: go on forward). Returning one
+   * it does not declare fails the compensation with `UNDECLARED_CONTROL`. (`abort` needs no declaring.) @default []
+   */
+  readonly rollbackControls?: readonly RollbackControl[];
 }
 
+/** A decision a compensation may take, declared on its step. */
+export type RollbackControl = 'retryForward' | 'recover';
+
 /** The names of {@link StepOptions}. */
-const STEP_OPTION_KEYS = optionKeys<StepOptions>()(['name', 'rateLimit', 'goto', 'allowLoop', ...STEP_POLICY_KEYS] as const);
+const STEP_OPTION_KEYS = optionKeys<StepOptions>()(['name', 'rateLimit', 'goto', 'allowLoop', 'rollbackControls', ...STEP_POLICY_KEYS] as const);
 /** A child step's options: a rate limit makes no sense for it. */
 const CHILD_STEP_OPTION_KEYS = STEP_OPTION_KEYS.filter((k) => k !== 'rateLimit');
 
@@ -87,6 +96,10 @@ function checkStep(target: StepClass, options: StepOptions, child?: ChildSpec): 
   checkKnownKeys(options, child === undefined ? STEP_OPTION_KEYS : CHILD_STEP_OPTION_KEYS, where);
   resolveStepPolicy(options, {}, where);
   checkJumpOptions(options, where);
+  const controls = options.rollbackControls;
+  if (controls !== undefined && (!Array.isArray(controls) || controls.some((c) => c !== 'retryForward' && c !== 'recover'))) {
+    throw new DefinitionError('BAD_OPTION', `${where}: rollbackControls must list 'retryForward' and/or 'recover', got ${quote(controls)}`, { where, field: 'rollbackControls' });
+  }
   if (options.rateLimit !== undefined && typeof options.rateLimit !== 'string') resolveRateLimit(options.rateLimit, `${where}: rateLimit`);
   if (typeof options.rateLimit === 'string' && !options.rateLimit.trim()) {
     throw new DefinitionError('BAD_OPTION', `${where}: rateLimit must name a limiter or be { limit, per }`, { where, field: 'rateLimit' });

@@ -49,6 +49,41 @@ export type StepResult<S> = OkResult<S> | ErrorResult<S> | ContinueResult<S> | G
 export type StepReturn<S> = StepResult<S> | Promise<StepResult<S>>;
 
 /**
+ * A compensation's decision to stop compensating and run the saga forward again from this step: the steps after it
+ * run again, with new run and idempotency keys. At most `maxRetries` times per step and instance; past that, or after
+ * an `abort`, it counts as `ok` and the compensation goes on.
+ */
+export interface RetryForwardResult<S> {
+  readonly kind: 'retryForward';
+  readonly state: S;
+  readonly maxRetries: number;
+  /** A wait before the step runs again. @default none */
+  readonly backoff?: Duration;
+}
+
+/**
+ * The failed step's compensation supplies a substitute (a circuit breaker's fallback): its effect stands, as
+ * compensated by the fallback, and the saga goes on forward from the next step.
+ */
+export interface RecoverResult<S> {
+  readonly kind: 'recover';
+  readonly state: S;
+}
+
+/** The compensation is done, and no `retryForward` of an earlier step may restart the saga any more. */
+export interface AbortResult<S> {
+  readonly kind: 'abort';
+  readonly reason: unknown;
+  readonly state?: S;
+}
+
+/** What a compensation (`rollback`, `rollbackHandleInfo`) may return: a step result or a decision on what follows. */
+export type RollbackResult<S> = StepResult<S> | RetryForwardResult<S> | RecoverResult<S> | AbortResult<S>;
+
+/** What a compensation handler may return. */
+export type RollbackReturn<S> = RollbackResult<S> | Promise<RollbackResult<S>>;
+
+/**
  * Done; go on.
  * @example
  * return ok({ ...state, reserved: true });
@@ -84,6 +119,40 @@ export function goto<S>(target: string, state: S): GotoResult<S> {
   return { kind: 'goto', target, state };
 }
 
+/**
+ * From a compensation: stop compensating and run forward again from this step, at most `maxRetries` times per
+ * instance (then the compensation goes on). The step must declare it: `@Step({ name, rollbackControls: ['retryForward'] })`.
+ * @example
+ * async rollback(state: Booking) {
+ *   await hotels.cancel(state.hold);
+ *   return retryForward(state, { maxRetries: 3, backoff: '30s' }); // the payment failure was transient
+ * }
+ */
+export function retryForward<S>(state: S, options: { readonly maxRetries: number; readonly backoff?: Duration }): RetryForwardResult<S> {
+  return options.backoff === undefined ? { kind: 'retryForward', state, maxRetries: options.maxRetries } : { kind: 'retryForward', state, maxRetries: options.maxRetries, backoff: options.backoff };
+}
+
+/**
+ * From the failed step's compensation: use this substitute and go on forward from the next step (a circuit
+ * breaker). The step must declare it: `@Step({ name, rollbackControls: ['recover'] })`.
+ * @example
+ * rollback(state: Quote) {
+ *   return recover({ ...state, price: this.cache.lastPrice(state.sku) }); // the pricing service is down
+ * }
+ */
+export function recover<S>(state: S): RecoverResult<S> {
+  return { kind: 'recover', state };
+}
+
+/**
+ * From a compensation: it is done, and no `retryForward` of an earlier step may restart the saga any more.
+ * @example
+ * return abort({ code: 'FRAUD', message: 'never retry this order' }, state);
+ */
+export function abort<S = never>(reason: unknown, state?: S): AbortResult<S> {
+  return state === undefined ? { kind: 'abort', reason } : { kind: 'abort', reason, state };
+}
+
 const WAIT_KEYS: readonly string[] = ['topic', 'match', 'timeout'];
 
 /** True for a JSON scalar a wait may match on: a string, a finite number, a boolean or null. */
@@ -116,15 +185,15 @@ export function waitProblem(wait: unknown): string | undefined {
  * Checks that `value` is one of the step results; anything else becomes `MalformedResultError` quoting it and
  * saying what is wrong. `allowed` narrows the set (observer hooks accept only ok and error).
  */
-export function checkResult<S>(
-  value: unknown,
-  where: string,
-  allowed: ReadonlySet<StepResult<S>['kind']> = ALL_KINDS,
-): StepResult<S> {
+export function checkResult<S>(value: unknown, where: string, allowed?: ReadonlySet<StepResult<S>['kind']>): StepResult<S>;
+export function checkResult<S>(value: unknown, where: string, allowed: ReadonlySet<RollbackResult<S>['kind']>): RollbackResult<S>;
+export function checkResult<S>(value: unknown, where: string, allowed: ReadonlySet<RollbackResult<S>['kind']> = ALL_KINDS): RollbackResult<S> {
   if (typeof value !== 'object' || value === null) throw new MalformedResultError(where, value);
   const r = value as Record<string, unknown>;
-  const kind = r.kind as StepResult<S>['kind'];
-  if (!allowed.has(kind)) throw new MalformedResultError(where, value);
+  const kind = r.kind as RollbackResult<S>['kind'];
+  if (!allowed.has(kind)) {
+    throw new MalformedResultError(where, value, CONTROL_KINDS.has(kind) ? `${kind} is a result of a compensation (rollback), not of ${where}` : undefined);
+  }
   let problem: string | undefined;
   switch (kind) {
     case 'ok':
@@ -140,9 +209,24 @@ export function checkResult<S>(
       if (!('state' in r)) problem = 'goto needs a state';
       else if (typeof r.target !== 'string' || r.target.length === 0) problem = `goto needs a target step name, got ${quote(r.target)}`;
       break;
+    case 'retryForward':
+      if (!('state' in r)) problem = 'retryForward needs a state';
+      else if (typeof r.maxRetries !== 'number' || !Number.isSafeInteger(r.maxRetries) || r.maxRetries < 1) problem = `retryForward needs maxRetries, a whole number of at least 1, got ${quote(r.maxRetries)}`;
+      else if (r.backoff !== undefined && parseDuration(r.backoff) === undefined) problem = `retryForward's backoff must be a duration, got ${quote(r.backoff)}`;
+      break;
+    case 'recover':
+      if (!('state' in r)) problem = 'recover needs a state';
+      break;
+    case 'abort':
+      if (!('reason' in r)) problem = 'abort needs a reason';
+      break;
   }
   if (problem !== undefined) throw new MalformedResultError(where, value, problem);
-  return value as StepResult<S>;
+  return value as RollbackResult<S>;
 }
 
 const ALL_KINDS: ReadonlySet<StepResult<unknown>['kind']> = new Set(['ok', 'error', 'continue', 'goto']);
+const CONTROL_KINDS: ReadonlySet<string> = new Set(['retryForward', 'recover', 'abort']);
+
+/** What a compensation may return: the step results and the decisions on what follows. */
+export const ROLLBACK_KINDS: ReadonlySet<RollbackResult<unknown>['kind']> = new Set(['ok', 'error', 'continue', 'goto', 'retryForward', 'recover', 'abort']);

@@ -16,12 +16,14 @@ const SHORT: Record<ObserverHook, string> = {
   handleWorkflowSuccess: 'success',
   handleWorkflowFailure: 'failure',
   handleCompensationFailed: 'compensationFailed',
+  handleFinish: 'finish',
   handleGroupStart: 'groupStart',
   handleGroupEnd: 'groupEnd',
 };
 
 /**
- * An observer that records every hook call (with a structured clone of the state) and changes nothing.
+ * An observer that records every hook call (with a structured clone of the state) and changes nothing — every hook
+ * but `handleFinish`, which repeats the end its status-specific hook already records.
  * Give several the same `log` array to see their order.
  *
  * @example

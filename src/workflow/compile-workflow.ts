@@ -18,6 +18,7 @@ import type {
   CompiledGroup,
   CompiledNode,
   CompiledStep,
+  ExitOutcome,
   ObserverEntry,
   ResolvedParallelOptions,
   StateClass,
@@ -53,10 +54,17 @@ export interface WorkflowOptions<S = any> { // eslint-disable-line @typescript-e
    * failure listed. @default 'halt'
    */
   readonly onCompensationError?: 'halt' | 'continue';
+  /**
+   * Called once when an instance that rolled back (or stopped in `compensation_failed`) ends, with its final error;
+   * what it returns — an error reason, as for `error(reason)` — replaces that error before it is stored and returned
+   * (hide an internal code, say). `undefined` keeps it. Synchronous; a throw keeps the error and is reported.
+   * @default none
+   */
+  readonly onExit?: (outcome: ExitOutcome) => unknown;
 }
 
 /** The names of {@link WorkflowOptions}. */
-const WORKFLOW_OPTION_KEYS = optionKeys<WorkflowOptions>()(['name', 'version', 'steps', 'observers', 'state', 'validateStateAfterEachStep', 'deadline', 'onCompensationError']);
+const WORKFLOW_OPTION_KEYS = optionKeys<WorkflowOptions>()(['name', 'version', 'steps', 'observers', 'state', 'validateStateAfterEachStep', 'deadline', 'onCompensationError', 'onExit']);
 
 function describe(value: unknown): string {
   if (typeof value === 'function') return `class ${value.name || '(anonymous)'}`;
@@ -232,9 +240,21 @@ function compileGroup(spec: ParallelSpec, place: Placed, where: string): Compile
  * Validates observer registrations; `owner` names where they were given (a workflow, or the runtime).
  * @throws {@link DefinitionError} `BAD_OBSERVER`
  */
-export function compileObservers(specs: readonly unknown[], owner: string): ObserverEntry[] {
+export function compileObservers(specs: readonly unknown[], owner: string, alongside: readonly ObserverEntry[] = []): ObserverEntry[] {
   if (!Array.isArray(specs)) throw new DefinitionError('BAD_OBSERVER', `${owner}: observers must be an array`, {});
-  return specs.map((o, i) => compileObserver(o, `${owner} observer ${i}`, i));
+  const entries = specs.map((o, i) => compileObserver(o, `${owner} observer ${i}`, i));
+  const seen = new Set<unknown>(alongside.map((e) => e.observer));
+  for (const [i, entry] of entries.entries()) {
+    if (seen.has(entry.observer)) {
+      throw new DefinitionError(
+        'DUPLICATE_OBSERVER',
+        `${owner} observer ${i} (${entry.label}) is registered ${alongside.some((e) => e.observer === entry.observer) ? 'by the workflow and the runtime both' : 'twice'}: each hook would run twice for every step; register it once`,
+        { where: owner, observer: entry.label },
+      );
+    }
+    seen.add(entry.observer);
+  }
+  return entries;
 }
 
 function compileObserver(spec: unknown, where: string, i: number): ObserverEntry {
@@ -314,6 +334,9 @@ function compileWorkflow<S>(options: WorkflowOptions<S>): WorkflowDefinition<S> 
     });
   }
   const deadlineMs = options.deadline === undefined ? null : toMillis(options.deadline, `workflow ${quote(name)}: deadline`);
+  if (options.onExit !== undefined && typeof options.onExit !== 'function') {
+    throw new DefinitionError('BAD_OPTION', `workflow ${quote(name)}: onExit must be a function, got ${quote(options.onExit)}`, { workflow: name, field: 'onExit' });
+  }
   const version = options.version ?? 1;
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
     throw new DefinitionError('BAD_OPTION', `workflow ${quote(name)}: version must be a positive integer, got ${quote(version)}`, { workflow: name, field: 'version' });
@@ -332,6 +355,7 @@ function compileWorkflow<S>(options: WorkflowOptions<S>): WorkflowDefinition<S> 
     validateStateAfterEachStep: options.validateStateAfterEachStep ?? false,
     deadlineMs,
     onCompensationError,
+    onExit: options.onExit,
     nodeIndex,
     steps,
     children: compiled.children,

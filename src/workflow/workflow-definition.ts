@@ -1,6 +1,7 @@
 import type { ObserverClass, Observer } from '../observers/observer';
 import type { StepClass } from '../steps/base-step';
 import type { StepMetadata } from '../steps/step-decorator';
+import type { SerializedError } from '../errors/serialized-error';
 import type { WorkflowOutline } from './workflow-outline';
 
 /** Where a main-list node may jump with `goto`: its declared targets, resolved when the workflow is defined. */
@@ -78,6 +79,14 @@ export type MainStep = CompiledStep & MainListPlace;
 
 export type CompiledNode = MainStep | CompiledGroup | CompiledWhen;
 
+/** What a workflow's `onExit` receives: how an instance ended. */
+export interface ExitOutcome {
+  readonly workflow: string;
+  readonly instanceId: string;
+  readonly status: 'rolled_back' | 'compensation_failed' | 'completed';
+  readonly error: SerializedError;
+}
+
 /** A registered observer. */
 export interface ObserverEntry {
   readonly observer: Observer | ObserverClass;
@@ -106,6 +115,8 @@ export interface WorkflowDefinition<S = any> { // eslint-disable-line @typescrip
   readonly deadlineMs: number | null;
   /** What a compensation that still fails after its retries does. */
   readonly onCompensationError: 'halt' | 'continue';
+  /** Maps the final error of an instance that rolled back before it is stored and returned. */
+  readonly onExit: ((outcome: ExitOutcome) => unknown) | undefined;
   /** Main-list nodes by name (goto targets): steps, groups, forEach groups and named `when` nodes. */
   readonly nodeIndex: ReadonlyMap<string, number>;
   /** Every step by name, branch and forEach item steps included. */
