@@ -141,4 +141,5 @@ export {
 export { StateValidationError, StateNotSerializableError, BadStateError, StateHydrationError, type InvalidProperty } from './errors/state-errors';
 export { ScheduleError, ScheduleErrorCode } from './errors/schedule-errors';
 export { MalformedResultError, TimeoutError, RollbackRequestedError } from './errors/step-errors';
+export { MissingDependencyError } from './errors/missing-dependency-error';
 export type { SerializedError } from './errors/serialized-error';

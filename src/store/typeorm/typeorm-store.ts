@@ -39,6 +39,7 @@ import { WriteQueue, type WriteStats } from './write-queue';
 import { DatabaseFile } from './database-file';
 import { inboxChannel, listenClientConfig, MAX_NOTIFY_ID_BYTES, PgInboxListener, type PgListenOptions } from './pg-listener';
 import { consoleLogger, type Logger } from '../../runtime/logger';
+import { betterSqlite3Driver, pgDriver } from './drivers';
 
 /** Options of {@link TypeormStore.sqlite}. */
 export interface SqliteStoreOptions {
@@ -224,13 +225,18 @@ export class TypeormStore implements InstanceStore {
     this.dialect = new Dialect(setup.kind, setup.kind === 'postgres' ? setup.schema : undefined);
   }
 
-  /** A store in an SQLite file through better-sqlite3 (WAL journal). */
+  /**
+   * A store in an SQLite file through better-sqlite3 (WAL journal). better-sqlite3 is an optional peer
+   * dependency: when it is not installed, or its native addon was never built, this throws a
+   * `MissingDependencyError` (`MISSING_DEPENDENCY`) naming the command that fixes it.
+   */
   static sqlite(options: SqliteStoreOptions = {}): TypeormStore {
     checkSqliteOptions(options);
     const file = options.file ?? defaultSqliteFile();
     const synchronous = options.synchronous ?? 'FULL';
     const common = {
       type: 'better-sqlite3' as const,
+      driver: betterSqlite3Driver(),
       database: file,
       entities: sagaflowEntities('sqlite'),
       synchronize: false,
@@ -266,7 +272,10 @@ export class TypeormStore implements InstanceStore {
     });
   }
 
-  /** A store in PostgreSQL, from a URL (its own pool) or the application's data source (left open by `close`). */
+  /**
+   * A store in PostgreSQL, from a URL (its own pool) or the application's data source (left open by `close`).
+   * pg is an optional peer dependency: without it, a URL store throws a `MissingDependencyError`.
+   */
   static postgres(options: PostgresStoreOptions): TypeormStore {
     checkPostgresOptions(options);
     if ('dataSource' in options) {
@@ -288,6 +297,7 @@ export class TypeormStore implements InstanceStore {
     }
     const dataSource = new DataSource({
       type: 'postgres',
+      driver: pgDriver(),
       url: options.url,
       poolSize: options.poolSize ?? 10,
       ...(options.schema === undefined ? {} : { schema: options.schema }),
