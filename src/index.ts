@@ -33,6 +33,7 @@ export {
   type ContinueResult,
   type GotoResult,
   type WaitSpec,
+  type ReturnedState,
 } from './steps/step-result';
 
 // Workflows and parallel groups

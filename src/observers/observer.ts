@@ -1,6 +1,6 @@
 import type { SerializedError } from '../errors/serialized-error';
 import type { Direction, InstanceStatus, ResultSummary, StepFunc, Wait } from '../engine/flow-fields';
-import type { ErrorResult, OkResult } from '../steps/step-result';
+import type { ErrorResult, OkResult, ReturnedState } from '../steps/step-result';
 
 /** A read-only view of the flow fields, handed to every hook. */
 export interface FlowView {
@@ -29,7 +29,7 @@ export interface FlowView {
 }
 
 /** A hook returns nothing (no change), `ok(state)` (a changed state) or `error(reason)` (a veto). */
-export type HookResult<S> = void | undefined | OkResult<S> | ErrorResult<S>;
+export type HookResult<S> = void | undefined | OkResult<ReturnedState<S>> | ErrorResult<ReturnedState<S>>;
 export type HookReturn<S> = HookResult<S> | Promise<HookResult<S>>;
 
 /**
