@@ -16,7 +16,7 @@ export {
   SagaflowVersions1763900000000,
   type SagaflowMigrationClass,
 } from './migrations';
-export { runSagaflowMigrations, type RunMigrationsOptions } from './migrate';
+export { runSagaflowMigrations, MigrationsPendingError, type RunMigrationsOptions } from './migrate';
 export {
   sagaflowEntities,
   type SagaflowInstanceRow,

@@ -19,7 +19,7 @@ import { claimablePredicate, Dialect, driverKindOf, runnablePredicate, schemaOf,
 import { UNFINISHED_STATUSES } from './statuses';
 import { sagaflowEntities } from './entities';
 import { pgTransition } from './pg-transition';
-import { runSagaflowMigrations } from './migrate';
+import { checkMigrationsOwner, checkSagaflowMigrationsRan, runSagaflowMigrations } from './migrate';
 import {
   decodeEvent,
   encodeEvent,
@@ -60,7 +60,12 @@ export interface SqliteStoreOptions {
   readonly maxBatch?: number;
   /** How long a write waits for another process holding the database's write lock. @default 5000 */
   readonly busyTimeoutMs?: number;
-  /** Run pending migrations on {@link TypeormStore.init}. @default true */
+  /**
+   * Run pending migrations on {@link TypeormStore.init}, recorded in `sagaflow_migrations`. With `false` the store
+   * runs none and {@link TypeormStore.init} fails with `MIGRATIONS_PENDING` when some never ran (see
+   * {@link PostgresCommonOptions.runMigrations}).
+   * @default true
+   */
   readonly runMigrations?: boolean;
   /** TypeORM query logging. @default false */
   readonly logging?: boolean;
@@ -69,7 +74,14 @@ export interface SqliteStoreOptions {
 interface PostgresCommonOptions {
   /** The schema of the sagaflow tables (created by the migrations when missing). @default the data source's */
   readonly schema?: string;
-  /** Run pending migrations on {@link TypeormStore.init}. @default true */
+  /**
+   * Run pending migrations on {@link TypeormStore.init}, recorded in `sagaflow_migrations`. Each migration is
+   * recorded in one table only: pass `false` when the application runs them itself — `sagaflowMigrations` in its
+   * data source's `migrations`, run by the TypeORM CLI and recorded in its own migrations table. The store then
+   * runs none, and {@link TypeormStore.init} fails with `MIGRATIONS_PENDING` when some were recorded nowhere.
+   * A data source that lists them with `runMigrations` left on is refused (`BAD_OPTION`).
+   * @default true
+   */
   readonly runMigrations?: boolean;
   /**
    * Wake workers with `LISTEN/NOTIFY` when an inbox delivery for one of their instances is stored: each store
@@ -281,6 +293,7 @@ export class TypeormStore implements InstanceStore {
     if ('dataSource' in options) {
       const kind = driverKindOf(options.dataSource);
       if (kind !== 'postgres') throw new DefinitionError('BAD_OPTION', `TypeormStore.postgres needs a "postgres" data source, not ${quote(options.dataSource.options.type)}`, { field: 'dataSource' });
+      if (options.runMigrations !== false) checkMigrationsOwner(options.dataSource, 'TypeormStore.postgres');
       return new TypeormStore({
         kind,
         dataSource: options.dataSource,
@@ -370,6 +383,7 @@ export class TypeormStore implements InstanceStore {
     const { dataSource, reader } = this.setup;
     if (!dataSource.isInitialized) await dataSource.initialize();
     if (this.setup.runMigrations) await runSagaflowMigrations(dataSource, this.setup.schema === undefined ? {} : { schema: this.setup.schema });
+    else await checkSagaflowMigrationsRan(dataSource, this.setup.schema);
     if (this.setup.kind === 'sqlite') {
       const file = this.setup.file;
       file?.remember();
