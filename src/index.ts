@@ -13,7 +13,7 @@
  * - Start instances on a cron schedule with `runtime.schedule(workflow, { cron, input })`.
  * - Test with `sagaflow/testing`: `SimulatedClock`, `RecordingObserver`.
  *
- * @packageDocumentation
+ * @module sagaflow
  */
 import 'reflect-metadata';
 

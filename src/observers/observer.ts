@@ -30,6 +30,7 @@ export interface FlowView {
 
 /** A hook returns nothing (no change), `ok(state)` (a changed state) or `error(reason)` (a veto). */
 export type HookResult<S> = void | undefined | OkResult<ReturnedState<S>> | ErrorResult<ReturnedState<S>>;
+/** What a hook may return: a {@link HookResult}, or a promise of one. */
 export type HookReturn<S> = HookResult<S> | Promise<HookResult<S>>;
 
 /**
@@ -76,6 +77,7 @@ export const OBSERVER_HOOKS = [
   'handleGroupStart',
   'handleGroupEnd',
 ] as const;
+/** The name of an {@link Observer} hook, e.g. `'handleBeforeStep'`. */
 export type ObserverHook = (typeof OBSERVER_HOOKS)[number];
 
 /** Members that wrap handler calls rather than being called with the state. */
