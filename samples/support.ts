@@ -75,3 +75,19 @@ export async function untilParked(runtime: SagaRuntime, id: string): Promise<{ s
   }
   throw new SampleExpectationError(`expected instance ${id} to park on a wait, but it was still running after 10 s`);
 }
+
+/**
+ * Runs a sample when its file is the program, `node dist/samples/<name>/run.js`: prints its timeline to stdout and
+ * sets exit code 1 (with the error on stderr) when an outcome was not the expected one. When the file is imported
+ * (by the demo or a test), it does nothing.
+ *
+ * @example
+ * runWhenMain(module, (print) => runOrderCheckout(print, { store: new MemoryStore() }));
+ */
+export function runWhenMain(mod: NodeJS.Module, run: (print: (line: string) => void) => Promise<void>): void {
+  if (require.main !== mod) return;
+  run((line) => console.log(line)).catch((e: unknown) => {
+    console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+    process.exitCode = 1;
+  });
+}

@@ -13,7 +13,7 @@
  * - Start instances on a cron schedule with `runtime.schedule(workflow, { cron, input })`.
  * - Test with `sagaflow/testing`: `SimulatedClock`, `RecordingObserver`.
  *
- * @packageDocumentation
+ * @module sagaflow
  */
 import 'reflect-metadata';
 
@@ -41,6 +41,7 @@ export {
   type ContinueResult,
   type GotoResult,
   type WaitSpec,
+  type ReturnedState,
 } from './steps/step-result';
 
 // Workflows and parallel groups
@@ -149,4 +150,5 @@ export {
 export { StateValidationError, StateNotSerializableError, BadStateError, StateHydrationError, type InvalidProperty } from './errors/state-errors';
 export { ScheduleError, ScheduleErrorCode } from './errors/schedule-errors';
 export { MalformedResultError, TimeoutError, RollbackRequestedError } from './errors/step-errors';
+export { MissingDependencyError } from './errors/missing-dependency-error';
 export type { SerializedError } from './errors/serialized-error';

@@ -110,6 +110,37 @@ describe('a child workflow step', () => {
     expect((await runtime.store.load('p-into:compute'))?.parent).toBe('p-into');
   });
 
+  it("types into's output as the child workflow's state, apart from the input handed to it", async () => {
+    interface Quote {
+      sku: string;
+      priceCents?: number;
+    }
+    interface Basket {
+      sku: string;
+      totalCents?: number;
+    }
+    @Step({ name: 'quote-price' })
+    class QuotePrice extends BaseStep<Quote> {
+      override run(state: Quote): StepResult<Quote> {
+        return ok({ ...state, priceCents: state.sku.length * 100 });
+      }
+    }
+    const quote = defineWorkflow<Quote>({ name: 'quote', steps: [QuotePrice] });
+    const parent = defineWorkflow<Basket>({
+      name: 'basket',
+      steps: [
+        child(quote, {
+          input: (b: Basket) => ({ sku: b.sku }),
+          // `quoted` is a Quote (the child's state), so its priceCents type-checks; an optional number, it may be undefined
+          into: (b: Basket, quoted) => ok({ ...b, totalCents: quoted.priceCents }),
+        }),
+      ],
+    });
+    const { runtime } = testRuntime({ workflows: [parent] });
+    const result = await (await runtime.start(parent, { sku: 'mug' })).result();
+    expect(result.state).toEqual({ sku: 'mug', totalCents: 300 });
+  });
+
   it('compensates a completed child and the steps before when its into fails', async () => {
     const log: Log = [];
     const kid = twoStepChild('kid-into-fails', 'K', log);

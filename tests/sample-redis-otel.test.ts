@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { runRedisOtel } from '../samples/redis-otel/run';
 import { startRedis, type RedisServer } from './support/redis';
 
@@ -64,5 +67,17 @@ describe('the redis-otel sample', () => {
       '    charge rollback  [UNSET]',
       '    reserve-stock rollback  [UNSET]',
     ]);
+  });
+});
+
+describe('the redis-otel sample on its own', () => {
+  it('runs when its run file is the program, on the server REDIS_URL names, and exits 0', async () => {
+    const root = path.resolve(__dirname, '..');
+    const { stdout } = await promisify(execFile)(process.execPath, ['-r', './tests/crash/register.js', 'samples/redis-otel/run.ts'], {
+      cwd: root,
+      env: { ...process.env, REDIS_URL: redis.url },
+      timeout: 25_000,
+    });
+    expect(stdout).toContain('order-2002: rolled back (NO_CARRIER: no carrier delivers to Atlantis)');
   });
 });

@@ -94,6 +94,11 @@ const METHOD = [
   '- **P6** growth: time per transition of 10-, 100- and 1,000-step workflows, one saga at a time, lengths interleaved',
   '  batch by batch (MemoryStore and SQLite); and event dispatch time (p50) with 1k, 10k and 100k instances waiting',
   '  (the P5 population). The smallest size has no anchor; the others are compared with it (target ≤ 1.5: flat).',
+  '',
+  'Considered and not measured: Node\'s built-in `node:sqlite` as the embedded store\'s driver (no native build at',
+  'install). It needs Node 22.5 or newer (it was experimental there); sagaflow\'s `engines` floor and this machine are',
+  'Node 20, where it does not exist, so it can be neither the default nor measured here. better-sqlite3 stays the',
+  'embedded driver, an optional peer dependency.',
 ];
 
 /** Writes BENCHMARKS.md from `resultsFile` (and `meta`, saved next to it for later regenerations); returns its path. */

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
-import { SagaRuntime, silentLogger, type SagaResult } from '../../src';
+import { MemoryStore, SagaRuntime, silentLogger, type SagaResult } from '../../src';
 import { SimulatedClock } from '../../src/testing';
 import { Ledger } from '../ledger';
-import { collectProblems, expectNoProblems, expectThat, resolverOf, type SampleOptions } from '../support';
+import { collectProblems, expectNoProblems, expectThat, resolverOf, type SampleOptions, runWhenMain } from '../support';
 import { TimelineObserver, type Print } from '../timeline-observer';
 import { Cards, Mailer, Reviews, Shipping, Warehouse } from './services';
 import type { BranchingOrderState } from './state';
@@ -107,3 +107,6 @@ export async function runBranchingOrder(print: Print, options: SampleOptions = {
     await runtime.close();
   }
 }
+
+// `node dist/samples/branching-order/run.js` runs it on its own, on a MemoryStore.
+runWhenMain(module, (print) => runBranchingOrder(print, { store: new MemoryStore() }));

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { DataSource } from 'typeorm';
 import { SagaRuntime, silentLogger } from '../../src';
 import { mirrorToEntity, TypeormStore } from '../../src/store/typeorm';
-import { collectProblems, expectNoProblems, expectThat, resolverOf } from '../support';
+import { collectProblems, expectNoProblems, expectThat, resolverOf, runWhenMain } from '../support';
 import { ShopOrder } from './order.entity';
 import { ChargePayment, EmbeddedOrder, Effects, PAYMENT_CAPTURED, ReserveStock, Ship, type OrderState } from './workflow';
 
@@ -124,3 +124,6 @@ export async function runEmbeddedEntity(print: Print, options: EmbeddedEntityOpt
     if (options.dir === undefined) rmSync(dir, { recursive: true, force: true });
   }
 }
+
+// `node dist/samples/embedded-entity/run.js` runs it on its own.
+runWhenMain(module, (print) => runEmbeddedEntity(print));

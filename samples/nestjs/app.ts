@@ -108,10 +108,3 @@ export async function runNestjsSample(print: (line: string) => void): Promise<vo
   print(`reservations held: ${app.get(Warehouse).reserved.size}, charges: ${app.get(PaymentGateway).charges.join(', ')}`);
   await app.close();
 }
-
-if (require.main === module) {
-  runNestjsSample((line) => console.log(line)).catch((e: unknown) => {
-    console.error(e);
-    process.exitCode = 1;
-  });
-}

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
-import { SagaRuntime, silentLogger } from '../../src';
+import { MemoryStore, SagaRuntime, silentLogger } from '../../src';
 import { SimulatedClock } from '../../src/testing';
 import { Ledger } from '../ledger';
-import { collectProblems, expectNoProblems, expectThat, resolverOf, type SampleOptions } from '../support';
+import { collectProblems, expectNoProblems, expectThat, resolverOf, type SampleOptions, runWhenMain } from '../support';
 import { TimelineObserver, type Print } from '../timeline-observer';
 import { Billing, ChargeInvoice, LoadInvoices, MailReport, NightlyInvoicing, type NightlyState } from './workflow';
 
@@ -64,3 +64,6 @@ export async function runNightlyBatch(print: Print, options: SampleOptions = {})
     await runtime.close();
   }
 }
+
+// `node dist/samples/nightly-batch/run.js` runs it on its own, on a MemoryStore.
+runWhenMain(module, (print) => runNightlyBatch(print, { store: new MemoryStore() }));

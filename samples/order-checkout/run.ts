@@ -1,6 +1,6 @@
 import 'reflect-metadata';
-import { SagaRuntime, StateValidationError, UnknownInstanceError, silentLogger, type SagaResult } from '../../src';
-import { collectProblems, expectNoProblems, expectThat, resolverOf, untilParked, type SampleOptions } from '../support';
+import { MemoryStore, SagaRuntime, StateValidationError, UnknownInstanceError, silentLogger, type SagaResult } from '../../src';
+import { collectProblems, expectNoProblems, expectThat, resolverOf, untilParked, type SampleOptions, runWhenMain } from '../support';
 import { TimelineObserver, type Print } from '../timeline-observer';
 import { Ledger } from '../ledger';
 import { Carrier, InventoryService, PaymentGateway, euros } from './services';
@@ -138,3 +138,6 @@ function printLedger(shop: Shop, orderId: string): void {
   shop.print(`ledger of ${orderId}:`);
   for (const line of shop.ledger.lines(orderId)) shop.print(line);
 }
+
+// `node dist/samples/order-checkout/run.js` runs it on its own, on a MemoryStore.
+runWhenMain(module, (print) => runOrderCheckout(print, { store: new MemoryStore() }));

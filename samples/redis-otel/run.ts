@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { LoggingObserver, MemoryStore, SagaRuntime, silentLogger, type SagaResult } from '../../src';
 import { RedisAdapter, type AdapterProblem } from '../../src/bus/adapters';
 import { OpenTelemetryObserver } from '../../src/observers/otel';
-import { collectProblems, expectNoProblems, expectThat, untilParked, SampleExpectationError } from '../support';
+import { collectProblems, expectNoProblems, expectThat, untilParked, SampleExpectationError, runWhenMain } from '../support';
 import type { Print } from '../timeline-observer';
 import { OrderSaga, PAYMENT_CAPTURED, type OrderState } from './steps';
 import { printLogger, spanTree } from './telemetry';
@@ -156,3 +156,6 @@ async function quit(client: Redis): Promise<void> {
     client.disconnect();
   }
 }
+
+// `node dist/samples/redis-otel/run.js` runs it on its own (REDIS_URL, default redis://127.0.0.1:6379).
+runWhenMain(module, (print) => runRedisOtel(print, { redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }));

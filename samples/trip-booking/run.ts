@@ -1,8 +1,8 @@
 import 'reflect-metadata';
-import { SagaRuntime, silentLogger } from '../../src';
+import { MemoryStore, SagaRuntime, silentLogger } from '../../src';
 import { SimulatedClock } from '../../src/testing';
 import { Ledger } from '../ledger';
-import { collectProblems, expectNoProblems, expectThat, resolverOf, type SampleOptions } from '../support';
+import { collectProblems, expectNoProblems, expectThat, resolverOf, runWhenMain, type SampleOptions } from '../support';
 import { TimelineObserver, type Print } from '../timeline-observer';
 import { ChargeCard, HoldRoom, QuoteFare, Travel, TripBooking, type Trip } from './workflow';
 
@@ -54,3 +54,5 @@ export async function runTripBooking(print: Print, options: SampleOptions = {}):
     await runtime.close();
   }
 }
+
+runWhenMain(module, (print) => runTripBooking(print, { store: new MemoryStore() }));

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
-import { SagaRuntime, parallelResults, silentLogger, type SagaResult } from '../../src';
+import { MemoryStore, SagaRuntime, parallelResults, silentLogger, type SagaResult } from '../../src';
 import { Ledger } from '../ledger';
-import { collectProblems, expectNoProblems, expectThat, resolverOf, type SampleOptions } from '../support';
+import { collectProblems, expectNoProblems, expectThat, resolverOf, type SampleOptions, runWhenMain } from '../support';
 import { TimelineObserver, type Print } from '../timeline-observer';
 import { Billing, Mailer, UserDirectory, Workspaces } from './services';
 import type { OnboardingState } from './state';
@@ -85,3 +85,6 @@ async function signUp(runtime: SagaRuntime, input: SignUp): Promise<SagaResult<O
   const handle = await runtime.start<OnboardingState>(UserOnboarding, input, { id: input.signupId });
   return handle.result();
 }
+
+// `node dist/samples/user-onboarding/run.js` runs it on its own, on a MemoryStore.
+runWhenMain(module, (print) => runUserOnboarding(print, { store: new MemoryStore() }));

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
-import { SagaRuntime, silentLogger, type InstanceStore, type WorkflowDefinition } from '../../src';
+import { MemoryStore, SagaRuntime, silentLogger, type InstanceStore, type WorkflowDefinition } from '../../src';
 import { SimulatedClock, checkCompatible } from '../../src/testing';
 import { Ledger } from '../ledger';
-import { collectProblems, expectThat, resolverOf, type SampleOptions } from '../support';
+import { collectProblems, expectThat, resolverOf, type SampleOptions, runWhenMain } from '../support';
 import type { Print } from '../timeline-observer';
 import { AwaitApproval, CheckCredit, Disburse, Lender, LoanV1, LoanV2, ScoreFraud, type Application } from './workflow';
 
@@ -82,3 +82,6 @@ export async function runVersionedDeploy(print: Print, options: SampleOptions = 
   const expected = problems.filter((p) => p.startsWith('instance-blocked'));
   expectThat(problems.length === expected.length && expected.length === 1, `only ${id(2)}'s block to be reported, got: ${problems.join('; ')}`);
 }
+
+// `node dist/samples/versioned-deploy/run.js` runs it on its own, on a MemoryStore.
+runWhenMain(module, (print) => runVersionedDeploy(print, { store: new MemoryStore() }));

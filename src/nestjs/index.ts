@@ -10,7 +10,7 @@
  *
  * Needs `@nestjs/common` and `@nestjs/core` 11 (optional peer dependencies of sagaflow; the core never loads them).
  *
- * @packageDocumentation
+ * @module sagaflow/nestjs
  */
 export { SagaflowModule } from './sagaflow.module';
 export {

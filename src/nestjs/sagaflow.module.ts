@@ -163,10 +163,12 @@ export class SagaflowModule implements OnModuleInit, OnApplicationBootstrap, OnM
     await this.stop();
   }
 
+  /** Waits for the drain that {@link SagaflowModule.onModuleDestroy} started (or starts it). */
   async beforeApplicationShutdown(): Promise<void> {
     await this.stop();
   }
 
+  /** Waits for the drain that {@link SagaflowModule.onModuleDestroy} started (or starts it). */
   async onApplicationShutdown(): Promise<void> {
     await this.stop();
   }

@@ -1,6 +1,6 @@
 import type { SerializedError } from '../errors/serialized-error';
 import type { Direction, InstanceStatus, ResultSummary, StepFunc, Wait } from '../engine/flow-fields';
-import type { ErrorResult, OkResult } from '../steps/step-result';
+import type { ErrorResult, OkResult, ReturnedState } from '../steps/step-result';
 
 /** A read-only view of the flow fields, handed to every hook. */
 export interface FlowView {
@@ -36,7 +36,8 @@ export interface FinishOutcome {
 }
 
 /** A hook returns nothing (no change), `ok(state)` (a changed state) or `error(reason)` (a veto). */
-export type HookResult<S> = void | undefined | OkResult<S> | ErrorResult<S>;
+export type HookResult<S> = void | undefined | OkResult<ReturnedState<S>> | ErrorResult<ReturnedState<S>>;
+/** What a hook may return: a {@link HookResult}, or a promise of one. */
 export type HookReturn<S> = HookResult<S> | Promise<HookResult<S>>;
 
 /**
@@ -90,6 +91,7 @@ export const OBSERVER_HOOKS = [
   'handleGroupStart',
   'handleGroupEnd',
 ] as const;
+/** The name of an {@link Observer} hook, e.g. `'handleBeforeStep'`. */
 export type ObserverHook = (typeof OBSERVER_HOOKS)[number];
 
 /** Members that wrap handler calls rather than being called with the state. */

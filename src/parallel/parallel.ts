@@ -1,12 +1,15 @@
 import type { StepClass } from '../steps/base-step';
 import type { JumpOptions } from '../workflow/jumps';
-import type { ErrorResult, GotoResult, OkResult } from '../steps/step-result';
+import type { ErrorResult, GotoResult, OkResult, ReturnedState } from '../steps/step-result';
 import type { ParallelResults } from './parallel-results';
 import { checkOptions } from '../input/known-keys';
 import { quote } from '../errors/serialized-error';
 
-/** What `into` returns: the next state, a failure, or a jump forward. */
-export type IntoResult<S> = OkResult<S> | ErrorResult<S> | GotoResult<S>;
+/**
+ * What `into` returns: the next state, a failure, or a jump forward. The state's optional properties may hold
+ * `undefined` ({@link ReturnedState}).
+ */
+export type IntoResult<S> = OkResult<ReturnedState<S>> | ErrorResult<ReturnedState<S>> | GotoResult<ReturnedState<S>>;
 
 /** Options of a parallel group. */
 export interface ParallelOptions<S = any> extends JumpOptions { // eslint-disable-line @typescript-eslint/no-explicit-any

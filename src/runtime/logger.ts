@@ -3,9 +3,13 @@
  * so a pino logger works as it is.
  */
 export interface Logger {
+  /** Detail for tracing a run (the runtime writes none by default). */
   debug(obj: Record<string, unknown>, msg?: string): void;
+  /** Normal progress. */
   info(obj: Record<string, unknown>, msg?: string): void;
+  /** A problem sagaflow survived (a throwing observer, a dropped event, a retried store write). */
   warn(obj: Record<string, unknown>, msg?: string): void;
+  /** A failure that needs attention (a compensation that failed for good). */
   error(obj: Record<string, unknown>, msg?: string): void;
 }
 

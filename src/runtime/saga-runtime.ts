@@ -36,6 +36,7 @@ import type { WorkflowDefinition } from '../workflow/workflow-definition';
 import { consoleLogger, type Logger } from './logger';
 import type { PublishReceipt } from './publish-receipt';
 import { TimerQueue } from './timer-queue';
+import { requireDependency } from './optional-dependency';
 import { RateLimiter, resolveRateLimit, type RateLimitSpec } from '../policies/rate-limiter';
 import { CHILD_ENDED_TOPIC, type ChildEnded } from '../workflow/child';
 import { Scheduler } from '../schedule/scheduler';
@@ -48,7 +49,9 @@ export type Resolver = <T>(cls: new (...args: never[]) => T) => T;
 export interface SagaRuntimeOptions {
   /**
    * Where instances live. `TypeormStore.postgres({ url })` (from `sagaflow/typeorm`) for production,
-   * `new MemoryStore()` for tests. @default the embedded SQLite database `.sagaflow/sagaflow.db` (`TypeormStore.sqlite()`)
+   * `new MemoryStore()` for tests. The default needs the optional peer dependency better-sqlite3; without it,
+   * `new SagaRuntime()` throws a `MissingDependencyError` (`MISSING_DEPENDENCY`) naming the install command.
+   * @default the embedded SQLite database `.sagaflow/sagaflow.db` (`TypeormStore.sqlite()`)
    */
   readonly store?: InstanceStore;
   /** The event bus. @default new EventBus() */
@@ -186,7 +189,13 @@ interface Deferred<T> {
  * The embedded default: a SQLite file through TypeORM. Loaded only when no store is given, so an application
  * that brings its own store never loads TypeORM for it.
  */
+/**
+ * The embedded SQLite store. TypeORM and better-sqlite3 are loaded only here, so an application that passes its
+ * own store never loads them; when one is missing (or better-sqlite3's addon was never built) this throws a
+ * `MissingDependencyError` naming the command that fixes it.
+ */
 function defaultStore(): InstanceStore {
+  requireDependency('typeorm', 'the default store of new SagaRuntime() (SQLite through TypeORM)');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { TypeormStore } = require('../store/typeorm') as { TypeormStore: typeof TypeormStoreClass };
   return TypeormStore.sqlite();

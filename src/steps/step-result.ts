@@ -45,8 +45,21 @@ export interface GotoResult<S> {
 /** The closed set of step results. */
 export type StepResult<S> = OkResult<S> | ErrorResult<S> | ContinueResult<S> | GotoResult<S>;
 
+/** The keys of `S` whose properties are optional. */
+type OptionalKeys<S> = { [K in keyof S]-?: object extends Pick<S, K> ? K : never }[keyof S];
+
+/**
+ * A state as a handler may hand it back: `S`, except that its optional properties may also hold `undefined`.
+ * States are stored as JSON, where a property set to `undefined` and a missing one are the same, so
+ * `ok({ ...state, paymentId: maybeId })` type-checks under `exactOptionalPropertyTypes` too. Without that
+ * compiler option this is `S` itself.
+ */
+export type ReturnedState<S> =
+  | S
+  | (S extends object ? { [K in keyof S as K extends OptionalKeys<S> ? never : K]: S[K] } & { [K in OptionalKeys<S>]?: S[K] | undefined } : never);
+
 /** What a step handler may return. */
-export type StepReturn<S> = StepResult<S> | Promise<StepResult<S>>;
+export type StepReturn<S> = StepResult<ReturnedState<S>> | Promise<StepResult<ReturnedState<S>>>;
 
 /**
  * A compensation's decision to stop compensating and run the saga forward again from this step: the steps after it
@@ -81,7 +94,7 @@ export interface AbortResult<S> {
 export type RollbackResult<S> = StepResult<S> | RetryForwardResult<S> | RecoverResult<S> | AbortResult<S>;
 
 /** What a compensation handler may return. */
-export type RollbackReturn<S> = RollbackResult<S> | Promise<RollbackResult<S>>;
+export type RollbackReturn<S> = RollbackResult<ReturnedState<S>> | Promise<RollbackResult<ReturnedState<S>>>;
 
 /**
  * Done; go on.

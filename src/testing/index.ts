@@ -4,6 +4,8 @@
  * - {@link RecordingObserver}: records every hook call in order.
  * - {@link flushMicrotasks}: lets pending async work settle.
  * - {@link checkCompatible}: in CI, whether instances of one version of a workflow can move to the next.
+ *
+ * @module sagaflow/testing
  */
 export { SimulatedClock, flushMicrotasks } from './simulated-clock';
 export { RecordingObserver, type RecordedHook } from './recording-observer';

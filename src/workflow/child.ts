@@ -40,14 +40,17 @@ export interface ChildHost {
   undo(id: string, reason: SerializedError): Promise<void>;
 }
 
-/** Options of {@link child}. */
-export interface ChildOptions<S = any, C = any> extends JumpOptions, StepPolicyOptions { // eslint-disable-line @typescript-eslint/no-explicit-any
+/**
+ * Options of {@link child}: `S` is the parent's state, `C` the child workflow's state (what `into` receives when the
+ * child completed), `I` the input the parent hands the child.
+ */
+export interface ChildOptions<S = any, C = unknown, I = unknown> extends JumpOptions, StepPolicyOptions { // eslint-disable-line @typescript-eslint/no-explicit-any
   /** The step's stable name. @default `child:<workflow name>` */
   readonly name?: string;
-  /** The child's input, made from the parent's state when the step runs. */
-  readonly input: (state: S) => C | Record<string, unknown>;
+  /** The child's input, made from the parent's state when the step runs (validated by the child's state class). */
+  readonly input: (state: S) => I;
   /**
-   * Folds the child's output into the parent's state: `ok(state)`, `error(reason)` or `goto(target, state)`.
+   * Folds the child's final state into the parent's state: `ok(state)`, `error(reason)` or `goto(target, state)`.
    * @default the output is kept as `state.__results__[name]` = `{ ok: true, value: output }` (read it with `parallelResult`)
    */
   readonly into?: (state: S, output: C) => IntoResult<S>;
@@ -169,10 +172,16 @@ export class ChildStep extends BaseStep<unknown> {
  * unit (its steps in reverse), and only then the parent's earlier steps. Works on the main line, inside `when`
  * blocks, parallel branches and forEach items. The child workflow is registered with the parent.
  *
+ * `into` receives the child's final state, typed `C`: inferred from a `defineWorkflow<C>` definition, or written on
+ * `into`'s second parameter for a `@Workflow` class.
+ *
  * @example
- * child(ChargePayment, { input: (s: Order) => ({ orderId: s.id, amount: s.total }), into: (s, paid) => ok({ ...s, paymentId: paid.paymentId }) })
+ * child(TakePayment, {
+ *   input: (s: Order) => ({ orderId: s.id, amountCents: s.total }),
+ *   into: (s: Order, paid: PaymentState) => ok({ ...s, paymentId: paid.paymentId }),
+ * })
  */
-export function child<S = any, C = any>(workflow: WorkflowRef<C>, options: ChildOptions<S, C>): StepClass<S> { // eslint-disable-line @typescript-eslint/no-explicit-any
+export function child<S = any, C = unknown, I = unknown>(workflow: WorkflowRef<C>, options: ChildOptions<S, C, I>): StepClass<S> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const def = workflowDefinition(workflow);
   const name = options.name ?? `child:${def.name}`;
   const where = `child step ${quote(name)}`;

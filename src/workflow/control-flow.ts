@@ -7,6 +7,7 @@ import { checkOptions, optionKeys } from '../input/known-keys';
 /** A `when` node as written in a workflow's step list. */
 export interface WhenSpec<S = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
   readonly kind: 'when';
+  /** Picks the block: `steps` when it returns true, `elseSteps` otherwise. */
   readonly predicate: (state: S) => boolean;
   readonly steps: readonly unknown[];
   readonly elseSteps: readonly unknown[];
@@ -66,6 +67,7 @@ export interface ForEachOptions<S = any, I = any> extends JumpOptions { // eslin
 export interface ForEachSpec<S = any, I = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
   readonly kind: 'forEach';
   readonly name: string;
+  /** Reads the items from the state when the group starts; each item becomes one branch. */
   readonly items: (state: S) => readonly I[];
   readonly steps: readonly StepClass<I>[];
   readonly options: ForEachOptions<S, I>;

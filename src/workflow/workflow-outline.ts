@@ -58,13 +58,14 @@ export interface OutlineWhen {
   readonly else: readonly OutlineNode[];
 }
 
+/** One node of a {@link WorkflowOutline}, as written in the workflow: a step, a parallel group, a forEach or a `when`. */
 export type OutlineNode = OutlineStep | OutlineParallel | OutlineForEach | OutlineWhen;
 
 /** A whole definition: its name, version, structural fingerprint and nodes. */
 export interface WorkflowOutline {
   readonly name: string;
   readonly version: number;
-  /** A hash of the structure (see {@link fingerprintOf}). */
+  /** A hash of the structure: its node kinds, step names, groups, blocks, children and goto targets. */
   readonly fingerprint: string;
   readonly nodes: readonly OutlineNode[];
 }

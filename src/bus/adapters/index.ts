@@ -2,6 +2,8 @@
  * Bus adapters: connect the saga bus to an application's bus, both ways (app → saga bus, saga bus → app), without
  * echo loops. Each is a small module: ioredis (an optional peer dependency) and pg are loaded only when their
  * adapter starts.
+ *
+ * @module sagaflow/adapters
  */
 export type {
   AdapterDirection,

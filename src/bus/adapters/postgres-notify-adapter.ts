@@ -3,6 +3,7 @@ import { quote } from '../../errors/serialized-error';
 import { checkOptions, optionKeys } from '../../input/known-keys';
 import { DefinitionError } from '../../errors/definition-error';
 import { SagaflowError } from '../../errors/sagaflow-error';
+import { requireDependency } from '../../runtime/optional-dependency';
 import { toMillis, type Duration } from '../../time/duration';
 import type { EventBus } from '../event-bus';
 import { nonEmpty, QueuedBusAdapter, stoppedError, type OutgoingMessage, type QueuedBusAdapterOptions, type SendVerdict } from './adapter-core';
@@ -59,8 +60,7 @@ type ClientClass = typeof Client;
 
 function loadClient(): ClientClass {
   // Loaded when an adapter is made, so `import 'sagaflow'` does not load pg for applications that do not use it.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require('pg') as { Client: ClientClass }).Client;
+  return requireDependency<{ Client: ClientClass }>('pg', 'PostgresNotifyAdapter').Client;
 }
 
 /** SQLSTATE classes that a new connection may cure: connection exception, insufficient resources, operator intervention. */

@@ -1,6 +1,8 @@
 import type { Redis, RedisOptions } from 'ioredis';
 import { checkOptions, optionKeys } from '../../input/known-keys';
 import { SagaflowError } from '../../errors/sagaflow-error';
+import { MissingDependencyError } from '../../errors/missing-dependency-error';
+import { requireDependency } from '../../runtime/optional-dependency';
 import type { EventBus } from '../event-bus';
 import { nonEmpty, QueuedBusAdapter, stoppedError, type OutgoingMessage, type QueuedBusAdapterOptions, type SendVerdict } from './adapter-core';
 
@@ -41,18 +43,11 @@ const REDIS_KEYS = optionKeys<RedisAdapterOptions>()(['direction', 'filter', 're
 type RedisClass = typeof Redis;
 
 function loadRedis(): RedisClass {
-  try {
-    // Loaded when an adapter is made, so applications without Redis never need ioredis (an optional peer dependency).
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require('ioredis') as { Redis?: RedisClass; default?: RedisClass };
-    const cls = mod.Redis ?? mod.default;
-    if (cls === undefined) throw new Error('ioredis exports no Redis class');
-    return cls;
-  } catch (cause) {
-    throw new SagaflowError('MISSING_DEPENDENCY', `RedisAdapter needs the ioredis package (npm install ioredis): ${(cause as Error).message}`, {
-      package: 'ioredis',
-    });
-  }
+  // Loaded when an adapter is made, so applications without Redis never need ioredis (an optional peer dependency).
+  const mod = requireDependency<{ Redis?: RedisClass; default?: RedisClass }>('ioredis', 'RedisAdapter');
+  const cls = mod.Redis ?? mod.default;
+  if (cls === undefined) throw new MissingDependencyError('ioredis', 'npm install ioredis@5', 'RedisAdapter needs ioredis 5, whose module exports a Redis class; this one exports none: run `npm install ioredis@5`');
+  return cls;
 }
 
 /**

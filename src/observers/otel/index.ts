@@ -7,7 +7,7 @@
  * - {@link sagaTraceId}: the trace id of an instance, the same in every process.
  * - {@link SagaAttributes}, {@link SagaMetrics}, {@link SagaSpanEvents}: the names it writes.
  *
- * @packageDocumentation
+ * @module sagaflow/opentelemetry
  */
 export {
   OpenTelemetryObserver,

@@ -34,6 +34,7 @@ export const SagaAttributes = {
   /** The span was ended without its closing hook: the instance finished (or the observer shut down) first. */
   Interrupted: 'sagaflow.interrupted',
 } as const;
+/** One of the attribute names in {@link SagaAttributes}. */
 export type SagaAttribute = (typeof SagaAttributes)[keyof typeof SagaAttributes];
 
 /** Names of the span events the {@link OpenTelemetryObserver} adds. */

@@ -1,3 +1,14 @@
+/**
+ * sagaflow/typeorm — durable stores on TypeORM: {@link TypeormStore.sqlite} (an embedded file, the default store of
+ * `new SagaRuntime()`) and {@link TypeormStore.postgres} (several workers on one database), the schema's
+ * migrations ({@link sagaflowMigrations}, {@link runSagaflowMigrations}), its entities, and the saga's flow columns
+ * for an application's own entity ({@link SagaFlowColumns}, {@link mirrorToEntity}).
+ *
+ * typeorm is a peer dependency; better-sqlite3 (SQLite) and pg (PostgreSQL) are optional ones: install the driver
+ * of the database you use.
+ *
+ * @module sagaflow/typeorm
+ */
 export {
   TypeormStore,
   StoreClosedError,
@@ -16,7 +27,7 @@ export {
   SagaflowVersions1763900000000,
   type SagaflowMigrationClass,
 } from './migrations';
-export { runSagaflowMigrations, type RunMigrationsOptions } from './migrate';
+export { runSagaflowMigrations, MigrationsPendingError, type RunMigrationsOptions } from './migrate';
 export {
   sagaflowEntities,
   type SagaflowInstanceRow,

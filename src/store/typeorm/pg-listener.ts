@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { clearInterval, clearTimeout, setInterval, setTimeout } from 'node:timers';
-import { Client, type ClientConfig, type Notification } from 'pg';
+import type { Client, ClientConfig, Notification } from 'pg';
 import type { DataSource } from 'typeorm';
 import { quoteIdent } from './dialect';
+import { pgDriver } from './drivers';
 
 /** How the LISTEN connection of a PostgreSQL store behaves. */
 export interface PgListenOptions {
@@ -145,7 +146,7 @@ export class PgInboxListener {
   private async open(): Promise<void> {
     let client: Client | null = null;
     try {
-      client = new Client(await this.config());
+      client = new (pgDriver().Client)(await this.config());
       const mine = client;
       mine.on('notification', (message: Notification) => {
         if (message.channel === this.channel) this.hooks.notified(message.payload ?? '');

@@ -19,7 +19,7 @@ import { claimablePredicate, Dialect, driverKindOf, runnablePredicate, schemaOf,
 import { UNFINISHED_STATUSES } from './statuses';
 import { sagaflowEntities } from './entities';
 import { pgTransition } from './pg-transition';
-import { runSagaflowMigrations } from './migrate';
+import { checkMigrationsOwner, checkSagaflowMigrationsRan, runSagaflowMigrations } from './migrate';
 import {
   decodeEvent,
   encodeEvent,
@@ -39,6 +39,7 @@ import { WriteQueue, type WriteStats } from './write-queue';
 import { DatabaseFile } from './database-file';
 import { inboxChannel, listenClientConfig, MAX_NOTIFY_ID_BYTES, PgInboxListener, type PgListenOptions } from './pg-listener';
 import { consoleLogger, type Logger } from '../../runtime/logger';
+import { betterSqlite3Driver, pgDriver } from './drivers';
 
 /** Options of {@link TypeormStore.sqlite}. */
 export interface SqliteStoreOptions {
@@ -59,7 +60,12 @@ export interface SqliteStoreOptions {
   readonly maxBatch?: number;
   /** How long a write waits for another process holding the database's write lock. @default 5000 */
   readonly busyTimeoutMs?: number;
-  /** Run pending migrations on {@link TypeormStore.init}. @default true */
+  /**
+   * Run pending migrations on {@link TypeormStore.init}, recorded in `sagaflow_migrations`. With `false` the store
+   * runs none and {@link TypeormStore.init} fails with `MIGRATIONS_PENDING` when some never ran (see
+   * {@link PostgresCommonOptions.runMigrations}).
+   * @default true
+   */
   readonly runMigrations?: boolean;
   /** TypeORM query logging. @default false */
   readonly logging?: boolean;
@@ -68,7 +74,14 @@ export interface SqliteStoreOptions {
 interface PostgresCommonOptions {
   /** The schema of the sagaflow tables (created by the migrations when missing). @default the data source's */
   readonly schema?: string;
-  /** Run pending migrations on {@link TypeormStore.init}. @default true */
+  /**
+   * Run pending migrations on {@link TypeormStore.init}, recorded in `sagaflow_migrations`. Each migration is
+   * recorded in one table only: pass `false` when the application runs them itself — `sagaflowMigrations` in its
+   * data source's `migrations`, run by the TypeORM CLI and recorded in its own migrations table. The store then
+   * runs none, and {@link TypeormStore.init} fails with `MIGRATIONS_PENDING` when some were recorded nowhere.
+   * A data source that lists them with `runMigrations` left on is refused (`BAD_OPTION`).
+   * @default true
+   */
   readonly runMigrations?: boolean;
   /**
    * Wake workers with `LISTEN/NOTIFY` when an inbox delivery for one of their instances is stored: each store
@@ -224,13 +237,18 @@ export class TypeormStore implements InstanceStore {
     this.dialect = new Dialect(setup.kind, setup.kind === 'postgres' ? setup.schema : undefined);
   }
 
-  /** A store in an SQLite file through better-sqlite3 (WAL journal). */
+  /**
+   * A store in an SQLite file through better-sqlite3 (WAL journal). better-sqlite3 is an optional peer
+   * dependency: when it is not installed, or its native addon was never built, this throws a
+   * `MissingDependencyError` (`MISSING_DEPENDENCY`) naming the command that fixes it.
+   */
   static sqlite(options: SqliteStoreOptions = {}): TypeormStore {
     checkSqliteOptions(options);
     const file = options.file ?? defaultSqliteFile();
     const synchronous = options.synchronous ?? 'FULL';
     const common = {
       type: 'better-sqlite3' as const,
+      driver: betterSqlite3Driver(),
       database: file,
       entities: sagaflowEntities('sqlite'),
       synchronize: false,
@@ -266,12 +284,16 @@ export class TypeormStore implements InstanceStore {
     });
   }
 
-  /** A store in PostgreSQL, from a URL (its own pool) or the application's data source (left open by `close`). */
+  /**
+   * A store in PostgreSQL, from a URL (its own pool) or the application's data source (left open by `close`).
+   * pg is an optional peer dependency: without it, a URL store throws a `MissingDependencyError`.
+   */
   static postgres(options: PostgresStoreOptions): TypeormStore {
     checkPostgresOptions(options);
     if ('dataSource' in options) {
       const kind = driverKindOf(options.dataSource);
       if (kind !== 'postgres') throw new DefinitionError('BAD_OPTION', `TypeormStore.postgres needs a "postgres" data source, not ${quote(options.dataSource.options.type)}`, { field: 'dataSource' });
+      if (options.runMigrations !== false) checkMigrationsOwner(options.dataSource, 'TypeormStore.postgres');
       return new TypeormStore({
         kind,
         dataSource: options.dataSource,
@@ -288,6 +310,7 @@ export class TypeormStore implements InstanceStore {
     }
     const dataSource = new DataSource({
       type: 'postgres',
+      driver: pgDriver(),
       url: options.url,
       poolSize: options.poolSize ?? 10,
       ...(options.schema === undefined ? {} : { schema: options.schema }),
@@ -360,6 +383,7 @@ export class TypeormStore implements InstanceStore {
     const { dataSource, reader } = this.setup;
     if (!dataSource.isInitialized) await dataSource.initialize();
     if (this.setup.runMigrations) await runSagaflowMigrations(dataSource, this.setup.schema === undefined ? {} : { schema: this.setup.schema });
+    else await checkSagaflowMigrationsRan(dataSource, this.setup.schema);
     if (this.setup.kind === 'sqlite') {
       const file = this.setup.file;
       file?.remember();

@@ -9,8 +9,14 @@ export type SagaflowMigrationClass = new (schema?: string) => MigrationInterface
 
 /**
  * The sagaflow schema's migrations, oldest first: one class per schema version. `TypeormStore.init()` runs the
- * pending ones itself (recorded in `sagaflow_migrations`); they are also ordinary TypeORM migrations that an
- * application may add to its own data source's `migrations`.
+ * pending ones itself (recorded in `sagaflow_migrations`). They are also ordinary TypeORM migrations that an
+ * application may add to its own data source's `migrations` and run with the TypeORM CLI (recorded in its own
+ * migrations table); its store then takes `runMigrations: false`, so each migration is recorded once.
+ *
+ * @example
+ * export default new DataSource({ type: 'postgres', url, migrations: [...appMigrations, ...sagaflowMigrations] });
+ * // npx typeorm migration:run -d ./data-source.js, then:
+ * TypeormStore.postgres({ dataSource, runMigrations: false });
  */
 export const sagaflowMigrations: readonly SagaflowMigrationClass[] = [SagaflowInitial1763700000000, SagaflowSchedule1763800000000, SagaflowAddressedEvents1763850000000, SagaflowVersions1763900000000];
 
