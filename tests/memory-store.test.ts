@@ -23,6 +23,47 @@ describe('the in-memory store', () => {
     expect(new MemoryStore({ shared: true }).shared).toBe(true);
   });
 
+  describe('records kept as objects', () => {
+    it('keeps what was saved when the writer goes on changing its record in place', async () => {
+      const store = new MemoryStore();
+      const record = running('r');
+      record.flow.stack.push({ kind: 'step', name: 'a', index: 0 });
+      await store.create(record);
+      record.flow.stack.push({ kind: 'step', name: 'b', index: 1 });
+      record.flow.status = 'rolling_back';
+      record.state = { id: 'changed' };
+      const stored = (await store.load('r'))!;
+      expect(stored.flow.stack).toEqual([{ kind: 'step', name: 'a', index: 0 }]);
+      expect(stored.flow.status).toBe('running');
+      expect(stored.state).toEqual({ id: 'r' });
+    });
+
+    it('hands out copies: changing a loaded record, its state or its stack changes nothing stored', async () => {
+      const store = new MemoryStore();
+      const record = running('r');
+      record.flow.stack.push({ kind: 'step', name: 'a', index: 0 });
+      await store.create(record);
+      const first = (await store.load('r'))!;
+      (first.state as { id: string }).id = 'mutated';
+      first.flow.stack.pop();
+      first.flow.inFlight = false;
+      const second = (await store.load('r'))!;
+      expect(second.state).toEqual({ id: 'r' });
+      expect(second.flow.stack).toHaveLength(1);
+      expect(second.flow.inFlight).toBe(true);
+    });
+
+    it('exports the saved record as JSON that imports back to the same record', async () => {
+      const store = new MemoryStore();
+      await store.create(waiting('w'));
+      const json = store.exportJson('w')!;
+      const fresh = new MemoryStore();
+      fresh.importJson(json);
+      expect(await fresh.load('w')).toEqual(await store.load('w'));
+      expect(await fresh.findWaiting({ id: 'e', topic: 'paid', payload: {}, publishedAt: 0 })).toEqual([{ instanceId: 'w', track: null }]);
+    });
+  });
+
   describe('leases written with transitions', () => {
     it('takes the lease with create and renews it with save, in the same write', async () => {
       const store = new MemoryStore({ shared: true });

@@ -1,4 +1,4 @@
-import { parseJsonSafe } from '../src/state/safe-json';
+import { copyJson, parseJsonSafe } from '../src/state/safe-json';
 
 describe('reading JSON safely', () => {
   it('drops a __proto__ key spelled out', () => {
@@ -16,5 +16,16 @@ describe('reading JSON safely', () => {
 
   it('reads ordinary JSON unchanged, escapes included', () => {
     expect(parseJsonSafe('{"name":"caf\\u00e9","n":[1,2]}')).toEqual({ name: 'café', n: [1, 2] });
+  });
+
+  it('copies plain JSON deeply, without undefined properties or an own __proto__ key', () => {
+    const source: Record<string, unknown> = { a: [1, { b: 'x' }], c: null, d: undefined };
+    Object.defineProperty(source, '__proto__', { value: { polluted: true }, enumerable: true });
+    const copy = copyJson(source);
+    expect(copy).toEqual({ a: [1, { b: 'x' }], c: null });
+    expect(Object.prototype.hasOwnProperty.call(copy, '__proto__')).toBe(false);
+    expect(Object.prototype.hasOwnProperty.call(copy, 'd')).toBe(false);
+    expect(copy.a).not.toBe(source.a);
+    expect((copy.a as unknown[])[1]).not.toBe((source.a as unknown[])[1]);
   });
 });

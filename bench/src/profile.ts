@@ -1,26 +1,55 @@
 /**
  * Profiling driver: runs the sagaflow happy path (or, with `--fail`, the failing path; with `--group`, the
- * parallel-group workflow) many times in a row, to be run under `node --cpu-prof`.
+ * parallel-group workflow) many times in a row, to be run under `node --cpu-prof`. With `--pg` it runs the P2
+ * workload instead: the happy saga durable on a throwaway PostgreSQL 15 cluster (fsync on), `--inflight N`
+ * (default 100) sagas in flight, `--runs` completed sagas in all.
  *
  *   npm run bench -- --quick   (builds dist/bench/src/profile.js along with the rest)
- *   cd bench && node --cpu-prof --cpu-prof-dir=/tmp/prof ../dist/bench/src/profile.js [--fail | --group] [--runs N]
+ *   cd bench && node --cpu-prof --cpu-prof-dir=/tmp/prof ../dist/bench/src/profile.js [--fail | --group | --pg] [--runs N]
  *
- * The default is 20,000 happy-path runs (100 with `--group`).
+ * The default is 20,000 happy-path runs (100 with `--group`, 3,000 with `--pg`).
  */
+import { TypeormStore } from '../../src/store/typeorm';
+import { createDatabase, startCluster, withDatabase } from '../../tests/support/postgres';
 import { runSagaflowGroupOnce, runSagaflowOnce } from './peers/sagaflow';
+import { DurableSagaflow } from './peers/sagaflow-durable';
 
-function runsFrom(argv: readonly string[], fallback: number): number {
-  const index = argv.indexOf('--runs');
+function intOption(argv: readonly string[], name: string, fallback: number): number {
+  const index = argv.indexOf(name);
   if (index < 0) return fallback;
-  const runs = Number(argv[index + 1]);
-  if (!Number.isSafeInteger(runs) || runs < 1) throw new RangeError(`--runs needs a positive integer, got ${argv[index + 1]}`);
-  return runs;
+  const value = Number(argv[index + 1]);
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} needs a positive integer, got ${argv[index + 1]}`);
+  return value;
+}
+
+/** The P2 workload on PostgreSQL: `inflight` sagas always in flight until `runs` have completed. */
+async function profilePostgres(runs: number, inflight: number): Promise<void> {
+  const cluster = await startCluster({ durable: true });
+  try {
+    await createDatabase(cluster.url, 'profile');
+    const sagaflow = new DurableSagaflow(TypeormStore.postgres({ url: withDatabase(cluster.url, 'profile') }));
+    await sagaflow.open();
+    try {
+      const start = process.hrtime.bigint();
+      await sagaflow.steady(inflight, { warmup: Math.min(runs, inflight), size: runs, windows: 1 });
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      console.log(`sagaflow on PostgreSQL, ${inflight} in flight: ${runs} sagas in ${seconds.toFixed(2)} s, ${(runs / seconds).toFixed(0)} sagas/s`);
+    } finally {
+      await sagaflow.close();
+    }
+  } finally {
+    cluster.stop();
+  }
 }
 
 async function main(argv: readonly string[]): Promise<void> {
+  if (argv.includes('--pg')) {
+    await profilePostgres(intOption(argv, '--runs', 3_000), intOption(argv, '--inflight', 100));
+    return;
+  }
   const group = argv.includes('--group');
   const failing = argv.includes('--fail');
-  const runs = runsFrom(argv, group ? 100 : 20_000);
+  const runs = intOption(argv, '--runs', group ? 100 : 20_000);
   const what = group ? 'parallel group' : failing ? 'failing path' : 'happy path';
   const start = process.hrtime.bigint();
   for (let i = 0; i < runs; i++) await (group ? runSagaflowGroupOnce() : runSagaflowOnce(failing));

@@ -22,3 +22,27 @@ export function sanitizeJson(value: unknown): unknown {
   if (text === undefined) throw new TypeError(`${typeof value} is not representable as JSON`);
   return parseJsonSafe(text);
 }
+
+/**
+ * A deep copy of a value that is plain JSON already (parsed, or stored by sagaflow): objects, arrays and primitives.
+ * Cheaper than `structuredClone` or a JSON round trip; `__proto__` keys and `undefined` properties are left out.
+ */
+export function copyJson<T>(value: T): T {
+  return copyValue(value) as T;
+}
+
+function copyValue(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) {
+    const out = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = copyValue(value[i]);
+    return out;
+  }
+  const out: Record<string, unknown> = {};
+  for (const key in value) {
+    if (FORBIDDEN_KEYS.has(key) || !Object.prototype.hasOwnProperty.call(value, key)) continue;
+    const v = (value as Record<string, unknown>)[key];
+    if (v !== undefined) out[key] = copyValue(v);
+  }
+  return out;
+}

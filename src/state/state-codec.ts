@@ -3,7 +3,7 @@ import { validate, type ValidationError } from 'class-validator';
 import { serializeThrown } from '../errors/serialized-error';
 import { BadStateError, StateNotSerializableError, StateValidationError, type InvalidProperty } from '../errors/state-errors';
 import type { WorkflowDefinition } from '../workflow/workflow-definition';
-import { parseJsonSafe } from './safe-json';
+import { copyJson, parseJsonSafe } from './safe-json';
 
 function flatten(errors: ValidationError[], prefix = ''): InvalidProperty[] {
   const out: InvalidProperty[] = [];
@@ -73,7 +73,7 @@ export class StateCodec {
   /** Stored JSON → a fresh object for user code (a state class instance when the workflow has one). */
   hydrate(stored: unknown): unknown {
     const cls = this.stateClass;
-    if (cls === undefined || typeof stored !== 'object' || stored === null) return structuredClone(stored);
+    if (cls === undefined || typeof stored !== 'object' || stored === null) return copyJson(stored);
     return plainToInstance(cls, stored, { enableImplicitConversion: false });
   }
 

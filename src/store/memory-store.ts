@@ -6,11 +6,14 @@ import { isFinalStatus, type Wait } from '../engine/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
 import { versionOf, type InstanceRecord, type TrackRef } from '../engine/instance-record';
 import { deadlinesOf, decodeRecord, encodeRecord, isParked, waitsOf } from './record-codec';
+import { snapshotRecord } from './record-copy';
+import { copyJson } from '../state/safe-json';
 import { checkFilter, isRunnable } from './instance-filter';
 import { KEEP_FOR_INSTANCE, type RunnableDefinition, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from './instance-store';
 
 interface Row {
-  json: string;
+  /** The record as saved: a snapshot no caller holds (see {@link snapshotRecord}); handed out as copies. */
+  record: InstanceRecord;
   version: number;
   summary: InstanceSummary;
   /** The fingerprint the record carries (null: written before versions). */
@@ -24,7 +27,8 @@ interface Row {
 }
 
 /**
- * Keeps instances in memory, as JSON text (so nothing a caller holds aliases a stored record), with the same
+ * Keeps instances in memory, as record objects copied when they are saved and again when they are read (so nothing
+ * a caller holds aliases a stored record, and no JSON text is made on the way), with the same
  * wait index, history, inbox and leases a durable store keeps. For tests and embedded use where a restart may
  * forget everything.
  *
@@ -56,11 +60,7 @@ export class MemoryStore implements InstanceStore {
   load(id: string): Promise<InstanceRecord | undefined> {
     const row = this.rows.get(id);
     if (row === undefined) return Promise.resolve(undefined);
-    try {
-      return Promise.resolve(decodeRecord(row.json, id));
-    } catch (e) {
-      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-    }
+    return Promise.resolve(copyJson(row.record));
   }
 
   save(record: InstanceRecord, writes: TransitionWrites = {}): Promise<number> {
@@ -253,7 +253,8 @@ export class MemoryStore implements InstanceStore {
 
   /** The stored JSON of an instance, to round-trip it in tests. */
   exportJson(id: string): string | undefined {
-    return this.rows.get(id)?.json;
+    const row = this.rows.get(id);
+    return row === undefined ? undefined : encodeRecord(row.record);
   }
 
   /** Stores a record from its JSON (as {@link exportJson} gave it), replacing any with the same id. */
@@ -275,7 +276,7 @@ export class MemoryStore implements InstanceStore {
     // History lines are fresh objects the writer never touches again; history() hands out copies.
     for (const h of writes.history ?? []) history.push(h);
     this.rows.set(record.id, {
-      json: encodeRecord(record),
+      record: snapshotRecord(record),
       version: record.version,
       summary: { id: record.id, workflow: record.workflow, version: versionOf(record), status: record.flow.status, createdAt: record.createdAt, updatedAt: record.updatedAt },
       fingerprint: record.fingerprint ?? null,
