@@ -31,7 +31,7 @@ export interface Measurement {
  * The anchors we compare against: peers, bare database writes, or (for growth rows) sagaflow's own value at the
  * smallest size (`"<id of that row>"`).
  */
-export type AnchorName = 'node-sagas' | 'bare-sqlite' | 'bare-postgres' | 'DBOS' | 'Restate' | `P6-${string}`;
+export type AnchorName = 'node-sagas' | 'bare-sqlite' | 'bare-postgres' | 'DBOS' | 'Restate' | `P2-${string}` | `P6-${string}`;
 
 /** One entry of bench/results.json that is compared against an anchor. */
 export interface AnchoredResult {

@@ -112,6 +112,26 @@ export class DurableSagaflow {
     return { perSagaUs, writesPerTransaction: (last.writes - first.writes) / (last.transactions - first.transactions) };
   }
 
+  /**
+   * Keeps `concurrency` sagas in flight for `warmupMs` and then `measureMs` (wall clock); resolves with the sagas
+   * completed within the timed stretch, once every saga in flight has ended.
+   */
+  async runFor(concurrency: number, warmupMs: number, measureMs: number): Promise<number> {
+    const start = Date.now();
+    const from = start + warmupMs;
+    const until = from + measureMs;
+    let counted = 0;
+    const loop = async (): Promise<void> => {
+      while (Date.now() < until) {
+        await this.one();
+        const now = Date.now();
+        if (now >= from && now < until) counted += 1;
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, loop));
+    return counted;
+  }
+
   /** Closes the runtime and the store. */
   async close(): Promise<void> {
     await this.runtime.close();
