@@ -9,16 +9,14 @@
  *
  * @module sagaflow/typeorm
  */
+export { TypeormStore, StoreClosedError, type TypeormStoreStats } from './typeorm-store';
 export {
-  TypeormStore,
-  StoreClosedError,
   defaultSqliteFile,
   type SqliteStoreOptions,
   type PostgresStoreOptions,
   type PostgresUrlOptions,
   type PostgresDataSourceOptions,
-  type TypeormStoreStats,
-} from './typeorm-store';
+} from './store-options';
 export {
   sagaflowMigrations,
   SagaflowInitial1763700000000,
