@@ -9,7 +9,8 @@
  *
  * @module sagaflow/typeorm
  */
-export { TypeormStore, StoreClosedError, type TypeormStoreStats } from './typeorm-store';
+export { TypeormStore, type TypeormStoreStats } from './typeorm-store';
+export { StoreClosedError } from './store-session';
 export {
   defaultSqliteFile,
   type SqliteStoreOptions,
