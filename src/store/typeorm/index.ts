@@ -9,16 +9,15 @@
  *
  * @module sagaflow/typeorm
  */
+export { TypeormStore, type TypeormStoreStats } from './typeorm-store';
+export { StoreClosedError } from './store-session';
 export {
-  TypeormStore,
-  StoreClosedError,
   defaultSqliteFile,
   type SqliteStoreOptions,
   type PostgresStoreOptions,
   type PostgresUrlOptions,
   type PostgresDataSourceOptions,
-  type TypeormStoreStats,
-} from './typeorm-store';
+} from './store-options';
 export {
   sagaflowMigrations,
   SagaflowInitial1763700000000,

@@ -1,0 +1,135 @@
+/**
+ * The read path of a TypeormStore: a record, its history, the waits an event matches, due waits, unfinished
+ * instances and filtered lists — on SQLite's reader connection (committed data) or PostgreSQL's pool.
+ */
+import type { SagaEvent } from '../../bus/event';
+import type { WaiterRef } from '../../bus/wait-index';
+import type { InstanceStatus } from '../../engine/flow-fields';
+import type { HistoryEntry } from '../../engine/history-entry';
+import type { InstanceRecord } from '../../engine/instance-record';
+import { CorruptRecordError } from '../../errors/runtime-errors';
+import { checkFilter } from '../instance-filter';
+import type { DueWait, InstanceFilter, InstanceSummary, RunnableDefinition } from '../instance-store';
+import { decodeRecord } from '../record-codec';
+import { Dialect, runnablePredicate } from './dialect';
+import { historyEntry, lookupValues, num, parseDeadlines, parseMatchKeys, trackRef } from './rows';
+import { StorePart } from './store-session';
+import { UNFINISHED_STATUSES } from './statuses';
+
+const NOT_FINAL = UNFINISHED_STATUSES.map((s) => `'${s.replace(/'/g, "''")}'`).join(', ');
+
+/** Reads instances, histories and waits. */
+export class StoreReads extends StorePart {
+  load(id: string): Promise<InstanceRecord | undefined> {
+    return this.run('load an instance', 'read', async (x) => {
+      const { rows } = await x(`SELECT ${this.dialect.jsonText('record')} AS record FROM ${this.dialect.t('instances')} WHERE id = ?`, [id]);
+      const row = rows[0];
+      if (row === undefined) return undefined;
+      if (typeof row.record !== 'string') throw new CorruptRecordError(id, 'its record column is empty');
+      return decodeRecord(row.record, id);
+    });
+  }
+
+  history(id: string): Promise<HistoryEntry[]> {
+    return this.run('read a history', 'read', async (x) => {
+      const { rows } = await x(`SELECT * FROM ${this.dialect.t('history')} WHERE instance_id = ? ORDER BY version, seq, id`, [id]);
+      return rows.map(historyEntry);
+    });
+  }
+
+  findWaiting(event: SagaEvent): Promise<WaiterRef[]> {
+    return this.run('find waiting instances', 'read', async (x) => {
+      const w = this.dialect.t('waits');
+      // The distinct key sets of the topic, one index seek each (a loose index scan: never a scan of the waits).
+      const keySets = await x(
+        `WITH RECURSIVE k(mk) AS (
+           SELECT MIN(match_keys) FROM ${w} WHERE topic = ?
+           UNION ALL
+           SELECT (SELECT MIN(w2.match_keys) FROM ${w} w2 WHERE w2.topic = ? AND w2.match_keys > k.mk) FROM k WHERE k.mk IS NOT NULL
+         )
+         SELECT mk FROM k WHERE mk IS NOT NULL`,
+        [event.topic, event.topic],
+      );
+      const parts: string[] = [];
+      const params: unknown[] = [];
+      for (const row of keySets.rows) {
+        const keys = parseMatchKeys(row.mk);
+        if (keys === undefined) continue;
+        const values = lookupValues(event, keys);
+        if (values === undefined) continue;
+        parts.push(`SELECT instance_id, track FROM ${w} WHERE topic = ? AND match_keys = ? AND match_values = ?${event.instanceId === undefined ? '' : ' AND instance_id = ?'}`);
+        params.push(event.topic, row.mk, values);
+        if (event.instanceId !== undefined) params.push(event.instanceId);
+      }
+      if (parts.length === 0) return [];
+      const { rows } = await x(parts.join(' UNION ALL '), params);
+      return rows.map((r) => ({ instanceId: String(r.instance_id), track: trackRef(r.track) }));
+    });
+  }
+
+  dueWaits(now: number, limit: number, runnable?: readonly RunnableDefinition[]): Promise<DueWait[]> {
+    return this.run('list due waits', 'read', async (x) => {
+      const params: unknown[] = [now];
+      const only = runnable === undefined ? '' : ` AND ${runnablePredicate(runnable, params)}`;
+      const { rows } = await x(`SELECT id, deadlines FROM ${this.dialect.t('instances')} WHERE next_due <= ?${only} ORDER BY next_due, id LIMIT ?`, [...params, limit]);
+      const due: DueWait[] = [];
+      for (const row of rows) {
+        for (const d of parseDeadlines(row.deadlines)) if (d.at <= now) due.push({ instanceId: String(row.id), track: d.track, deadline: d.at });
+      }
+      due.sort((a, b) => a.deadline - b.deadline);
+      return due.slice(0, limit);
+    });
+  }
+
+  unfinished(): Promise<string[]> {
+    return this.run('list unfinished instances', 'read', async (x) => {
+      const { rows } = await x(`SELECT id FROM ${this.dialect.t('instances')} WHERE status IN (${NOT_FINAL}) ORDER BY created_at, id`);
+      return rows.map((r) => String(r.id));
+    });
+  }
+
+  list(given?: InstanceFilter): Promise<InstanceSummary[]> {
+    let filter: InstanceFilter & { readonly limit: number };
+    try {
+      filter = checkFilter(given);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    return this.run('list instances', 'read', async (x) => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (filter.status !== undefined) {
+        const statuses = typeof filter.status === 'string' ? [filter.status] : [...filter.status];
+        if (statuses.length === 0) return [];
+        where.push(`status IN (${Dialect.marks(statuses.length)})`);
+        params.push(...statuses);
+      }
+      if (filter.workflow !== undefined) {
+        where.push('workflow = ?');
+        params.push(filter.workflow);
+      }
+      if (filter.version !== undefined) {
+        where.push('def_version = ?');
+        params.push(filter.version);
+      }
+      if (filter.since !== undefined) {
+        where.push('updated_at >= ?');
+        params.push(filter.since);
+      }
+      params.push(filter.limit);
+      const { rows } = await x(
+        `SELECT id, workflow, def_version, status, created_at, updated_at FROM ${this.dialect.t('instances')}${where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`}
+         ORDER BY updated_at DESC, id LIMIT ?`,
+        params,
+      );
+      return rows.map((r) => ({
+        id: String(r.id),
+        workflow: String(r.workflow),
+        version: num(r.def_version),
+        status: r.status as InstanceStatus,
+        createdAt: num(r.created_at),
+        updatedAt: num(r.updated_at),
+      }));
+    });
+  }
+}
