@@ -424,6 +424,75 @@ function schemaOf(h: Harness, store: TypeormStore): string | undefined {
   return h.kind === 'postgres' ? ((store.dataSource.options as { schema?: string }).schema ?? undefined) : undefined;
 }
 
+/** Group commit: concurrent writes of many instances share transactions; a failing one fails alone. */
+function groupCommitTests(h: Harness): void {
+  let store: TypeormStore;
+  beforeEach(async () => {
+    store = await h.open();
+  });
+  afterEach(async () => store.close());
+
+  async function seed(count: number): Promise<InstanceRecord[]> {
+    await Promise.all(Array.from({ length: count }, (_, i) => store.create(newRecord(`i${i}`, 'wf', { i }, 0))));
+    return Promise.all(Array.from({ length: count }, async (_, i) => (await store.load(`i${i}`))!));
+  }
+
+  it('commits 100 concurrent saves in far fewer transactions', async () => {
+    const records = await seed(100);
+    const before = store.stats;
+    const versions = await Promise.all(records.map((r) => store.save({ ...r, state: { saved: true } }, { history: [line('saved')] })));
+    const after = store.stats;
+    expect(versions).toEqual(records.map(() => 2));
+    expect(after.writes - before.writes).toBe(100);
+    expect(after.transactions - before.transactions).toBeLessThanOrEqual(10);
+    expect(after.largestBatch).toBeGreaterThanOrEqual(20);
+    for (const r of records) expect((await store.load(r.id))?.state).toEqual({ saved: true });
+  });
+
+  it('fails only the stale save of a batch with VERSION_CONFLICT', async () => {
+    const records = await seed(10);
+    const stale = records[3]!;
+    await store.save(stale);
+    const before = store.stats.transactions;
+    const results = await Promise.allSettled(records.map((r) => store.save({ ...r, state: { again: true } }, { history: [line('again')] })));
+    // One transaction per write connection at most (SQLite has one): the conflict re-ran nothing.
+    expect(store.stats.transactions - before).toBeLessThanOrEqual(h.kind === 'sqlite' ? 1 : 2);
+    expect(results.map((r) => r.status)).toEqual(records.map((r) => (r === stale ? 'rejected' : 'fulfilled')));
+    expect((results[3] as PromiseRejectedResult).reason).toMatchObject({ code: 'VERSION_CONFLICT' });
+    expect((await store.load(stale.id))?.state).toEqual({ i: 3 });
+    expect(await store.history(stale.id)).toEqual([]);
+    expect((await store.load('i4'))?.state).toEqual({ again: true });
+  });
+
+  it('rolls back a write that fails part-way without failing the rest of its batch', async () => {
+    const records = await seed(6);
+    await h.sql(store, 'DROP TABLE {history}');
+    // Saves with history lines fail after their instance row was updated; the others must commit.
+    const results = await Promise.allSettled(records.map((r, i) => store.save({ ...r, state: { n: i } }, i % 2 === 0 ? { history: [line('x')] } : {})));
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+    const loaded = await Promise.all(records.map(async (r) => (await store.load(r.id))!));
+    expect(loaded.map((r) => r.version)).toEqual([1, 2, 1, 2, 1, 2]);
+    expect(loaded.map((r) => r.state)).toEqual([{ i: 0 }, { n: 1 }, { i: 2 }, { n: 3 }, { i: 4 }, { n: 5 }]);
+  });
+
+
+  it('leaves the wait rows alone when a save keeps the same waits, and replaces them when they change', async () => {
+    const id = h.kind === 'sqlite' ? 'rowid' : 'ctid::text';
+    const rows = async (): Promise<unknown[]> => (await h.sql(store, `SELECT ${id} AS row, topic FROM {waits} WHERE instance_id = ? ORDER BY topic`, ['w'])).map((r) => [r.row, r.topic]);
+    await store.create(waiting('w', 'paid', { order: 1 }, null));
+    const first = await rows();
+    const loaded = (await store.load('w'))!;
+    await store.save({ ...loaded, state: { again: true } });
+    expect(await rows()).toEqual(first);
+    expect(await store.findWaiting({ id: 'e', topic: 'paid', payload: { order: 1 }, publishedAt: 0 })).toEqual([{ instanceId: 'w', track: null }]);
+    const again = (await store.load('w'))!;
+    again.flow.wait = { topics: ['shipped'], match: { order: 1 }, deadline: null };
+    await store.save(again);
+    expect((await rows()).map((r) => (r as unknown[])[1])).toEqual(['shipped']);
+    expect(await store.findWaiting({ id: 'e', topic: 'paid', payload: { order: 1 }, publishedAt: 0 })).toEqual([]);
+  });
+}
+
 describe('the TypeORM store on SQLite', () => {
   const h = sqliteHarness();
   let n = 0;
@@ -444,53 +513,7 @@ describe('the TypeORM store on SQLite', () => {
   describe('passes the durable-store tests', () => durableStoreTests(h));
 
   describe('group commit', () => {
-    let store: TypeormStore;
-    beforeEach(async () => {
-      store = await h.open();
-    });
-    afterEach(async () => store.close());
-
-    async function seed(count: number): Promise<InstanceRecord[]> {
-      await Promise.all(Array.from({ length: count }, (_, i) => store.create(newRecord(`i${i}`, 'wf', { i }, 0))));
-      return Promise.all(Array.from({ length: count }, async (_, i) => (await store.load(`i${i}`))!));
-    }
-
-    it('commits 100 concurrent saves in far fewer transactions', async () => {
-      const records = await seed(100);
-      const before = store.stats;
-      const versions = await Promise.all(records.map((r) => store.save({ ...r, state: { saved: true } }, { history: [line('saved')] })));
-      const after = store.stats;
-      expect(versions).toEqual(records.map(() => 2));
-      expect(after.writes - before.writes).toBe(100);
-      expect(after.transactions - before.transactions).toBeLessThanOrEqual(5);
-      expect(after.largestBatch).toBeGreaterThanOrEqual(20);
-      for (const r of records) expect((await store.load(r.id))?.state).toEqual({ saved: true });
-    });
-
-    it('fails only the stale save of a batch with VERSION_CONFLICT', async () => {
-      const records = await seed(10);
-      const stale = records[3]!;
-      await store.save(stale);
-      const before = store.stats.transactions;
-      const results = await Promise.allSettled(records.map((r) => store.save({ ...r, state: { again: true } }, { history: [line('again')] })));
-      expect(store.stats.transactions - before).toBe(1);
-      expect(results.map((r) => r.status)).toEqual(records.map((r) => (r === stale ? 'rejected' : 'fulfilled')));
-      expect((results[3] as PromiseRejectedResult).reason).toMatchObject({ code: 'VERSION_CONFLICT' });
-      expect((await store.load(stale.id))?.state).toEqual({ i: 3 });
-      expect(await store.history(stale.id)).toEqual([]);
-      expect((await store.load('i4'))?.state).toEqual({ again: true });
-    });
-
-    it('rolls back a write that fails part-way without failing the rest of its batch', async () => {
-      const records = await seed(6);
-      await h.sql(store, 'DROP TABLE {history}');
-      // Saves with history lines fail after their instance row was updated; the others must commit.
-      const results = await Promise.allSettled(records.map((r, i) => store.save({ ...r, state: { n: i } }, i % 2 === 0 ? { history: [line('x')] } : {})));
-      expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
-      const loaded = await Promise.all(records.map(async (r) => (await store.load(r.id))!));
-      expect(loaded.map((r) => r.version)).toEqual([1, 2, 1, 2, 1, 2]);
-      expect(loaded.map((r) => r.state)).toEqual([{ i: 0 }, { n: 1 }, { i: 2 }, { n: 3 }, { i: 4 }, { n: 5 }]);
-    });
+    groupCommitTests(h);
 
     it('runs one write per transaction with maxBatch 1', async () => {
       const strict = TypeormStore.sqlite({ file: path.join(dir, 'strict.db'), maxBatch: 1 });
@@ -612,6 +635,8 @@ describe('the TypeORM store on PostgreSQL', () => {
   });
 
   describe('passes the durable-store tests', () => durableStoreTests(h));
+
+  describe('group commit', () => groupCommitTests(h));
 
   describe('with several workers', () => {
     const opened: TypeormStore[] = [];

@@ -158,12 +158,34 @@ describe.each(factories)('several workers on $name', (factory) => {
     await a.runtime.close(); // the worker dies with the lease held and S in flight
     hang = false;
     await b.runtime.start();
-    await advance(clock, 29);
+    // A's lease was last written with S's intent at 0s (a poll renews only a lease half spent): it runs out at 30s.
+    await advance(clock, 28);
     expect(keys).toHaveLength(1);
     await advance(clock, 2);
     expect((await b.runtime.handle('orphan').result()).status).toBe('completed');
     expect(keys).toEqual(['orphan:S:up:1', 'orphan:S:up:1']);
     await b.runtime.close();
+  });
+
+  it('renew a lease in a poll only once half of it is spent, since every transition renews it too', async () => {
+    const wf = defineWorkflow<TestState>({ name: 'slow', steps: [recordingStep('S', [], { run: () => new Promise(() => undefined) })] });
+    const { a, store, clock } = await twoWorkers([wf]);
+    const acquired: number[] = [];
+    const start = clock.now();
+    const acquire = store.acquire.bind(store);
+    store.acquire = (id, owner, until, now) => {
+      if (id === 'slow-1') acquired.push(now - start);
+      return acquire(id, owner, until, now);
+    };
+    await a.runtime.start();
+    await a.runtime.start(wf, { trail: [] }, { id: 'slow-1' });
+    await advance(clock, 14);
+    expect(acquired).toEqual([]);
+    await advance(clock, 1);
+    expect(acquired).toEqual([15_000]);
+    await advance(clock, 5);
+    expect(acquired).toEqual([15_000]);
+    await a.runtime.close();
   });
 
   it('hand an event published on one worker to the worker holding the instance, through the inbox, exactly once', async () => {

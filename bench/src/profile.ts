@@ -2,13 +2,16 @@
  * Profiling driver: runs the sagaflow happy path (or, with `--fail`, the failing path; with `--group`, the
  * parallel-group workflow) many times in a row, to be run under `node --cpu-prof`. With `--pg` it runs the P2
  * workload instead: the happy saga durable on a throwaway PostgreSQL 15 cluster (fsync on), `--inflight N`
- * (default 100) sagas in flight, `--runs` completed sagas in all.
+ * (default 100) sagas in flight, `--runs` completed sagas in all; `--sqlite` the same on an SQLite file (P3).
  *
  *   npm run bench -- --quick   (builds dist/bench/src/profile.js along with the rest)
  *   cd bench && node --cpu-prof --cpu-prof-dir=/tmp/prof ../dist/bench/src/profile.js [--fail | --group | --pg] [--runs N]
  *
  * The default is 20,000 happy-path runs (100 with `--group`, 3,000 with `--pg`).
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { TypeormStore } from '../../src/store/typeorm';
 import { createDatabase, startCluster, withDatabase } from '../../tests/support/postgres';
 import { runSagaflowGroupOnce, runSagaflowOnce } from './peers/sagaflow';
@@ -22,27 +25,55 @@ function intOption(argv: readonly string[], name: string, fallback: number): num
   return value;
 }
 
-/** The P2 workload on PostgreSQL: `inflight` sagas always in flight until `runs` have completed. */
+/** Runs the happy saga on `store` with `inflight` in flight until `runs` have completed, and says how fast it went. */
+async function steadyRun(label: string, store: TypeormStore, runs: number, inflight: number): Promise<void> {
+  const sagaflow = new DurableSagaflow(store);
+  await sagaflow.open();
+  try {
+    const start = process.hrtime.bigint();
+    await sagaflow.steady(inflight, { warmup: Math.min(runs, inflight), size: runs, windows: 1 });
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    console.log(`sagaflow on ${label}, ${inflight} in flight: ${runs} sagas in ${seconds.toFixed(2)} s, ${(runs / seconds).toFixed(0)} sagas/s; ${JSON.stringify(sagaflow.stats)}`);
+  } finally {
+    await sagaflow.close();
+  }
+}
+
+/**
+ * The P2 workload on PostgreSQL. `PG_LANES` and `PG_BATCH` set the store's `writeConnections` and `maxBatch`;
+ * `PG_LOG` prints the server's deadlock reports.
+ */
 async function profilePostgres(runs: number, inflight: number): Promise<void> {
   const cluster = await startCluster({ durable: true });
   try {
     await createDatabase(cluster.url, 'profile');
-    const sagaflow = new DurableSagaflow(TypeormStore.postgres({ url: withDatabase(cluster.url, 'profile') }));
-    await sagaflow.open();
-    try {
-      const start = process.hrtime.bigint();
-      await sagaflow.steady(inflight, { warmup: Math.min(runs, inflight), size: runs, windows: 1 });
-      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      console.log(`sagaflow on PostgreSQL, ${inflight} in flight: ${runs} sagas in ${seconds.toFixed(2)} s, ${(runs / seconds).toFixed(0)} sagas/s`);
-    } finally {
-      await sagaflow.close();
-    }
+    const { PG_LANES, PG_BATCH } = process.env;
+    const tuning = { ...(PG_LANES === undefined ? {} : { writeConnections: Number(PG_LANES) }), ...(PG_BATCH === undefined ? {} : { maxBatch: Number(PG_BATCH) }) };
+    await steadyRun('PostgreSQL', TypeormStore.postgres({ url: withDatabase(cluster.url, 'profile'), ...tuning }), runs, inflight);
   } finally {
+    if (process.env.PG_LOG !== undefined) {
+      const log = readFileSync(path.join(cluster.dir, 'server.log'), 'utf8').split('\n');
+      console.log(log.filter((l) => /deadlock|DETAIL|Process \d+|CONTEXT|STATEMENT/.test(l)).slice(0, 40).join('\n'));
+    }
     cluster.stop();
   }
 }
 
+/** The P3 workload: the happy saga durable on an SQLite file. */
+async function profileSqlite(runs: number, inflight: number): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sagaflow-profile-'));
+  try {
+    await steadyRun('SQLite', TypeormStore.sqlite({ file: path.join(dir, 'profile.db') }), runs, inflight);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(argv: readonly string[]): Promise<void> {
+  if (argv.includes('--sqlite')) {
+    await profileSqlite(intOption(argv, '--runs', 10_000), intOption(argv, '--inflight', 100));
+    return;
+  }
   if (argv.includes('--pg')) {
     await profilePostgres(intOption(argv, '--runs', 3_000), intOption(argv, '--inflight', 100));
     return;

@@ -44,7 +44,8 @@ export class InstanceStarter {
     if (typeof id !== 'string' || id.length === 0) {
       throw new SagaflowError('BAD_OPTION', `start: the instance id must be a non-empty string, got ${quote(id, 80)}`);
     }
-    if (this.instances.live(id) !== undefined || (await ctx.store.load(id)) !== undefined) return this.results.handle<S>(id);
+    // A given id may exist already; a fresh random one cannot (and create would refuse it anyway): no read for it.
+    if (this.instances.live(id) !== undefined || (options.id !== undefined && (await ctx.store.load(id)) !== undefined)) return this.results.handle<S>(id);
     const { codec, observers, def } = services;
     // Shape, then JSON, then class-validator: each with its own code, nothing stored when one fails.
     let state = codec.dehydrate(input, 'given to start');

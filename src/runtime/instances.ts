@@ -6,6 +6,7 @@ import { InstanceBlockedError, LeasedElsewhereError, UnknownInstanceError } from
 import type { Happening } from '../engine/decide';
 import { InstanceActor, type ActorHost, type PostOptions, type WorkflowServices } from '../engine/instance-actor';
 import type { InstanceRecord } from '../engine/instance-record';
+import { copyJson } from '../state/safe-json';
 import type { Blocking } from './blocking';
 import type { Registry } from './registry';
 import type { RuntimeContext } from './runtime-context';
@@ -43,7 +44,9 @@ export class Instances {
       lease: (instanceId) => {
         if (!ctx.shared) return undefined;
         ctx.leased.add(instanceId);
-        return { owner: ctx.workerId, until: ctx.clock.now() + ctx.leaseMs };
+        const until = ctx.clock.now() + ctx.leaseMs;
+        ctx.leaseUntil.set(instanceId, until);
+        return { owner: ctx.workerId, until };
       },
     };
   }
@@ -81,7 +84,7 @@ export class Instances {
   async current(id: string): Promise<InstanceRecord | undefined> {
     // A copy, taken now: the live actor advances its record in place, and the caller reads it after an await.
     const live = this.actors.get(id)?.committed;
-    return live === undefined ? this.ctx.store.load(id) : structuredClone(live);
+    return live === undefined ? this.ctx.store.load(id) : copyJson(live);
   }
 
   /**

@@ -133,9 +133,17 @@ export class Recovery {
 
   private async renewLeases(now: number): Promise<void> {
     const ctx = this.ctx;
+    const live = [...this.instances.all()];
+    const ids = new Set(live.map((actor) => actor.id));
+    for (const id of ctx.leaseUntil.keys()) if (!ids.has(id)) ctx.leaseUntil.delete(id);
     await Promise.all(
-      [...this.instances.all()].map(async (actor) => {
-        if (await ctx.store.acquire(actor.id, ctx.workerId, now + ctx.leaseMs, now)) return;
+      live.map(async (actor) => {
+        // A transition written lately renewed the lease with it: nothing to write until half of it is spent.
+        if ((ctx.leaseUntil.get(actor.id) ?? 0) - now > ctx.leaseMs / 2) return;
+        if (await ctx.store.acquire(actor.id, ctx.workerId, now + ctx.leaseMs, now)) {
+          ctx.leaseUntil.set(actor.id, now + ctx.leaseMs);
+          return;
+        }
         // Another worker took it over (this one was too slow to renew): stop running it here.
         actor.abortAll('the lease was lost to another worker');
         this.instances.forget(actor.id, actor);

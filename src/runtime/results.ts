@@ -6,6 +6,7 @@ import { isFinalStatus } from '../engine/flow-fields';
 import { flowView } from '../engine/flow-view';
 import { versionOf, type InstanceRecord } from '../engine/instance-record';
 import { RuntimeClosedError, UnknownInstanceError } from '../errors/runtime-errors';
+import { copyJson } from '../state/safe-json';
 import { checkInstanceId } from '../store/instance-filter';
 import type { Instances } from './instances';
 import type { Registry } from './registry';
@@ -51,6 +52,9 @@ export class Results {
     };
     const lookUp = async (): Promise<void> => {
       await this.ctx.ready();
+      // A live actor that has not ended settles the waiter when it does: nothing to read (and no store round trip).
+      const live = this.instances.live(id);
+      if (live !== undefined && !isFinalStatus(live.record.flow.status) && !this.ctx.closed) return;
       const record = await this.instances.current(id);
       if (record === undefined) withdraw(new UnknownInstanceError(id));
       else if (isFinalStatus(record.flow.status)) this.settle(record);
@@ -114,6 +118,6 @@ export class Results {
         this.ctx.report('instance-failed', `the state of ${record.id} could not be made into its state class; it is returned as stored JSON`, error, record.id);
       }
     }
-    return structuredClone(record.state);
+    return copyJson(record.state);
   }
 }

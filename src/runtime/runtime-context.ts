@@ -54,6 +54,8 @@ export class RuntimeContext {
   readonly problems = new Subject<RuntimeProblem>();
   /** Instances this worker has taken a lease on (released on stop; a lease not renewed simply expires). */
   readonly leased = new Set<string>();
+  /** When this worker's lease on a live instance runs out, as last written (with a transition, or a renewal). */
+  readonly leaseUntil = new Map<string, number>();
   closed = false;
   stopping = false;
   private readyPromise: Promise<void> | null = null;
@@ -93,7 +95,11 @@ export class RuntimeContext {
   acquire(id: string): Promise<boolean> {
     const now = this.clock.now();
     this.leased.add(id);
-    return this.store.acquire(id, this.workerId, now + this.leaseMs, now);
+    const until = now + this.leaseMs;
+    return this.store.acquire(id, this.workerId, until, now).then((held) => {
+      if (held) this.leaseUntil.set(id, until);
+      return held;
+    });
   }
 
   /** @throws RuntimeClosedError once the runtime is stopping or closed. */

@@ -46,6 +46,11 @@ export class DurableSagaflow {
     this.runtime = new SagaRuntime({ store, workflows: [happyWorkflow], logger: silentLogger });
   }
 
+  /** The store's write counters. */
+  get stats(): TypeormStoreStats {
+    return this.store.stats;
+  }
+
   /** Opens the store (connects, migrates) and resumes nothing (the database is fresh). */
   async open(): Promise<void> {
     await this.store.init();

@@ -136,6 +136,17 @@ export class Dialect {
     return out;
   }
 
+  /**
+   * `sql` with its `?` placeholders replaced by the values as quoted literals, for statements sent several at a
+   * time in one simple query (which takes no parameters). Every value is quoted (the column or a CAST gives its type,
+   * as it does a parameter's); a string is escaped as PostgreSQL's `escapeLiteral` does.
+   * @throws TypeError for a value that is not a string, a finite number, a boolean or null.
+   */
+  static inline(sql: string, params: readonly unknown[]): string {
+    let i = 0;
+    return sql.replace(/\?/g, () => literal(params[i++]));
+  }
+
   /** `?, ?, ?` for `n` values. */
   static marks(n: number): string {
     return new Array<string>(n).fill('?').join(', ');
@@ -148,4 +159,16 @@ export class Dialect {
       return { rows: (result.records ?? []) as Record<string, unknown>[], affected: result.affected ?? 0 };
     };
   }
+}
+
+/** A value as an SQL literal (see {@link Dialect.inline}). */
+function literal(value: unknown): string {
+  if (value === null || value === undefined) return 'NULL';
+  let text: string;
+  if (typeof value === 'string') text = value;
+  else if (typeof value === 'boolean') text = value ? 'true' : 'false';
+  else if (typeof value === 'number' && Number.isFinite(value)) text = String(value);
+  else throw new TypeError(`cannot write a ${typeof value} as an SQL literal`);
+  const quoted = `'${text.replace(/'/g, "''")}'`;
+  return text.includes('\\') ? ` E${quoted.replace(/\\/g, '\\\\')}` : quoted;
 }

@@ -8,7 +8,8 @@ const HISTORY_CASTS: readonly string[] = ['integer', 'integer', 'bigint', 'text'
 /**
  * One PostgreSQL statement that writes a whole transition: the instance row (inserted, or updated when its
  * version is still `expected`, with the writer's lease when the transition carries one), its wait rows, its
- * history lines and the inbox deliveries it consumed. The other parts hang off the `u` CTE, so they write
+ * history lines and the inbox deliveries it consumed (with `waitsUnchanged`, the wait rows are left as they are).
+ * The other parts hang off the `u` CTE, so they write
  * nothing when the instance row was not written. One statement is one transaction and one round trip.
  *
  * It answers one row: `changed` (1 when written, 0 when the id existed / the version was stale) and, for an
@@ -19,6 +20,7 @@ export function pgTransition(
   p: PreparedRecord,
   writes: TransitionWrites,
   expected: number | null,
+  waitsUnchanged = false,
 ): { sql: string; params: unknown[] } {
   const params: unknown[] = [];
   const v = (value: unknown, cast?: string): string => {
@@ -43,11 +45,14 @@ export function pgTransition(
        }
        WHERE id = ${v(p.id)} AND version = ${v(expected)} RETURNING id)`,
     );
-    // Waits the record no longer has go; the ones it keeps are upserted below (never touched twice).
-    const keep = p.waits.length === 0 ? '' : ` AND (track, topic) NOT IN (VALUES ${p.waits.map((w) => `(${v(w.track, 'text')}, ${v(w.topic, 'text')})`).join(', ')})`;
-    ctes.push(`dw AS (DELETE FROM ${d.t('waits')} WHERE instance_id IN (SELECT id FROM u)${keep})`);
+    // Waits the record no longer has go; the ones it keeps are upserted below (never touched twice). When the
+    // stored rows are known to be the record's already, neither happens.
+    if (!waitsUnchanged) {
+      const keep = p.waits.length === 0 ? '' : ` AND (track, topic) NOT IN (VALUES ${p.waits.map((w) => `(${v(w.track, 'text')}, ${v(w.topic, 'text')})`).join(', ')})`;
+      ctes.push(`dw AS (DELETE FROM ${d.t('waits')} WHERE instance_id IN (SELECT id FROM u)${keep})`);
+    }
   }
-  if (p.waits.length > 0) {
+  if (p.waits.length > 0 && !(waitsUnchanged && expected !== null)) {
     const rows = p.waits.map((w) => `(${v(w.track, 'text')}, ${v(w.topic, 'text')}, ${v(w.matchKeys, 'text')}, ${v(w.matchValues, 'text')})`);
     ctes.push(
       `iw AS (INSERT INTO ${d.t('waits')} (instance_id, track, topic, match_keys, match_values)

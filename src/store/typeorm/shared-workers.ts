@@ -15,7 +15,7 @@ const RUNNING_STATUSES = UNFINISHED_STATUSES.filter((s) => s !== 'blocked').map(
 /** Leases, claims, worker heartbeats and schedule ticks. */
 export class SharedWorkers extends StorePart {
   acquire(id: string, owner: string, until: number, now: number): Promise<boolean> {
-    return this.run('acquire a lease', 'write', async (x) => {
+    return this.run('acquire a lease', 'alone', async (x) => {
       const { affected } = await x(
         `UPDATE ${this.dialect.t('instances')} SET lease_owner = ?, lease_until = ?
          WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_until IS NULL OR lease_until <= ?)`,
@@ -26,13 +26,13 @@ export class SharedWorkers extends StorePart {
   }
 
   release(id: string, owner: string): Promise<void> {
-    return this.run('release a lease', 'write', async (x) => {
+    return this.run('release a lease', 'alone', async (x) => {
       await x(`UPDATE ${this.dialect.t('instances')} SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?`, [id, owner]);
     });
   }
 
   claimStale(owner: string, until: number, now: number, limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]> {
-    return this.run('claim stale instances', 'write', async (x) => {
+    return this.run('claim stale instances', 'alone', async (x) => {
       const i = this.dialect.t('instances');
       // SQLite's planner would rather take the status index; the partial index holds only the claimable rows.
       const from = this.setup.kind === 'sqlite' ? `${i} INDEXED BY "IDX_sagaflow_instances_claimable"` : i;

@@ -62,6 +62,18 @@ interface PostgresCommonOptions {
   readonly notifications?: boolean | PgListenOptions;
   /** Where the store reports problems it survives (a dropped LISTEN connection). @default the console (warnings) */
   readonly logger?: Pick<Logger, 'warn'>;
+  /**
+   * Group commit: the most writes (transitions of any instances, lease and inbox writes) one transaction carries.
+   * Writes queued while the write connections are busy share the next transaction and its one commit; each is
+   * still checked against its own row's version, and a write that fails fails alone. `1` turns group commit off.
+   * @default 100
+   */
+  readonly maxBatch?: number;
+  /**
+   * How many pooled connections write at once, each committing one batch at a time; the rest of the pool reads.
+   * @default half the pool (5 of the default 10), at least 1
+   */
+  readonly writeConnections?: number;
 }
 
 /** {@link TypeormStore.postgres} with a connection URL: the store owns its data source and pool. */
@@ -84,8 +96,8 @@ export interface PostgresDataSourceOptions extends PostgresCommonOptions {
 export type PostgresStoreOptions = PostgresUrlOptions | PostgresDataSourceOptions;
 
 const SQLITE_KEYS = optionKeys<SqliteStoreOptions>()(['file', 'synchronous', 'maxBatch', 'busyTimeoutMs', 'runMigrations', 'logging']);
-const POSTGRES_URL_KEYS = optionKeys<PostgresUrlOptions>()(['url', 'poolSize', 'logging', 'schema', 'runMigrations', 'notifications', 'logger']);
-const POSTGRES_DATA_SOURCE_KEYS = optionKeys<PostgresDataSourceOptions>()(['dataSource', 'schema', 'runMigrations', 'notifications', 'logger']);
+const POSTGRES_URL_KEYS = optionKeys<PostgresUrlOptions>()(['url', 'poolSize', 'logging', 'schema', 'runMigrations', 'notifications', 'logger', 'maxBatch', 'writeConnections']);
+const POSTGRES_DATA_SOURCE_KEYS = optionKeys<PostgresDataSourceOptions>()(['dataSource', 'schema', 'runMigrations', 'notifications', 'logger', 'maxBatch', 'writeConnections']);
 
 /** A whole number within bounds, when given. @throws DefinitionError `BAD_OPTION` */
 function checkCount(value: unknown, field: string, where: string, min: number): void {
@@ -116,6 +128,8 @@ export function checkPostgresOptions(options: PostgresStoreOptions): void {
   if (typeof options !== 'object' || options === null) throw new DefinitionError('BAD_OPTION', `${where} needs { url } or { dataSource }, got ${quote(options)}`, { where });
   checkOptions(options, 'dataSource' in options ? POSTGRES_DATA_SOURCE_KEYS : POSTGRES_URL_KEYS, where);
   if ('poolSize' in options) checkCount(options.poolSize, 'poolSize', where, 1);
+  checkCount(options.maxBatch, 'maxBatch', where, 1);
+  checkCount(options.writeConnections, 'writeConnections', where, 1);
   if ('logging' in options) checkBoolean(options.logging, 'logging', where);
   checkBoolean(options.runMigrations, 'runMigrations', where);
   if (options.schema !== undefined && (typeof options.schema !== 'string' || options.schema.length === 0)) {
@@ -125,6 +139,11 @@ export function checkPostgresOptions(options: PostgresStoreOptions): void {
   if (n !== undefined && typeof n !== 'boolean' && (typeof n !== 'object' || n === null)) {
     throw new DefinitionError('BAD_OPTION', `${where}: notifications must be true, false or LISTEN options, got ${quote(n)}`, { where, field: 'notifications' });
   }
+}
+
+/** How many connections of a pool of `poolSize` write at once: `writeConnections`, or half the pool (at least 1). */
+export function writeLanes(options: PostgresStoreOptions, poolSize: number): number {
+  return options.writeConnections ?? Math.max(1, Math.floor(poolSize / 2));
 }
 
 /** The default embedded database: `.sagaflow/sagaflow.db` in the working directory. */

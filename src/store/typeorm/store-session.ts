@@ -5,11 +5,72 @@
 import type { DataSource } from 'typeorm';
 import { SagaflowError } from '../../errors/sagaflow-error';
 import type { Logger } from '../../runtime/logger';
-import { Dialect, type DriverKind, type Exec } from './dialect';
+import { Dialect, type DriverKind, type Exec, type ExecResult } from './dialect';
 import type { DatabaseFile } from './database-file';
 import { checkSagaflowMigrationsRan, runSagaflowMigrations } from './migrate';
 import type { PgListenOptions } from './pg-listener';
-import { WriteQueue, type WriteStats } from './write-queue';
+import { WriteQueue, type Lane, type Statement, type WriteStats } from './write-queue';
+
+/** What {@link pipeline} needs of a `pg` client: a simple query (several statements, no parameters). */
+interface PgClient {
+  query(text: string): Promise<PgResult | PgResult[]>;
+}
+
+interface PgResult {
+  readonly rows: Record<string, unknown>[];
+  readonly rowCount: number | null;
+}
+
+/**
+ * Sends `BEGIN`, the statements (their values inlined as literals) and `COMMIT` as one simple query: one round trip
+ * for a whole batch. Answers each statement's result.
+ */
+async function pipeline(client: PgClient, statements: readonly Statement<unknown>[]): Promise<ExecResult[]> {
+  const text = ['BEGIN', ...statements.map((s) => Dialect.inline(s.sql, s.params)), 'COMMIT'].join(';\n');
+  const answer = await client.query(text);
+  const results = Array.isArray(answer) ? answer : [answer];
+  if (results.length !== statements.length + 2) throw new Error(`a pipelined batch of ${statements.length} statements answered ${results.length} results`);
+  return results.slice(1, -1).map((r) => ({ rows: r.rows, affected: r.rowCount ?? 0 }));
+}
+
+/** The part of a better-sqlite3 database the store's writer and reader use. */
+interface SqliteDatabase {
+  prepare(sql: string): SqliteStatement;
+}
+
+interface SqliteStatement {
+  readonly reader: boolean;
+  all(...params: unknown[]): Record<string, unknown>[];
+  run(...params: unknown[]): { readonly changes: number };
+}
+
+function isSqliteDatabase(db: unknown): db is SqliteDatabase {
+  return typeof db === 'object' && db !== null && typeof (db as { prepare?: unknown }).prepare === 'function';
+}
+
+/** Prepared statements kept per connection (the store's statements are few; the cache is cleared past this). */
+const STATEMENT_CACHE = 500;
+
+/** An {@link Exec} running statements on a better-sqlite3 database synchronously, each prepared once. */
+function preparedExec(db: SqliteDatabase): Exec {
+  const cache = new Map<string, SqliteStatement>();
+  return (sql, params = []) => {
+    try {
+      let statement = cache.get(sql);
+      if (statement === undefined) {
+        if (cache.size >= STATEMENT_CACHE) cache.clear();
+        statement = db.prepare(sql);
+        cache.set(sql, statement);
+      }
+      // better-sqlite3 binds no booleans.
+      const values = params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p));
+      if (statement.reader) return Promise.resolve({ rows: statement.all(...values), affected: 0 });
+      return Promise.resolve({ rows: [], affected: statement.run(...values).changes });
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  };
+}
 
 /** The store was closed; it accepts no more calls. */
 export class StoreClosedError extends SagaflowError {
@@ -30,13 +91,20 @@ export interface Setup {
   /** SQLite on a file: its identity, checked at every commit. */
   readonly file?: DatabaseFile;
   readonly maxBatch: number;
+  /** PostgreSQL: how many pooled connections commit batches at once. @default 1 */
+  readonly lanes?: number;
   /** PostgreSQL: LISTEN/NOTIFY settings, or false. */
   readonly notifications?: false | PgListenOptions;
   readonly logger?: Pick<Logger, 'warn'>;
 }
 
-/** How an operation runs: a read, one write, or several statements in one transaction. */
-export type Mode = 'read' | 'write' | 'tx';
+/**
+ * How an operation runs: a read, one write, or several statements in one transaction — both of which share a
+ * group commit with other writes — or (`alone`) a write of instance rows other than a transition's own (leases,
+ * claims), which on PostgreSQL commits on its own: it then never holds a row lock while waiting for another, so it
+ * cannot deadlock with a batch.
+ */
+export type Mode = 'read' | 'write' | 'tx' | 'alone';
 
 /** A store's connections, opened on first use, and the operations in progress on them. */
 export class StoreSession {
@@ -45,10 +113,22 @@ export class StoreSession {
   private queue: WriteQueue | null = null;
   private closing: Promise<void> | null = null;
   private readonly inflight = new Set<Promise<unknown>>();
-  private readonly pgStats: WriteStats = { transactions: 0, writes: 0, largestBatch: 0 };
 
   constructor(readonly setup: Setup) {
     this.dialect = new Dialect(setup.kind, setup.kind === 'postgres' ? setup.schema : undefined);
+  }
+
+  /** SQLite: how reads run on the reader connection. */
+  private readExec: Exec | null = null;
+
+  /**
+   * An {@link Exec} on an SQLite data source's connection: its better-sqlite3 database directly, with cached
+   * prepared statements (no query runner, no promise per step of it), unless TypeORM's query logging is on.
+   */
+  private sqliteExec(dataSource: DataSource): Exec {
+    const db = (dataSource.driver as { databaseConnection?: unknown }).databaseConnection;
+    if (dataSource.options.logging !== false || !isSqliteDatabase(db)) return this.dialect.exec(dataSource.createQueryRunner());
+    return preparedExec(db);
   }
 
   /** True once {@link close} began: the store accepts no more calls. */
@@ -58,7 +138,7 @@ export class StoreSession {
 
   /** How many transactions committed how many writes. */
   get stats(): WriteStats {
-    return { ...(this.queue?.stats ?? this.pgStats) };
+    return { ...(this.queue?.stats ?? { transactions: 0, writes: 0, largestBatch: 0 }) };
   }
 
   /** Opens the connections and runs pending migrations, once. */
@@ -77,11 +157,28 @@ export class StoreSession {
     if (!dataSource.isInitialized) await dataSource.initialize();
     if (this.setup.runMigrations) await runSagaflowMigrations(dataSource, this.setup.schema === undefined ? {} : { schema: this.setup.schema });
     else await checkSagaflowMigrationsRan(dataSource, this.setup.schema);
+    const { maxBatch } = this.setup;
     if (this.setup.kind === 'sqlite') {
       const file = this.setup.file;
       file?.remember();
-      this.queue = new WriteQueue(this.dialect.exec(dataSource.createQueryRunner()), this.setup.maxBatch, () => file?.check());
+      const writer = { exec: this.sqliteExec(dataSource), release: () => undefined };
+      this.queue = new WriteQueue({ connect: () => Promise.resolve(writer), maxBatch, begin: 'BEGIN IMMEDIATE', checkCommitted: () => file?.check() });
       if (reader !== undefined && !reader.isInitialized) await reader.initialize();
+      if (reader !== undefined) this.readExec = this.sqliteExec(reader);
+    } else {
+      // Group commit across instances: each lane takes a pooled connection for one batch (one transaction).
+      const connect = async (): Promise<Lane> => {
+        const runner = dataSource.createQueryRunner();
+        let client: PgClient;
+        try {
+          client = (await runner.connect()) as PgClient;
+        } catch (error) {
+          await runner.release().catch(() => undefined);
+          throw error;
+        }
+        return { exec: this.dialect.exec(runner), pipeline: (statements) => pipeline(client, statements), release: () => runner.release() };
+      };
+      this.queue = new WriteQueue({ connect, maxBatch, lanes: this.setup.lanes ?? 1 });
     }
   }
 
@@ -103,12 +200,12 @@ export class StoreSession {
   }
 
   /**
-   * Runs `fn` once the store is open: reads on SQLite's reader connection (or PostgreSQL's pool), writes
-   * through SQLite's group-commit queue (or a pooled PostgreSQL connection, in a transaction for `tx`).
+   * Runs `fn` once the store is open: reads on SQLite's reader connection (or PostgreSQL's pool), writes through
+   * the group-commit queue (each write's statements inside the batch's one transaction).
    */
-  run<T>(action: string, mode: Mode, fn: (x: Exec) => Promise<T>): Promise<T> {
+  run<T>(action: string, mode: Mode, fn: (x: Exec) => Promise<T>, statement?: Statement<T>): Promise<T> {
     if (this.closing !== null) return Promise.reject(new StoreClosedError(action));
-    const work = this.init().then(() => this.execute(mode, fn));
+    const work = this.init().then(() => this.execute(mode, fn, statement));
     this.inflight.add(work);
     const forget = (): void => {
       this.inflight.delete(work);
@@ -117,33 +214,28 @@ export class StoreSession {
     return work;
   }
 
-  private async execute<T>(mode: Mode, fn: (x: Exec) => Promise<T>): Promise<T> {
+  /**
+   * Runs a write that is one statement through group commit; on PostgreSQL a batch of such writes goes in one
+   * round trip.
+   */
+  runStatement<T>(action: string, statement: Statement<T>): Promise<T> {
+    return this.run(action, 'write', (x) => x(statement.sql, statement.params).then(statement.read), statement);
+  }
+
+  private async execute<T>(mode: Mode, fn: (x: Exec) => Promise<T>, statement?: Statement<T>): Promise<T> {
+    const queue = this.queue as WriteQueue;
+    // Writes (one statement, or several that must commit together) go through group commit on both databases.
+    if (mode === 'write' || mode === 'tx' || (mode === 'alone' && this.setup.kind === 'sqlite')) return queue.submit(fn, statement);
     if (this.setup.kind === 'sqlite') {
-      const queue = this.queue as WriteQueue;
-      if (mode !== 'read' || this.setup.reader === undefined) return queue.submit(fn);
+      if (this.setup.reader === undefined) return queue.submit(fn);
       // A read from a file deleted or replaced under the store would show what no reopen can find again.
       this.setup.file?.check();
-      return fn(this.dialect.exec(this.setup.reader.createQueryRunner()));
+      return fn(this.readExec ?? this.dialect.exec(this.setup.reader.createQueryRunner()));
     }
     const runner = this.setup.dataSource.createQueryRunner();
-    const x = this.dialect.exec(runner);
     try {
       await runner.connect();
-      if (mode !== 'read') {
-        this.pgStats.transactions += 1;
-        this.pgStats.writes += 1;
-        this.pgStats.largestBatch = 1;
-      }
-      if (mode !== 'tx') return await fn(x);
-      await x('BEGIN');
-      try {
-        const result = await fn(x);
-        await x('COMMIT');
-        return result;
-      } catch (error) {
-        await x('ROLLBACK').catch(() => undefined);
-        throw error;
-      }
+      return await fn(this.dialect.exec(runner));
     } finally {
       await runner.release();
     }

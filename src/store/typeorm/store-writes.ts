@@ -5,16 +5,47 @@
 import type { InstanceRecord } from '../../engine/instance-record';
 import { VersionConflictError } from '../../errors/runtime-errors';
 import type { TransitionWrites } from '../instance-store';
-import { Dialect, type Exec } from './dialect';
+import { Dialect, type Exec, type ExecResult } from './dialect';
 import { pgTransition } from './pg-transition';
 import { HISTORY_COLUMNS, historyValues, num, prepareRecord, trackColumn, type PreparedRecord } from './rows';
 import { StorePart } from './store-session';
+import { isFinalStatus, type InstanceStatus } from '../../engine/flow-fields';
 
 /** Multi-row inserts carry at most this many rows per statement. */
 const ROWS_PER_INSERT = 100;
 
+/** Instances whose last written wait rows this store remembers, at most (past it, it forgets them all). */
+const REMEMBERED_WAITS = 10_000;
+
+/** The wait rows of a prepared record as one comparable key. */
+function waitsKey(p: PreparedRecord): string {
+  return p.waits.length === 0 ? '' : JSON.stringify(p.waits);
+}
+
 /** Creates and saves instance records (with what their transitions write), one transaction each. */
 export class StoreWrites extends StorePart {
+  /**
+   * The wait rows this store last wrote per instance and the version it wrote them with: a save from that version
+   * whose record waits for the same things leaves the rows alone (most transitions neither start nor end a wait).
+   */
+  private readonly writtenWaits = new Map<string, { readonly version: number; readonly key: string }>();
+
+  /** Whether the stored wait rows of `p`'s instance, at `from`, are the ones `p` would write. */
+  private waitsUnchanged(p: PreparedRecord, from: number): boolean {
+    const written = this.writtenWaits.get(p.id);
+    return written !== undefined && written.version === from && written.key === waitsKey(p);
+  }
+
+  /** Remembers (or, for a finished instance, forgets) the wait rows just committed with `p`. */
+  private remember(p: PreparedRecord): void {
+    if (isFinalStatus(p.status as InstanceStatus)) {
+      this.writtenWaits.delete(p.id);
+      return;
+    }
+    if (this.writtenWaits.size >= REMEMBERED_WAITS) this.writtenWaits.clear();
+    this.writtenWaits.set(p.id, { version: p.version, key: waitsKey(p) });
+  }
+
   create(record: InstanceRecord, writes: TransitionWrites = {}): Promise<boolean> {
     let p: PreparedRecord;
     try {
@@ -24,7 +55,10 @@ export class StoreWrites extends StorePart {
     }
     if (this.setup.kind === 'postgres') {
       const { sql, params } = pgTransition(this.dialect, p, writes, null);
-      return this.run('create an instance', 'write', async (x) => num((await x(sql, params)).rows[0]?.changed) === 1);
+      return this.session.runStatement('create an instance', { sql, params, read: ({ rows }) => num(rows[0]?.changed) === 1 }).then((created) => {
+        if (created) this.remember(p);
+        return created;
+      });
     }
     const lease = writes.lease;
     return this.run('create an instance', 'tx', async (x) => {
@@ -34,8 +68,11 @@ export class StoreWrites extends StorePart {
         [p.id, p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked, lease?.owner ?? null, lease?.until ?? null, p.createdAt, p.updatedAt, p.defVersion, p.fingerprint],
       );
       if (inserted.affected === 0) return false;
-      await this.writeDerived(x, p, writes, false);
+      await this.writeDerived(x, p, writes, 'insert');
       return true;
+    }).then((created) => {
+      if (created) this.remember(p);
+      return created;
     });
   }
 
@@ -48,15 +85,17 @@ export class StoreWrites extends StorePart {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
     if (this.setup.kind === 'postgres') {
-      const { sql, params } = pgTransition(this.dialect, p, writes, record.version);
-      return this.run('save an instance', 'write', async (x) => {
-        const row = (await x(sql, params)).rows[0];
+      const { sql, params } = pgTransition(this.dialect, p, writes, record.version, this.waitsUnchanged(p, record.version));
+      const read = ({ rows }: ExecResult): number => {
+        const row = rows[0];
         if (num(row?.changed) === 1) return version;
         throw new VersionConflictError(p.id, record.version, row?.current === null || row?.current === undefined ? undefined : num(row.current));
-      });
+      };
+      return this.remembered(p, this.session.runStatement('save an instance', { sql, params, read }));
     }
+    const waits = this.waitsUnchanged(p, record.version) ? 'keep' : 'replace';
     const lease = writes.lease;
-    return this.run('save an instance', 'tx', async (x) => {
+    const saved = this.run('save an instance', 'tx', async (x) => {
       const updated = await x(
         `UPDATE ${this.dialect.t('instances')} SET workflow = ?, status = ?, version = ?, record = ?, next_due = ?, deadlines = ?, parked = ?, updated_at = ?, def_version = ?, fingerprint = ?${
           lease === undefined ? '' : ', lease_owner = ?, lease_until = ?'
@@ -68,15 +107,33 @@ export class StoreWrites extends StorePart {
         const { rows } = await x(`SELECT version FROM ${this.dialect.t('instances')} WHERE id = ?`, [p.id]);
         throw new VersionConflictError(p.id, record.version, rows[0] === undefined ? undefined : num(rows[0].version));
       }
-      await this.writeDerived(x, p, writes, true);
+      await this.writeDerived(x, p, writes, waits);
       return version;
     });
+    return this.remembered(p, saved);
   }
 
-  /** Writes what a record's save derives (wait rows) and what the transition carries (history, consumed inbox). */
-  private async writeDerived(x: Exec, p: PreparedRecord, writes: TransitionWrites, replaceWaits: boolean): Promise<void> {
-    if (replaceWaits) await x(`DELETE FROM ${this.dialect.t('waits')} WHERE instance_id = ?`, [p.id]);
-    for (let i = 0; i < p.waits.length; i += ROWS_PER_INSERT) {
+  /** `saved`, remembering the wait rows of `p` once it committed and forgetting them when it failed. */
+  private remembered(p: PreparedRecord, saved: Promise<number>): Promise<number> {
+    return saved.then(
+      (version) => {
+        this.remember(p);
+        return version;
+      },
+      (error: unknown) => {
+        this.writtenWaits.delete(p.id);
+        throw error;
+      },
+    );
+  }
+
+  /**
+   * Writes what a record's save derives (wait rows: inserted for a new record, replaced, or kept when they are
+   * the ones stored) and what the transition carries (history, consumed inbox).
+   */
+  private async writeDerived(x: Exec, p: PreparedRecord, writes: TransitionWrites, waits: 'insert' | 'replace' | 'keep'): Promise<void> {
+    if (waits === 'replace') await x(`DELETE FROM ${this.dialect.t('waits')} WHERE instance_id = ?`, [p.id]);
+    for (let i = 0; waits !== 'keep' && i < p.waits.length; i += ROWS_PER_INSERT) {
       const chunk = p.waits.slice(i, i + ROWS_PER_INSERT);
       await x(
         `INSERT INTO ${this.dialect.t('waits')} (instance_id, track, topic, match_keys, match_values) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?)').join(', ')}`,

@@ -14,12 +14,21 @@ import { checkMigrationsOwner } from './migrate';
 import type { WriteStats } from './write-queue';
 import { DatabaseFile } from './database-file';
 import { betterSqlite3Driver, pgDriver } from './drivers';
-import { checkPostgresOptions, checkSqliteOptions, defaultSqliteFile, notificationsOption, type PostgresStoreOptions, type SqliteStoreOptions } from './store-options';
+import { checkPostgresOptions, checkSqliteOptions, defaultSqliteFile, notificationsOption, writeLanes, type PostgresStoreOptions, type SqliteStoreOptions } from './store-options';
 import { StoreSession, type Setup } from './store-session';
 import { StoreWrites } from './store-writes';
 import { StoreReads } from './store-reads';
 import { StoreEvents } from './store-events';
 import { SharedWorkers } from './shared-workers';
+
+/** PostgreSQL's default group-commit batch (see `maxBatch`). */
+const PG_MAX_BATCH = 100;
+
+/** The pool size of an application's PostgreSQL data source (TypeORM's `poolSize`, else pg's default of 10). */
+function poolSizeOf(dataSource: DataSource): number {
+  const size = (dataSource.options as { poolSize?: unknown }).poolSize;
+  return typeof size === 'number' && size >= 1 ? Math.floor(size) : 10;
+}
 
 /** Counters of a store's writes (transactions and how many writes each carried). */
 export type TypeormStoreStats = WriteStats;
@@ -127,7 +136,8 @@ export class TypeormStore implements InstanceStore {
         owns: false,
         schema: options.schema ?? schemaOf(options.dataSource),
         runMigrations: options.runMigrations ?? true,
-        maxBatch: 1,
+        maxBatch: options.maxBatch ?? PG_MAX_BATCH,
+        lanes: writeLanes(options, poolSizeOf(options.dataSource)),
         notifications: notificationsOption(options.notifications),
         ...(options.logger === undefined ? {} : { logger: options.logger }),
       });
@@ -153,7 +163,8 @@ export class TypeormStore implements InstanceStore {
       owns: true,
       schema: options.schema,
       runMigrations: options.runMigrations ?? true,
-      maxBatch: 1,
+      maxBatch: options.maxBatch ?? PG_MAX_BATCH,
+      lanes: writeLanes(options, options.poolSize ?? 10),
       notifications: notificationsOption(options.notifications),
       ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
