@@ -1,4 +1,5 @@
-import { MemoryStore } from '../src';
+import { defineWorkflow, MemoryStore, ok, SagaRuntime, silentLogger } from '../src';
+import { recordingStep, type TestState } from './support/steps';
 import { newRecord, type InstanceRecord } from '../src/engine/instance-record';
 import { storeContract } from './support/store-contract';
 
@@ -62,6 +63,26 @@ describe('the in-memory store', () => {
       expect(await fresh.load('w')).toEqual(await store.load('w'));
       expect(await fresh.findWaiting({ id: 'e', topic: 'paid', payload: {}, publishedAt: 0 })).toEqual([{ instanceId: 'w', track: null }]);
     });
+  });
+
+  it('is never read by a runtime that starts an instance with a generated id and awaits its result while it runs', async () => {
+    const store = new MemoryStore();
+    let loads = 0;
+    const load = store.load.bind(store);
+    store.load = (id) => {
+      loads += 1;
+      return load(id);
+    };
+    let finish: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (finish = resolve));
+    const wf = defineWorkflow<TestState>({ name: 'unread', steps: [recordingStep('A', [], { run: async (s) => (await gate, ok(s)) }), recordingStep('B', [])] });
+    const runtime = new SagaRuntime({ store, workflows: [wf], logger: silentLogger });
+    const handle = await runtime.start(wf, { trail: [] });
+    const result = handle.result();
+    finish();
+    expect((await result).state.trail).toEqual(['A.run', 'B.run']);
+    expect(loads).toBe(0);
+    await runtime.close();
   });
 
   describe('leases written with transitions', () => {

@@ -476,6 +476,16 @@ function groupCommitTests(h: Harness): void {
   });
 
 
+  it('keeps states with quotes, backslashes, unicode and question marks intact through a batch', async () => {
+    const records = await seed(5);
+    const tricky = { text: "it's a \\ back\\slash, a 'quote', \"double\", ?, $1, \u00e9\u4e2d\ud83d\ude00", nested: { n: -1.5, big: 2 ** 52, yes: true, none: null } };
+    await Promise.all(records.map((r) => store.save({ ...r, state: tricky }, { history: [{ ...line("o'k"), note: 'a \\ note?' }] })));
+    for (const r of records) {
+      expect((await store.load(r.id))?.state).toEqual(tricky);
+      expect((await store.history(r.id)).map((h) => [h.outcome, h.note])).toEqual([["o'k", 'a \\ note?']]);
+    }
+  });
+
   it('leaves the wait rows alone when a save keeps the same waits, and replaces them when they change', async () => {
     const id = h.kind === 'sqlite' ? 'rowid' : 'ctid::text';
     const rows = async (): Promise<unknown[]> => (await h.sql(store, `SELECT ${id} AS row, topic FROM {waits} WHERE instance_id = ? ORDER BY topic`, ['w'])).map((r) => [r.row, r.topic]);
@@ -492,6 +502,17 @@ function groupCommitTests(h: Harness): void {
     expect(await store.findWaiting({ id: 'e', topic: 'paid', payload: { order: 1 }, publishedAt: 0 })).toEqual([]);
   });
 }
+
+describe('SQL literals for statements sent several at a time', () => {
+  it('quotes every value, doubles quotes, escapes backslashes and writes null as NULL', () => {
+    expect(Dialect.inline('SELECT ?, ?, ?, ?, ?, ?', ["it's", 'a\\b', 42, true, null, -1.5])).toBe("SELECT 'it''s',  E'a\\\\b', '42', 'true', NULL, '-1.5'");
+  });
+
+  it('refuses a value that has no literal (an object, NaN) with a TypeError', () => {
+    expect(() => Dialect.inline('SELECT ?', [{}])).toThrow(TypeError);
+    expect(() => Dialect.inline('SELECT ?', [Number.NaN])).toThrow(TypeError);
+  });
+});
 
 describe('the TypeORM store on SQLite', () => {
   const h = sqliteHarness();
