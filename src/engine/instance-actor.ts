@@ -9,7 +9,7 @@ import type { ActorHost, PostOptions, WorkflowServices } from './actor/actor-hos
 import { LifecycleHooks } from './actor/lifecycle-hooks';
 import { StepCalls, trackKey } from './actor/step-calls';
 import { applyHappening, type DecideEnv, type Effect, type Happening } from './decide';
-import { isFinalStatus } from './flow-fields';
+import { isFinalStatus } from '../core/flow-fields';
 import type { InstanceRecord, TrackRef } from './instance-record';
 import { priorTrack, transitionHistory } from './transition-history';
 

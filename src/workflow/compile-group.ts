@@ -7,7 +7,7 @@ import { checkJumpOptions } from '../steps/step-decorator';
 import { compileBranchStep } from './compile-step';
 import type { ForEachSpec } from './control-flow';
 import { kindOf } from './definition-values';
-import { JUMP_OPTION_KEYS } from './jumps';
+import { JUMP_OPTION_KEYS } from '../steps/jumps';
 import type { CompiledBranch, CompiledGroup, CompiledJumps, ResolvedParallelOptions } from './workflow-definition';
 
 function isBranchSpec(value: unknown): value is BranchSpec {

@@ -7,8 +7,9 @@ import { compileForEach, compileGroup, type Placed } from './compile-group';
 import { compileStep } from './compile-step';
 import type { ForEachSpec, WhenSpec } from './control-flow';
 import { kindOf } from './definition-values';
-import type { JumpOptions } from './jumps';
+import type { JumpOptions } from '../steps/jumps';
 import type { CompiledJumps, CompiledNode, CompiledStep, WorkflowDefinition } from './workflow-definition';
+import { childSpecOf } from './child-spec';
 
 /** A main-list node while the list is being built: `next` is fixed up when its block ends. */
 type DraftNode = CompiledNode & { next: number; jumps: CompiledJumps | null };
@@ -88,7 +89,8 @@ export function compileMainList(workflow: string, list: readonly unknown[]): Pic
   const addStep = (step: CompiledStep, what: string): void => {
     claim(step.name, what);
     steps.set(step.name, step);
-    if (step.meta.child !== undefined) children.add(step.meta.child.workflow);
+    const child = childSpecOf(step.cls);
+    if (child !== undefined) children.add(child.workflow);
   };
   const nodeIndex = new Map<string, number>();
   for (const node of nodes) {

@@ -1,19 +1,19 @@
 // What an instance actor is given: the per-workflow services, the runtime it reports to, and the facts that come
 // with a happening.
 import type { SagaEventInput } from '../../bus/event';
-import type { ObserverRunner } from '../../observers/observer-runner';
+import type { ObserverRunner } from '../observer-runner';
 import type { StateChangeRecording } from '../../observers/history-observer';
 import type { PolicyLookup } from '../../policies/step-policy';
 import type { RateLimiter } from '../../policies/rate-limiter';
-import type { PublishReceipt } from '../../runtime/publish-receipt';
-import type { Logger } from '../../runtime/logger';
+import type { PublishReceipt } from '../../core/publish-receipt';
+import type { Logger } from '../../core/logger';
 import type { StateCodec } from '../../state/state-codec';
 import type { BaseStep, StepClass } from '../../steps/base-step';
 import type { InstanceStore } from '../../store/instance-store';
 import type { Clock } from '../../time/clock';
 import type { ChildHost } from '../../workflow/child';
 import type { WorkflowDefinition } from '../../workflow/workflow-definition';
-import type { Wait } from '../flow-fields';
+import type { Wait } from '../../core/flow-fields';
 import type { InstanceActor } from '../instance-actor';
 import type { InstanceRecord, TrackRef } from '../instance-record';
 

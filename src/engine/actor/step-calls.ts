@@ -5,6 +5,7 @@ import { serializeError, serializeThrown, quote } from '../../errors/serialized-
 import type { BaseStep } from '../../steps/base-step';
 import type { StepContext } from '../../steps/step-context';
 import { ChildStep } from '../../workflow/child';
+import { childSpecOf } from '../../workflow/child-spec';
 import type { Effect, Outcome } from '../decide';
 import { flowView } from '../flow-view';
 import type { InstanceActor } from '../instance-actor';
@@ -96,7 +97,7 @@ export class StepCalls {
         };
       } else {
         try {
-          const child = compiled.meta.child;
+          const child = childSpecOf(compiled.cls);
           step = child === undefined ? this.host.resolveStep(compiled.cls) : new ChildStep(child, this.host.children, compiled.name);
         } catch (cause) {
           const reason = serializeThrown(cause);

@@ -2,7 +2,7 @@
 // entries of the families that call each other (filled in by index.ts, so the families never import in a cycle).
 import type { SerializedError } from '../../errors/serialized-error';
 import type { CompiledGroup, CompiledWhen } from '../../workflow/workflow-definition';
-import type { StackEntry } from '../flow-fields';
+import type { StackEntry } from '../../core/flow-fields';
 import type { BranchRun, GroupRun, InstanceRecord } from '../instance-record';
 import type { ControlOutcome, DecideEnv, Effect } from './types';
 

@@ -4,7 +4,7 @@ import type { SagaEvent } from '../../bus/event';
 import { quote } from '../../errors/serialized-error';
 import { backoffDelay, unitHash } from '../../policies/backoff';
 import { isRetryable } from '../../policies/retry-policy';
-import { isFinalStatus } from '../flow-fields';
+import { isFinalStatus } from '../../core/flow-fields';
 import { findBranch, trackOf, type Track, type TrackRef } from '../instance-record';
 import type { Ctx } from './context';
 import { resolveBranch } from './groups';

@@ -1,7 +1,7 @@
 // forEach: its items read from the state, a branch run per item, and the finished items kept compactly until the
 // group resolves.
 import { serializeThrown, quote, type SerializedError } from '../../errors/serialized-error';
-import { sanitizeJson } from '../../state/safe-json';
+import { sanitizeJson } from '../../core/safe-json';
 import type { CompiledGroup } from '../../workflow/workflow-definition';
 import { freshFlow, type BranchRun, type GroupRun } from '../instance-record';
 import type { Ctx } from './context';

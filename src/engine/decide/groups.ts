@@ -4,7 +4,7 @@ import { serializeError, serializeThrown, quote, type SerializedError } from '..
 import { INTO_KINDS, withResults, type BranchOutcome } from '../../parallel/parallel-results';
 import { checkResult } from '../../steps/step-result';
 import type { CompiledGroup } from '../../workflow/workflow-definition';
-import type { StackEntry } from '../flow-fields';
+import type { StackEntry } from '../../core/flow-fields';
 import { findBranch, freshFlow, type BranchRun, type GroupRun } from '../instance-record';
 import { controlled, resolveBranchTrial, tryBranchControls } from './compensation-control';
 import type { Ctx } from './context';

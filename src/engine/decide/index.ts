@@ -1,7 +1,7 @@
 // The pure engine: `decide` takes an instance record and a happening and returns the next record and the effects
 // to perform. Each family of the workflow language has its own module here; this one dispatches to them.
 import { eventMatchesWait } from '../../bus/wait-match';
-import { isFinalStatus, type StepFunc } from '../flow-fields';
+import { isFinalStatus, type StepFunc } from '../../core/flow-fields';
 import { trackOf, type InstanceRecord } from '../instance-record';
 import { controlMain } from './compensation-control';
 import type { Ctx, DecideOps } from './context';

@@ -2,7 +2,7 @@
 // and finishing the instance.
 import { serializeError, serializeThrown, quote, type SerializedError } from '../../errors/serialized-error';
 import type { FinishOutcome } from '../../observers/observer';
-import type { InstanceStatus } from '../flow-fields';
+import type { InstanceStatus } from '../../core/flow-fields';
 import type { BranchRun, InstanceRecord, Track } from '../instance-record';
 import type { Ctx } from './context';
 import { gotoNotAllowed, takeJump } from './jumps';

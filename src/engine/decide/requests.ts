@@ -1,7 +1,7 @@
 // Requests from outside the step calls: an operator retrying or skipping failed compensations, a rollback asked
 // for, and a resume after a restart or an unblock.
 import type { SerializedError } from '../../errors/serialized-error';
-import { isFinalStatus } from '../flow-fields';
+import { isFinalStatus } from '../../core/flow-fields';
 import type { Track, TrackRef } from '../instance-record';
 import type { Ctx } from './context';
 import { compensateBranch } from './group-compensation';

@@ -1,5 +1,5 @@
 // The instance's status (and each branch's), derived from its tracks after every change.
-import { isFinalStatus, type InstanceStatus } from '../flow-fields';
+import { isFinalStatus, type InstanceStatus } from '../../core/flow-fields';
 import type { BranchRun, InstanceRecord, Track } from '../instance-record';
 
 function trackStatus(t: Track, up: InstanceStatus, down: InstanceStatus): InstanceStatus {

@@ -4,7 +4,7 @@ import type { SagaEvent } from '../../bus/event';
 import type { WaitSpec } from '../../steps/step-result';
 import { NO_POLICY, type StepPolicy } from '../../policies/step-policy';
 import { toMillis } from '../../time/duration';
-import type { StackEntry, StepFunc, Wait } from '../flow-fields';
+import type { StackEntry, StepFunc, Wait } from '../../core/flow-fields';
 import type { Track, TrackRef } from '../instance-record';
 import type { Ctx } from './context';
 import type { Outcome } from './types';

@@ -5,7 +5,7 @@ import type { SerializedError } from '../../errors/serialized-error';
 import type { WaitSpec } from '../../steps/step-result';
 import type { PolicyLookup } from '../../policies/step-policy';
 import type { WorkflowDefinition } from '../../workflow/workflow-definition';
-import type { StepFunc, Wait } from '../flow-fields';
+import type { StepFunc, Wait } from '../../core/flow-fields';
 import type { InstanceRecord, TrackRef } from '../instance-record';
 
 /** Something that happened to an instance. The runner turns results, events, timers and requests into these. */
