@@ -1,4 +1,4 @@
-import { copyJson, parseJsonSafe } from '../src/state/safe-json';
+import { copyJson, parseJsonSafe } from '../src/core/safe-json';
 
 describe('reading JSON safely', () => {
   it('drops a __proto__ key spelled out', () => {

@@ -6,7 +6,7 @@ import { InstanceBlockedError, LeasedElsewhereError, UnknownInstanceError } from
 import type { Happening } from '../engine/decide';
 import { InstanceActor, type ActorHost, type PostOptions, type WorkflowServices } from '../engine/instance-actor';
 import type { InstanceRecord } from '../engine/instance-record';
-import { copyJson } from '../state/safe-json';
+import { copyJson } from '../core/safe-json';
 import type { Blocking } from './blocking';
 import type { Registry } from './registry';
 import type { RuntimeContext } from './runtime-context';

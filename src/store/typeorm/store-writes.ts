@@ -9,7 +9,7 @@ import { Dialect, type Exec, type ExecResult } from './dialect';
 import { pgTransition } from './pg-transition';
 import { HISTORY_COLUMNS, historyValues, num, prepareRecord, trackColumn, type PreparedRecord } from './rows';
 import { StorePart } from './store-session';
-import { isFinalStatus, type InstanceStatus } from '../../engine/flow-fields';
+import { isFinalStatus, type InstanceStatus } from '../../core/flow-fields';
 
 /** Multi-row inserts carry at most this many rows per statement. */
 const ROWS_PER_INSERT = 100;
