@@ -188,6 +188,57 @@ describe.each(factories)('several workers on $name', (factory) => {
     await a.runtime.close();
   });
 
+  it('apply an event to a parked instance no worker holds in one write: read without the lease, taken by the transition', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({ name: 'one-commit', steps: [recordingStep('W', log, { run: waitsFor('paid', { orderId: 'o-9' }) })] });
+    const { a, b, clock } = await twoWorkers([wf]);
+    await a.runtime.start();
+    await b.runtime.start();
+    const handle = await a.runtime.start(wf, { trail: [] }, { id: 'parked' });
+    await a.runtime.idle();
+    await settle();
+    await a.runtime.close(); // its lease runs out; b has never held the instance
+    await advance(clock, 31);
+    const store = b.runtime.store;
+    const calls: string[] = [];
+    for (const method of ['acquire', 'save', 'acceptEvent'] as const) {
+      const original = store[method].bind(store) as (...args: unknown[]) => Promise<unknown>;
+      (store as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+        calls.push(method);
+        return original(...args);
+      };
+    }
+    const receipt = await b.runtime.publish({ topic: 'paid', payload: { orderId: 'o-9' }, id: 'evt-9' });
+    expect(receipt.delivered).toBe(1);
+    expect((await b.runtime.handle('parked').result()).status).toBe('completed');
+    // The event's transition (which took the lease) and then runHandleInfo's result: no lease write of its own.
+    expect(calls).toEqual(['save', 'save']);
+    expect(log).toEqual(['W.run', 'W.runHandleInfo']);
+    expect(handle.id).toBe('parked');
+    await b.runtime.close();
+  });
+
+  it('share a rate limit between workers: the limit holds across all of them, not per worker', async () => {
+    const calls: { worker: string; at: number }[] = [];
+    const wf = defineWorkflow<TestState>({
+      name: 'limited',
+      steps: [recordingStep('Mail', [], { run: (s, ctx) => (calls.push({ worker: ctx.instanceId.slice(0, 1), at: ctx.clock.now() }), ok(s)) }, { rateLimit: 'mailer' })],
+    });
+    const { a, b, clock } = await twoWorkers([wf], { rateLimiters: { mailer: { limit: 1, per: '10s' } } });
+    await a.runtime.start();
+    await b.runtime.start();
+    const start = clock.now();
+    await a.runtime.start(wf, { trail: [] }, { id: 'a-1' });
+    await settle();
+    await b.runtime.start(wf, { trail: [] }, { id: 'b-1' });
+    await advance(clock, 9);
+    expect(calls.map((c) => [c.worker, c.at - start])).toEqual([['a', 0]]);
+    await advance(clock, 2);
+    expect(calls.map((c) => [c.worker, c.at - start])).toEqual([['a', 0], ['b', 10_000]]);
+    await a.runtime.close();
+    await b.runtime.close();
+  });
+
   it('hand an event published on one worker to the worker holding the instance, through the inbox, exactly once', async () => {
     const log: Log = [];
     const wf = defineWorkflow<TestState>({ name: 'inbox', steps: [recordingStep('W', log, { run: waitsFor('paid', { orderId: 'o-1' }) })] });

@@ -1,7 +1,7 @@
 // The instance actor: applies an instance's happenings one batch at a time (decide, lifecycle hooks, save with the
 // history, then the effects), and keeps going through store failures by reloading and retrying.
 import { SagaflowError } from '../errors/sagaflow-error';
-import { UnknownInstanceError, VersionConflictError } from '../errors/runtime-errors';
+import { LeasedElsewhereError, UnknownInstanceError, VersionConflictError } from '../errors/runtime-errors';
 import { serializeThrown } from '../errors/serialized-error';
 import type { TransitionWrites } from '../store/instance-store';
 import type { HistoryEntry } from './history-entry';
@@ -129,7 +129,7 @@ export class InstanceActor {
 
   /** True when nothing is queued or running. */
   get idle(): boolean {
-    return !this.draining && this.queue.length === 0 && this.calls.inFlight.size === 0;
+    return !this.draining && this.queue.length === 0 && !this.calls.busy;
   }
 
   /** Queues a happening; resolves true once it changed the record and the change was persisted. */
@@ -253,6 +253,13 @@ export class InstanceActor {
             // Someone else changed the instance (another worker): drop the batch and go on from what is stored.
             await this.reloadAfter(0, '');
             for (const item of items) item.reject(error);
+            return;
+          }
+          if (error instanceof LeasedElsewhereError) {
+            // It was read without its lease, and another worker holds it: that worker runs it, not this actor.
+            this.abortAll('another worker holds the lease of the instance');
+            this.host.lost(this);
+            for (const item of [...items, ...this.queue.splice(0)]) item.reject(error);
             return;
           }
           failures += 1;

@@ -5,7 +5,7 @@
 import { normalizeEvent, type SagaEvent, type SagaEventInput } from '../bus/event';
 import { isFinalStatus, type Wait } from '../core/flow-fields';
 import { trackOf, type InstanceRecord, type TrackRef } from '../engine/instance-record';
-import { InstanceBlockedError, LeasedElsewhereError, UnknownInstanceError } from '../errors/runtime-errors';
+import { InstanceBlockedError, LeasedElsewhereError, UnknownInstanceError, VersionConflictError } from '../errors/runtime-errors';
 import { quote } from '../errors/serialized-error';
 import { KEEP_FOR_INSTANCE } from '../store/instance-store';
 import type { Instances } from './instances';
@@ -113,9 +113,14 @@ export class EventDelivery {
     }
   }
 
-  /** Reports and removes what an ended instance never consumed: events published to it, inbox deliveries. */
+  /**
+   * Reports and removes what an ended instance never consumed: events published to it (kept for it, or in its inbox).
+   * An inbox delivery of an event published to no instance in particular is removed silently: it was accepted for
+   * a wait that another event (or the end) closed first, which is what draining the inbox does with it too.
+   */
   async dropEventsOf(record: InstanceRecord): Promise<void> {
     for (const event of await this.ctx.store.dropEvents(record.id)) {
+      if (event.instanceId === undefined) continue;
       this.ctx.report(
         'event-dropped',
         `event ${event.topic} (${event.id}) for instance ${record.id} was never consumed: the instance ended ${record.flow.status}`,
@@ -180,8 +185,9 @@ export class EventDelivery {
     try {
       return await this.instances.deliver(id, { type: 'event', track, event });
     } catch (e) {
-      // Another worker holds it, or it is blocked: the event waits in its inbox for whoever runs it.
-      if (!(e instanceof LeasedElsewhereError || e instanceof InstanceBlockedError)) throw e;
+      // Another worker holds it (or moved it on since this one read it), or it is blocked: the event waits in its
+      // inbox for whoever runs it.
+      if (!(e instanceof LeasedElsewhereError || e instanceof VersionConflictError || e instanceof InstanceBlockedError)) throw e;
       await this.ctx.store.acceptEvent(event, [{ instanceId: id, track }], null);
       return true;
     }

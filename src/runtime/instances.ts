@@ -34,6 +34,10 @@ export class Instances {
       resolveStep: (cls) => registry.resolveStep(cls),
       idle: (actor) => this.evict(actor),
       reportFailure: (instanceId, message, error) => ctx.report('instance-failed', message, error, instanceId),
+      lost: (actor) => {
+        this.forget(actor.id, actor);
+        ctx.leaseUntil.delete(actor.id);
+      },
       isClosed: () => ctx.closed,
       isStopping: () => ctx.stopping,
       holds: async (instanceId) => {
@@ -44,9 +48,11 @@ export class Instances {
       lease: (instanceId) => {
         if (!ctx.shared) return undefined;
         ctx.leased.add(instanceId);
-        const until = ctx.clock.now() + ctx.leaseMs;
+        const now = ctx.clock.now();
+        const until = now + ctx.leaseMs;
         ctx.leaseUntil.set(instanceId, until);
-        return { owner: ctx.workerId, until };
+        // Taken only when free: an instance read without its lease is taken by its first transition.
+        return { owner: ctx.workerId, until, ifFreeAt: now };
       },
     };
   }
@@ -127,11 +133,7 @@ export class Instances {
   private async load(id: string): Promise<InstanceActor> {
     const ctx = this.ctx;
     await ctx.ready();
-    if (ctx.shared && !(await ctx.acquire(id))) {
-      if ((await ctx.store.load(id)) === undefined) throw new UnknownInstanceError(id);
-      throw new LeasedElsewhereError(id);
-    }
-    const record = await ctx.store.load(id);
+    const record = ctx.shared ? await this.readShared(id) : await ctx.store.load(id);
     if (record === undefined) throw new UnknownInstanceError(id);
     const found = this.registry.forRecord(record);
     if ('unrunnable' in found) {
@@ -147,6 +149,27 @@ export class Instances {
       record.fingerprint = found.services.def.fingerprint;
     }
     return this.actorFor(found.services, record);
+  }
+
+  /**
+   * The stored record of a shared store's instance, when this worker may run it. When the store can, it is read
+   * without taking the lease (one read, no commit): the first transition takes it, unless another worker holds it
+   * meanwhile.
+   * @throws LeasedElsewhereError when another worker holds it
+   */
+  private async readShared(id: string): Promise<InstanceRecord | undefined> {
+    const ctx = this.ctx;
+    if (ctx.store.loadUnleased !== undefined) {
+      ctx.leased.add(id);
+      const found = await ctx.store.loadUnleased(id, ctx.workerId, ctx.clock.now());
+      if (found === 'leased') throw new LeasedElsewhereError(id);
+      return found;
+    }
+    if (!(await ctx.acquire(id))) {
+      if ((await ctx.store.load(id)) === undefined) throw new UnknownInstanceError(id);
+      throw new LeasedElsewhereError(id);
+    }
+    return ctx.store.load(id);
   }
 
   private actorFor(services: WorkflowServices, record: InstanceRecord): InstanceActor {

@@ -61,8 +61,13 @@ export interface TransitionWrites {
   readonly history?: readonly HistoryEntry[];
   /** Inbox deliveries this transition consumed (so they are handled exactly once). */
   readonly consumed?: readonly { readonly eventId: string; readonly track: TrackRef }[];
-  /** Take (or renew) the instance's lease in the same write (shared stores). */
-  readonly lease?: { readonly owner: string; readonly until: number };
+  /**
+   * Take (or renew) the instance's lease in the same write (shared stores). With `ifFreeAt`, only when no other
+   * owner holds a lease unexpired at that time: otherwise nothing is written and the save or create fails with
+   * `LeasedElsewhereError`. A worker that read an instance without leasing it takes the lease so, with its first
+   * transition: one commit where a lease and then a transition took two.
+   */
+  readonly lease?: { readonly owner: string; readonly until: number; readonly ifFreeAt?: number };
 }
 
 /**
@@ -86,6 +91,12 @@ export interface InstanceStore {
   create(record: InstanceRecord, writes?: TransitionWrites): Promise<boolean>;
   /** A copy of the stored record, or undefined. @throws CorruptRecordError when it cannot be read. */
   load(id: string): Promise<InstanceRecord | undefined>;
+  /**
+   * Like {@link load}, in the same read: `'leased'` instead of the record when an owner other than `owner` holds a
+   * lease on it unexpired at `now` (shared stores). A worker then runs it without taking the lease first: its first
+   * save takes it (see {@link TransitionWrites.lease}).
+   */
+  loadUnleased?(id: string, owner: string, now: number): Promise<InstanceRecord | 'leased' | undefined>;
   /**
    * Saves a transition atomically (the record, its history lines, the inbox deliveries it consumed) when the
    * stored version still equals `record.version`, and resolves to the new version.
@@ -166,6 +177,11 @@ export interface InstanceStore {
    * that several workers agree on each tick.
    */
   advanceSchedule?(name: string, expectedPrevious: number | undefined, tick: number, now: number): Promise<boolean>;
+  /**
+   * Takes the next call slot of rate limiter `name` at or after `now` such that no window of `perMs` holds more than
+   * `limit` slots, and resolves its time (shared stores: the workers then share each limit). Atomic across workers.
+   */
+  reserveSlot?(name: string, limit: number, perMs: number, now: number): Promise<number>;
   /** Releases resources; the store is unusable afterwards. */
   close(): Promise<void>;
 }

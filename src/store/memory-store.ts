@@ -1,12 +1,13 @@
 import type { SagaEvent } from '../bus/event';
 import { RetainedEvents } from '../bus/retained-events';
 import { WaitIndex, type WaiterRef } from '../bus/wait-index';
-import { VersionConflictError } from '../errors/runtime-errors';
+import { LeasedElsewhereError, VersionConflictError } from '../errors/runtime-errors';
 import { isFinalStatus, type Wait } from '../core/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
 import { versionOf, type InstanceRecord, type TrackRef } from '../engine/instance-record';
 import { deadlinesOf, decodeRecord, encodeRecord, isParked, waitsOf } from './record-codec';
 import { snapshotRecord } from './record-copy';
+import { nextSlot } from '../policies/rate-limiter';
 import { copyJson } from '../core/safe-json';
 import { checkFilter, isRunnable } from './instance-filter';
 import { KEEP_FOR_INSTANCE, type RunnableDefinition, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from './instance-store';
@@ -24,6 +25,11 @@ interface Row {
   history: HistoryEntry[];
   inbox: PendingEvent[];
   lease: { owner: string; until: number } | null;
+}
+
+/** Whether an owner other than `owner` holds a lease on the row unexpired at `now`. */
+function leasedByOther(row: Row, owner: string, now: number): boolean {
+  return row.lease !== null && row.lease.owner !== owner && row.lease.until > now;
 }
 
 /**
@@ -49,6 +55,8 @@ export class MemoryStore implements InstanceStore {
   private readonly retained = new RetainedEvents(Number.POSITIVE_INFINITY);
   private readonly retainedUntil = new Map<string, number>();
   private readonly scheduleTicks = new Map<string, { tick: number; updatedAt: number }>();
+  /** The last slots of each rate limiter (see {@link reserveSlot}). */
+  private readonly rateSlots = new Map<string, number[]>();
   private readonly workers = new Map<string, { runs: RunnableDefinition[]; seenAt: number }>();
 
   create(record: InstanceRecord, writes: TransitionWrites = {}): Promise<boolean> {
@@ -63,11 +71,19 @@ export class MemoryStore implements InstanceStore {
     return Promise.resolve(copyJson(row.record));
   }
 
+  loadUnleased(id: string, owner: string, now: number): Promise<InstanceRecord | 'leased' | undefined> {
+    const row = this.rows.get(id);
+    if (row !== undefined && leasedByOther(row, owner, now)) return Promise.resolve('leased');
+    return this.load(id);
+  }
+
   save(record: InstanceRecord, writes: TransitionWrites = {}): Promise<number> {
     const row = this.rows.get(record.id);
     if (row === undefined || row.version !== record.version) {
       return Promise.reject(new VersionConflictError(record.id, record.version, row?.version));
     }
+    const lease = writes.lease;
+    if (lease?.ifFreeAt !== undefined && leasedByOther(row, lease.owner, lease.ifFreeAt)) return Promise.reject(new LeasedElsewhereError(record.id));
     const version = record.version + 1;
     this.write({ ...record, version }, writes);
     return Promise.resolve(version);
@@ -182,7 +198,7 @@ export class MemoryStore implements InstanceStore {
   acquire(id: string, owner: string, until: number, now: number): Promise<boolean> {
     const row = this.rows.get(id);
     if (row === undefined) return Promise.resolve(false);
-    if (row.lease !== null && row.lease.owner !== owner && row.lease.until > now) return Promise.resolve(false);
+    if (leasedByOther(row, owner, now)) return Promise.resolve(false);
     row.lease = { owner, until };
     return Promise.resolve(true);
   }
@@ -232,6 +248,12 @@ export class MemoryStore implements InstanceStore {
   /** Whether the row's instance is one of `runnable` (any when not given). */
   private runs(row: Row, runnable: readonly RunnableDefinition[] | undefined): boolean {
     return runnable === undefined || isRunnable(runnable, row.summary.workflow, row.summary.version, row.fingerprint);
+  }
+
+  reserveSlot(name: string, limit: number, perMs: number, now: number): Promise<number> {
+    const next = nextSlot(this.rateSlots.get(name) ?? [], limit, perMs, now);
+    this.rateSlots.set(name, next.slots);
+    return Promise.resolve(next.at);
   }
 
   scheduleTick(name: string): Promise<number | undefined> {
@@ -285,7 +307,7 @@ export class MemoryStore implements InstanceStore {
       parked: isParked(record),
       history,
       inbox,
-      lease: writes.lease === undefined ? (previous?.lease ?? null) : { ...writes.lease },
+      lease: writes.lease === undefined ? (previous?.lease ?? null) : { owner: writes.lease.owner, until: writes.lease.until },
     });
   }
 }

@@ -133,6 +133,38 @@ export function storeContract(make: () => Promise<InstanceStore>): void {
     expect(await store.acquire('l', 'w1', 4_000, 2_500)).toBe(true);
   });
 
+  it("reads an instance without its lease unless another owner holds it, and lets the first save take the lease only if free", async () => {
+    const loadUnleased = store.loadUnleased?.bind(store);
+    if (loadUnleased === undefined) return;
+    await store.create(newRecord('u', 'wf', { n: 0 }, 0));
+    expect(await loadUnleased('nobody', 'w1', 0)).toBeUndefined();
+    const free = await loadUnleased('u', 'w1', 0);
+    expect(free).toMatchObject({ id: 'u', version: 1 });
+    expect(await store.acquire('u', 'w2', 1_000, 0)).toBe(true);
+    expect(await loadUnleased('u', 'w1', 500)).toBe('leased');
+    expect(await loadUnleased('u', 'w2', 500)).toMatchObject({ id: 'u' });
+    const mine = free as InstanceRecord;
+    await expect(store.save({ ...mine, state: { n: 1 } }, { lease: { owner: 'w1', until: 2_000, ifFreeAt: 500 } })).rejects.toMatchObject({ code: 'LEASED_ELSEWHERE' });
+    expect((await store.load('u'))?.state).toEqual({ n: 0 });
+    expect(await store.history('u')).toEqual([]);
+    // Once w2's lease has expired, the save takes it: w2 cannot take it back.
+    expect(await store.save({ ...mine, state: { n: 2 } }, { lease: { owner: 'w1', until: 2_000, ifFreeAt: 1_000 } })).toBe(2);
+    expect(await store.acquire('u', 'w2', 3_000, 1_500)).toBe(false);
+    expect(await loadUnleased('u', 'w2', 1_500)).toBe('leased');
+  });
+
+  it('hands out the slots of a rate limiter so that no window holds more than its limit, whoever asks', async () => {
+    const reserveSlot = store.reserveSlot?.bind(store);
+    if (reserveSlot === undefined) return;
+    const taken = [];
+    for (let i = 0; i < 5; i++) taken.push(await reserveSlot('mailer', 2, 1_000, 100));
+    expect(taken).toEqual([100, 100, 1_100, 1_100, 2_100]);
+    expect(await reserveSlot('mailer', 2, 1_000, 5_000)).toBe(5_000);
+    expect(await reserveSlot('other', 2, 1_000, 100)).toBe(100);
+    const together = await Promise.all(Array.from({ length: 4 }, () => reserveSlot('burst', 1, 1_000, 0)));
+    expect([...together].sort((a, b) => a - b)).toEqual([0, 1_000, 2_000, 3_000]);
+  });
+
   it('claims stale unfinished instances with work to do, never parked or leased ones, once each', async () => {
     const inFlight = newRecord('busy', 'wf', {}, 0);
     inFlight.flow.inFlight = true;

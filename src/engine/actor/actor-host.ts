@@ -4,7 +4,7 @@ import type { SagaEventInput } from '../../bus/event';
 import type { ObserverRunner } from '../observer-runner';
 import type { StateChangeRecording } from '../../observers/history-observer';
 import type { PolicyLookup } from '../../policies/step-policy';
-import type { RateLimiter } from '../../policies/rate-limiter';
+import type { CallLimiter } from '../../policies/rate-limiter';
 import type { PublishReceipt } from '../../core/publish-receipt';
 import type { Logger } from '../../core/logger';
 import type { StateCodec } from '../../state/state-codec';
@@ -28,7 +28,7 @@ export interface WorkflowServices {
   /** The state codec of forEach item steps: their state is the item, plain JSON. */
   readonly itemCodec: StateCodec;
   /** The rate limiter of each step that has one, by step name. */
-  readonly limiters: ReadonlyMap<string, RateLimiter>;
+  readonly limiters: ReadonlyMap<string, CallLimiter>;
 }
 
 /** What an actor needs from the runtime that owns it. */
@@ -49,8 +49,13 @@ export interface ActorHost {
   holds(instanceId: string): Promise<boolean>;
   /** True while the runtime drains before a stop: results are still saved, but no new handler call starts. */
   isStopping(): boolean;
-  /** The lease to take or renew with each write of this instance (shared stores), or undefined. */
-  lease(instanceId: string): { owner: string; until: number } | undefined;
+  /**
+   * The lease to take or renew with each write of this instance (shared stores), or undefined; taken only when no
+   * other worker holds it (`ifFreeAt`).
+   */
+  lease(instanceId: string): { owner: string; until: number; ifFreeAt?: number } | undefined;
+  /** The instance's write was refused because another worker holds its lease: this actor no longer runs it. */
+  lost(actor: InstanceActor): void;
   /** What child-workflow steps use to start, watch and undo their children. */
   readonly children: ChildHost;
 }

@@ -63,6 +63,16 @@ export interface SagaflowRetainedRow {
   instanceId: string | null;
 }
 
+/**
+ * A row of `sagaflow_rate_limits`: the call slots a rate limiter handed out lately (a JSON array of the last `limit`
+ * slot times, ms since epoch), shared by the workers of a database, and its compare-and-set version.
+ */
+export interface SagaflowRateLimitRow {
+  name: string;
+  slots: string;
+  version: number;
+}
+
 /** A row of `sagaflow_workers`: a live worker and the definitions it runs (`[workflow, version, fingerprint]`). */
 export interface SagaflowWorkerRow {
   workerId: string;
@@ -231,6 +241,16 @@ export function sagaflowEntities(kind: DriverKind, schema?: string): EntitySchem
         workerId: { name: 'worker_id', type: t(c.string), primary: true },
         runs: { type: t(c.json) },
         seenAt: { name: 'seen_at', type: t(c.bigint) },
+      },
+    }) as EntitySchema,
+    new EntitySchema<SagaflowRateLimitRow>({
+      name: 'SagaflowRateLimit',
+      tableName: TABLES.rateLimits,
+      ...where,
+      columns: {
+        name: { type: t(c.string), primary: true },
+        slots: { type: t(c.text) },
+        version: { type: t(c.int) },
       },
     }) as EntitySchema,
   ];

@@ -24,6 +24,7 @@ export {
   SagaflowSchedule1763800000000,
   SagaflowAddressedEvents1763850000000,
   SagaflowVersions1763900000000,
+  SagaflowRateLimits1764000000000,
   type SagaflowMigrationClass,
 } from './migrations';
 export { runSagaflowMigrations, MigrationsPendingError, type RunMigrationsOptions } from './migrate';
@@ -36,6 +37,7 @@ export {
   type SagaflowHistoryRow,
   type SagaflowScheduleRow,
   type SagaflowWorkerRow,
+  type SagaflowRateLimitRow,
 } from './entities';
 export type { DriverKind } from './dialect';
 export { SagaFlowColumns, SagaFlowJsonbColumns, SagaFlowBaseColumns, type SagaFlowFields } from './saga-flow-columns';

@@ -12,8 +12,9 @@ const HISTORY_CASTS: readonly string[] = ['integer', 'integer', 'bigint', 'text'
  * The other parts hang off the `u` CTE, so they write
  * nothing when the instance row was not written. One statement is one transaction and one round trip.
  *
- * It answers one row: `changed` (1 when written, 0 when the id existed / the version was stale) and, for an
- * update, `current` (the stored version as the statement found it).
+ * It answers one row: `changed` (1 when written, 0 when the id existed / the version was stale / another owner
+ * holds the lease the write asked to take only if free) and, for an update, `current` (the stored version as the
+ * statement found it: the version expected, when only the lease refused the write).
  */
 export function pgTransition(
   d: Dialect,
@@ -43,7 +44,11 @@ export function pgTransition(
        def_version = ${v(p.defVersion, 'integer')}, fingerprint = ${v(p.fingerprint, 'varchar')}${
          lease === undefined ? '' : `, lease_owner = ${v(lease.owner)}, lease_until = ${v(lease.until)}`
        }
-       WHERE id = ${v(p.id)} AND version = ${v(expected)} RETURNING id)`,
+       WHERE id = ${v(p.id)} AND version = ${v(expected)}${
+         lease?.ifFreeAt === undefined
+           ? ''
+           : ` AND (lease_owner IS NULL OR lease_owner = ${v(lease.owner)} OR lease_until IS NULL OR lease_until <= ${v(lease.ifFreeAt)})`
+       } RETURNING id)`,
     );
     // Waits the record no longer has go; the ones it keeps are upserted below (never touched twice). When the
     // stored rows are known to be the record's already, neither happens.

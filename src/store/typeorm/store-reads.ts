@@ -23,10 +23,21 @@ export class StoreReads extends StorePart {
   load(id: string): Promise<InstanceRecord | undefined> {
     return this.run('load an instance', 'read', async (x) => {
       const { rows } = await x(`SELECT ${this.dialect.jsonText('record')} AS record FROM ${this.dialect.t('instances')} WHERE id = ?`, [id]);
+      return recordOf(rows[0], id);
+    });
+  }
+
+  /** The record, or `'leased'` when another owner holds an unexpired lease on it: one read. */
+  loadUnleased(id: string, owner: string, now: number): Promise<InstanceRecord | 'leased' | undefined> {
+    return this.run('load an instance', 'read', async (x) => {
+      const { rows } = await x(
+        `SELECT CASE WHEN lease_owner IS NOT NULL AND lease_owner <> ? AND lease_until > ? THEN NULL ELSE ${this.dialect.jsonText('record')} END AS record,
+         lease_owner AS owner FROM ${this.dialect.t('instances')} WHERE id = ?`,
+        [owner, now, id],
+      );
       const row = rows[0];
-      if (row === undefined) return undefined;
-      if (typeof row.record !== 'string') throw new CorruptRecordError(id, 'its record column is empty');
-      return decodeRecord(row.record, id);
+      if (row !== undefined && row.record === null && typeof row.owner === 'string' && row.owner !== owner) return 'leased';
+      return recordOf(row, id);
     });
   }
 
@@ -132,4 +143,11 @@ export class StoreReads extends StorePart {
       }));
     });
   }
+}
+
+/** A row's record column read back (undefined for no row). @throws CorruptRecordError */
+function recordOf(row: Record<string, unknown> | undefined, id: string): InstanceRecord | undefined {
+  if (row === undefined) return undefined;
+  if (typeof row.record !== 'string') throw new CorruptRecordError(id, 'its record column is empty');
+  return decodeRecord(row.record, id);
 }

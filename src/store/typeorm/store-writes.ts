@@ -3,7 +3,7 @@
  * consumed inbox deliveries) in one transaction, checked against the stored version.
  */
 import type { InstanceRecord } from '../../engine/instance-record';
-import { VersionConflictError } from '../../errors/runtime-errors';
+import { LeasedElsewhereError, VersionConflictError } from '../../errors/runtime-errors';
 import type { TransitionWrites } from '../instance-store';
 import { Dialect, type Exec, type ExecResult } from './dialect';
 import { pgTransition } from './pg-transition';
@@ -89,23 +89,36 @@ export class StoreWrites extends StorePart {
       const read = ({ rows }: ExecResult): number => {
         const row = rows[0];
         if (num(row?.changed) === 1) return version;
-        throw new VersionConflictError(p.id, record.version, row?.current === null || row?.current === undefined ? undefined : num(row.current));
+        const current = row?.current === null || row?.current === undefined ? undefined : num(row.current);
+        // The version matched, so only another owner's lease can have refused the write.
+        if (current === record.version && writes.lease?.ifFreeAt !== undefined) throw new LeasedElsewhereError(p.id);
+        throw new VersionConflictError(p.id, record.version, current);
       };
       return this.remembered(p, this.session.runStatement('save an instance', { sql, params, read }));
     }
     const waits = this.waitsUnchanged(p, record.version) ? 'keep' : 'replace';
     const lease = writes.lease;
+    const free = lease?.ifFreeAt === undefined ? undefined : { owner: lease.owner, at: lease.ifFreeAt };
     const saved = this.run('save an instance', 'tx', async (x) => {
       const updated = await x(
         `UPDATE ${this.dialect.t('instances')} SET workflow = ?, status = ?, version = ?, record = ?, next_due = ?, deadlines = ?, parked = ?, updated_at = ?, def_version = ?, fingerprint = ?${
           lease === undefined ? '' : ', lease_owner = ?, lease_until = ?'
         }
-         WHERE id = ? AND version = ?`,
-        [p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked, p.updatedAt, p.defVersion, p.fingerprint, ...(lease === undefined ? [] : [lease.owner, lease.until]), p.id, record.version],
+         WHERE id = ? AND version = ?${free === undefined ? '' : ' AND (lease_owner IS NULL OR lease_owner = ? OR lease_until IS NULL OR lease_until <= ?)'}`,
+        [
+          ...[p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked, p.updatedAt, p.defVersion, p.fingerprint],
+          ...(lease === undefined ? [] : [lease.owner, lease.until]),
+          p.id,
+          record.version,
+          ...(free === undefined ? [] : [free.owner, free.at]),
+        ],
       );
       if (updated.affected === 0) {
         const { rows } = await x(`SELECT version FROM ${this.dialect.t('instances')} WHERE id = ?`, [p.id]);
-        throw new VersionConflictError(p.id, record.version, rows[0] === undefined ? undefined : num(rows[0].version));
+        const current = rows[0] === undefined ? undefined : num(rows[0].version);
+        // The version matched, so only another owner's lease can have refused the write.
+        if (current === record.version && free !== undefined) throw new LeasedElsewhereError(p.id);
+        throw new VersionConflictError(p.id, record.version, current);
       }
       await this.writeDerived(x, p, writes, waits);
       return version;

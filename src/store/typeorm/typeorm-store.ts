@@ -222,6 +222,10 @@ export class TypeormStore implements InstanceStore {
     return this.readPath.load(id);
   }
 
+  loadUnleased(id: string, owner: string, now: number): Promise<InstanceRecord | 'leased' | undefined> {
+    return this.readPath.loadUnleased(id, owner, now);
+  }
+
   save(record: InstanceRecord, writes: TransitionWrites = {}): Promise<number> {
     return this.writePath.save(record, writes);
   }
@@ -329,6 +333,10 @@ export class TypeormStore implements InstanceStore {
 
   advanceSchedule(name: string, expectedPrevious: number | undefined, tick: number, now: number): Promise<boolean> {
     return this.workers.advanceSchedule(name, expectedPrevious, tick, now);
+  }
+
+  reserveSlot(name: string, limit: number, perMs: number, now: number): Promise<number> {
+    return this.workers.reserveSlot(name, limit, perMs, now);
   }
 
   /** Waits for the writes in progress, then closes the connections it opened (never the application's). */

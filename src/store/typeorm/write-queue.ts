@@ -1,5 +1,5 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { VersionConflictError } from '../../errors/runtime-errors';
+import { LeasedElsewhereError, VersionConflictError } from '../../errors/runtime-errors';
 import type { Exec, ExecResult } from './dialect';
 
 /** Counters of a {@link WriteQueue}, for tests and benchmarks. */
@@ -60,8 +60,9 @@ export interface WriteQueueOptions {
  * runs them in ONE transaction, while new ones accumulate for the next batch. Nobody hears about a write until the
  * transaction that holds it commits.
  *
- * There is no savepoint per write. A write that finds a stale version (a {@link VersionConflictError}) has written
- * nothing — the store's writes check the version first — so it fails alone and the batch goes on. Any other failure
+ * There is no savepoint per write. A write that finds a stale version (a {@link VersionConflictError}) or another
+ * owner's lease ({@link LeasedElsewhereError}) has written nothing — the store's writes check both first — so it
+ * fails alone and the batch goes on. Any other failure
  * (a constraint, a table gone, a deadlock) rolls the transaction back, fails that write, and runs the batch again
  * without it: the others still commit, as if each had been alone.
  */
@@ -197,7 +198,7 @@ export class WriteQueue {
         try {
           outcomes.push({ ok: true, value: await job.run(exec) });
         } catch (error) {
-          if (error instanceof VersionConflictError) {
+          if (error instanceof VersionConflictError || error instanceof LeasedElsewhereError) {
             outcomes.push({ ok: false, value: error });
             continue;
           }
