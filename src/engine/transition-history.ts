@@ -4,9 +4,11 @@ import type { StateChangeRecording } from '../observers/history-observer';
 import type { HistoryEntry, HistoryKind } from './history-entry';
 import { findBranch, trackOf, type InstanceRecord, type TrackRef } from './instance-record';
 
-function line(record: InstanceRecord, track: TrackRef, kind: HistoryKind, at: number, extra: Partial<HistoryEntry> = {}): HistoryEntry {
-  const t = trackOf(record, track) ?? record;
-  const base: HistoryEntry = {
+function line(record: InstanceRecord, track: TrackRef, kind: HistoryKind, at: number, extra?: Partial<HistoryEntry>): HistoryEntry {
+  const t = (track === null ? undefined : trackOf(record, track)) ?? record;
+  // Built field by field (a line is made for every transition): the same keys, in the same order, as spreading
+  // the base fields, then group and branch, then `extra` would give; an `outcome` left undefined is left out.
+  const out: { -readonly [K in keyof HistoryEntry]?: HistoryEntry[K] } = {
     at,
     kind,
     step: t.flow.stepName,
@@ -16,8 +18,13 @@ function line(record: InstanceRecord, track: TrackRef, kind: HistoryKind, at: nu
     status: record.flow.status,
   };
   const branch = track === null || record.group === null ? undefined : findBranch(record.group, track);
-  const where = branch === undefined || record.group === null ? {} : { group: record.group.name, branch: branch.name };
-  return { ...base, ...where, ...extra };
+  if (branch !== undefined && record.group !== null) {
+    out.group = record.group.name;
+    out.branch = branch.name;
+  }
+  if (extra !== undefined) Object.assign(out, extra);
+  if (out.outcome === undefined) delete out.outcome;
+  return out as HistoryEntry;
 }
 
 /** The flow fields of the track a happening is about, as they were before it (see {@link priorTrack}). */
@@ -121,5 +128,5 @@ export function transitionHistory(
       lines.push(line(after, null, 'finished', at, { step: null, func: null, outcome: after.flow.status }));
     }
   }
-  return lines.map((l) => (l.outcome === undefined ? (({ outcome: _o, ...rest }) => rest)(l) : l));
+  return lines;
 }

@@ -13,8 +13,11 @@ import { checkFilter, isRunnable } from './instance-filter';
 import { KEEP_FOR_INSTANCE, type RunnableDefinition, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from './instance-store';
 
 interface Row {
-  /** The record as saved: a snapshot no caller holds (see {@link snapshotRecord}); handed out as copies. */
-  record: InstanceRecord;
+  /**
+   * The record as saved: a snapshot no caller holds (see {@link snapshotRecord}), handed out as copies; or, once the
+   * instance has ended and will not change again, its JSON text (cheaper to keep: no object graph to collect).
+   */
+  record: InstanceRecord | string;
   version: number;
   summary: InstanceSummary;
   /** The fingerprint the record carries (null: written before versions). */
@@ -68,7 +71,11 @@ export class MemoryStore implements InstanceStore {
   load(id: string): Promise<InstanceRecord | undefined> {
     const row = this.rows.get(id);
     if (row === undefined) return Promise.resolve(undefined);
-    return Promise.resolve(copyJson(row.record));
+    try {
+      return Promise.resolve(typeof row.record === 'string' ? decodeRecord(row.record, id) : copyJson(row.record));
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
   }
 
   loadUnleased(id: string, owner: string, now: number): Promise<InstanceRecord | 'leased' | undefined> {
@@ -276,7 +283,8 @@ export class MemoryStore implements InstanceStore {
   /** The stored JSON of an instance, to round-trip it in tests. */
   exportJson(id: string): string | undefined {
     const row = this.rows.get(id);
-    return row === undefined ? undefined : encodeRecord(row.record);
+    if (row === undefined) return undefined;
+    return typeof row.record === 'string' ? row.record : encodeRecord(row.record);
   }
 
   /** Stores a record from its JSON (as {@link exportJson} gave it), replacing any with the same id. */
@@ -298,7 +306,7 @@ export class MemoryStore implements InstanceStore {
     // History lines are fresh objects the writer never touches again; history() hands out copies.
     for (const h of writes.history ?? []) history.push(h);
     this.rows.set(record.id, {
-      record: snapshotRecord(record),
+      record: isFinalStatus(record.flow.status) ? encodeRecord(record) : snapshotRecord(record),
       version: record.version,
       summary: { id: record.id, workflow: record.workflow, version: versionOf(record), status: record.flow.status, createdAt: record.createdAt, updatedAt: record.updatedAt },
       fingerprint: record.fingerprint ?? null,
