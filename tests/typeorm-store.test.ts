@@ -476,6 +476,19 @@ function groupCommitTests(h: Harness): void {
   });
 
 
+  it('writes again once a failing table is back: nothing of a failed batch (prepared statements included) lingers', async () => {
+    const records = await seed(4);
+    await Promise.all(records.map((r) => store.save({ ...r, state: { n: 1 } }, { history: [line('one')] })));
+    const schema = schemaOf(h, store);
+    const away = schema === undefined ? '"sagaflow_history_away"' : `"${schema}"."sagaflow_history_away"`;
+    await h.sql(store, 'ALTER TABLE {history} RENAME TO sagaflow_history_away');
+    const failed = await Promise.allSettled(records.map((r) => store.save({ ...r, version: 2, state: { n: 2 } }, { history: [line('two')] })));
+    expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
+    await h.sql(store, `ALTER TABLE ${away} RENAME TO sagaflow_history`);
+    expect(await Promise.all(records.map((r) => store.save({ ...r, version: 2, state: { n: 3 } }, { history: [line('three')] })))).toEqual([3, 3, 3, 3]);
+    for (const r of records) expect((await store.history(r.id)).map((l) => l.outcome)).toEqual(['one', 'three']);
+  });
+
   it('keeps states with quotes, backslashes, unicode and question marks intact through a batch', async () => {
     const records = await seed(5);
     const tricky = { text: "it's a \\ back\\slash, a 'quote', \"double\", ?, $1, \u00e9\u4e2d\ud83d\ude00", nested: { n: -1.5, big: 2 ** 52, yes: true, none: null } };

@@ -149,6 +149,11 @@ export class Dialect {
     return sql.replace(/\?/g, () => literal(params[i++]));
   }
 
+  /** The values as a list of literals (see {@link inline}), for `EXECUTE name(…)`. */
+  static literals(params: readonly unknown[]): string {
+    return params.map(literal).join(', ');
+  }
+
   /** `?, ?, ?` for `n` values. */
   static marks(n: number): string {
     return new Array<string>(n).fill('?').join(', ');

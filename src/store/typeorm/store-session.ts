@@ -21,16 +21,51 @@ interface PgResult {
   readonly rowCount: number | null;
 }
 
+/** The statements prepared on each connection (session), by their text, and their names. */
+const preparedOn = new WeakMap<PgClient, Map<string, string>>();
+/** At most this many statements are prepared per connection; others are sent with their values inlined. */
+const PREPARED_PER_CONNECTION = 200;
+let preparedNames = 0;
+
 /**
- * Sends `BEGIN`, the statements (their values inlined as literals) and `COMMIT` as one simple query: one round trip
- * for a whole batch. Answers each statement's result.
+ * Sends `BEGIN`, the statements and `COMMIT` as one simple query: one round trip for a whole batch. Each statement's
+ * text is prepared once per connection (`PREPARE`, so PostgreSQL parses and plans it once) and run with `EXECUTE`
+ * and its values as literals. Answers each statement's result. A failure rolls the transaction back and forgets the
+ * connection's prepared statements.
  */
-async function pipeline(client: PgClient, statements: readonly Statement<unknown>[]): Promise<ExecResult[]> {
-  const text = ['BEGIN', ...statements.map((s) => Dialect.inline(s.sql, s.params)), 'COMMIT'].join(';\n');
-  const answer = await client.query(text);
+async function pipeline(client: PgClient, dialect: Dialect, statements: readonly Statement<unknown>[]): Promise<ExecResult[]> {
+  let names = preparedOn.get(client);
+  if (names === undefined) preparedOn.set(client, (names = new Map<string, string>()));
+  const fresh = new Map<string, string>();
+  const parts = ['BEGIN'];
+  const at: number[] = [];
+  for (const s of statements) {
+    let name = names.get(s.sql) ?? fresh.get(s.sql);
+    if (name === undefined && names.size + fresh.size < PREPARED_PER_CONNECTION) {
+      name = `sagaflow_s${++preparedNames}`;
+      fresh.set(s.sql, name);
+      parts.push(`PREPARE ${name} AS ${dialect.sql(s.sql)}`);
+    }
+    at.push(parts.length);
+    parts.push(name === undefined ? Dialect.inline(s.sql, s.params) : `EXECUTE ${name}(${Dialect.literals(s.params)})`);
+  }
+  parts.push('COMMIT');
+  let answer: PgResult | PgResult[];
+  try {
+    answer = await client.query(parts.join(';\n'));
+  } catch (error) {
+    names.clear();
+    await client.query('ROLLBACK').catch(() => undefined);
+    await client.query('DEALLOCATE ALL').catch(() => undefined);
+    throw error;
+  }
+  for (const [sql, name] of fresh) names.set(sql, name);
   const results = Array.isArray(answer) ? answer : [answer];
-  if (results.length !== statements.length + 2) throw new Error(`a pipelined batch of ${statements.length} statements answered ${results.length} results`);
-  return results.slice(1, -1).map((r) => ({ rows: r.rows, affected: r.rowCount ?? 0 }));
+  if (results.length !== parts.length) throw new Error(`a pipelined batch of ${parts.length} statements answered ${results.length} results`);
+  return at.map((i) => {
+    const r = results[i] as PgResult;
+    return { rows: r.rows, affected: r.rowCount ?? 0 };
+  });
 }
 
 /** The part of a better-sqlite3 database the store's writer and reader use. */
@@ -176,7 +211,7 @@ export class StoreSession {
           await runner.release().catch(() => undefined);
           throw error;
         }
-        return { exec: this.dialect.exec(runner), pipeline: (statements) => pipeline(client, statements), release: () => runner.release() };
+        return { exec: this.dialect.exec(runner), pipeline: (statements) => pipeline(client, this.dialect, statements), release: () => runner.release() };
       };
       this.queue = new WriteQueue({ connect, maxBatch, lanes: this.setup.lanes ?? 1 });
     }
