@@ -126,6 +126,7 @@ export { EventBus, type BusProblem } from './bus/event-bus';
 export type { SagaEvent, SagaEventInput, MatchValue } from './bus/event';
 export type { InstanceStore, InstanceFilter, InstanceSummary, DueWait, PendingEvent, TransitionWrites, RunnableDefinition, StoredOutline, PurgeOptions } from './store/instance-store';
 export { KEEP_FOR_INSTANCE } from './store/instance-store';
+export { OperatorRequestKind, type OperatorRequest, type OperatorRequestInput } from './store/operator-request';
 export { MemoryStore } from './store/memory-store';
 export { SystemClock, type Clock, type TimerHandle } from './time/clock';
 export { toMillis, type Duration } from './time/duration';

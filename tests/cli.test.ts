@@ -1,31 +1,10 @@
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runCli, type CliIo } from '../src/cli/run-cli';
+import { sagaflow, type Ran } from './support/cli';
 import { TypeormStore } from '../src/store/typeorm';
 import { createTestDatabase, dropTestDatabase } from './support/postgres';
 import { sampleDatabase } from './support/operating-fixture';
-
-interface Ran {
-  readonly code: number;
-  readonly out: string;
-  readonly err: string;
-}
-
-/** Runs the CLI in-process; `now` is what --since and --older-than count back from. */
-async function sagaflow(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; now?: number } = {}): Promise<Ran> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIo = {
-    out: (t) => out.push(t),
-    err: (t) => err.push(t),
-    env: options.env ?? {},
-    cwd: options.cwd ?? tmpdir(),
-    ...(options.now === undefined ? {} : { now: () => options.now as number }),
-  };
-  const code = await runCli(args, io);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 const DAY = 86_400_000;
 let dir: string;

@@ -6,7 +6,7 @@ import type { Browser } from 'playwright-core';
 import { runCli } from '../src/cli/run-cli';
 import { TypeormStore } from '../src/store/typeorm';
 import { launchChromium } from './support/chromium';
-import { fixtureRuntime, PaymentWithReceipt, sampleDatabase } from './support/operating-fixture';
+import { bank, compensationFailedInstance, fixtureRuntime, PaymentWithReceipt, sampleDatabase } from './support/operating-fixture';
 
 /** A GET with a chosen Host header: status and body. */
 function get(url: string, host?: string): Promise<{ status: number; body: string }> {
@@ -20,6 +20,25 @@ function get(url: string, host?: string): Promise<{ status: number; body: string
     });
     req.on('error', reject);
     req.end();
+  });
+}
+
+/** A form POST: status and body. */
+function post(url: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<{ status: number; body: string; location?: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const body = new URLSearchParams(form).toString();
+    const req = request(
+      { method: 'POST', host: '127.0.0.1', port: u.port, path: u.pathname, headers: { host: u.host, 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(body)), ...headers } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, ...(res.headers.location === undefined ? {} : { location: res.headers.location }) }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
   });
 }
 
@@ -156,4 +175,70 @@ describe('the inspector in a real browser (headless Chromium)', () => {
     ]);
     await page.close();
   });
+});
+
+describe('the inspector writes operator requests', () => {
+  let appFile: string;
+  let app: ReturnType<typeof fixtureRuntime>;
+  let store: TypeormStore;
+  let inspector: { url: string; stop: () => Promise<number> };
+  let browser: Browser;
+
+  beforeAll(async () => {
+    appFile = path.join(dir, 'app-running.db');
+    store = TypeormStore.sqlite({ file: appFile });
+    await compensationFailedInstance(store, 'refund-9');
+    await compensationFailedInstance(store, 'refund-10');
+    // The application runs, with the workflow's code, on the same file; the inspector is another connection.
+    app = fixtureRuntime(store, { pollInterval: '50ms' });
+    await app.start();
+    inspector = await inspect(appFile);
+    browser = await launchChromium();
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser.close();
+    await inspector.stop();
+    await app.close();
+    await store.close();
+  });
+
+  it('refuses a form without the token, or from another origin, with 403', async () => {
+    const page = (await get(`${inspector.url}instances/refund-10`)).body;
+    const token = /name="token" value="([0-9a-f]+)"/.exec(page)?.[1] ?? '';
+    expect(token).toHaveLength(48);
+    const target = `${inspector.url}instances/refund-10/requests`;
+    expect((await post(target, { kind: 'skip-compensation' })).status).toBe(403);
+    expect((await post(target, { kind: 'skip-compensation', token: 'f'.repeat(48) })).status).toBe(403);
+    expect((await post(target, { kind: 'skip-compensation', token }, { origin: 'http://evil.example' })).status).toBe(403);
+    expect((await post(target, { kind: 'cancel', token, reason: 'x' })).status).toBe(409);
+    expect((await store.pendingRequests('refund-10')).length).toBe(0);
+    const confirmed = await post(target, { kind: 'skip-compensation', token, by: 'ops', reason: 'refunded by hand' });
+    expect(confirmed.status).toBe(303);
+    expect(confirmed.location).toMatch(/^\/instances\/refund-10\?request=/);
+    for (let i = 0; i < 200 && (await store.load('refund-10'))?.flow.status !== 'rolled_back'; i += 1) await new Promise((r) => setTimeout(r, 50));
+    expect((await store.history('refund-10')).find((h) => h.kind === 'operator')).toMatchObject({ outcome: 'skipCompensation', note: 'by ops: refunded by hand' });
+  });
+
+  it('a click on retry, confirmed, moves a compensation_failed instance on while the application runs (headless Chromium)', async () => {
+    bank.refusing = false;
+    const page = await browser.newPage();
+    await page.goto(`${inspector.url}instances/refund-9`);
+    expect(await page.locator('h1 .status').textContent()).toBe('compensation_failed');
+    await page.click('button[data-action="retry-compensation"]');
+    await page.waitForSelector('#confirm');
+    await page.fill('input[name="reason"]', 'the bank is back');
+    await page.click('#confirm');
+    await page.waitForSelector('#flash');
+    expect(await page.locator('#flash').textContent()).toMatch(/request retry-compensation \(.+\) (is pending|was applied)/);
+    let status = '';
+    for (let i = 0; i < 100 && status !== 'rolled_back'; i += 1) {
+      await new Promise((r) => setTimeout(r, 100));
+      await page.reload();
+      status = (await page.locator('h1 .status').textContent()) ?? '';
+    }
+    expect(status).toBe('rolled_back');
+    expect(await page.locator('#timeline').textContent()).toContain('by inspector: the bank is back');
+    await page.close();
+  }, 30_000);
 });

@@ -3,6 +3,7 @@
  * (`list`, `show`, `history`, `inspect`) open the database read-only and never resume anything; `purge` deletes
  * finished instances. {@link runCli} runs a command in-process (tests call it); bin.ts wires it to the process.
  */
+import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { InstanceStatus } from '../engine/flow-fields';
@@ -12,6 +13,7 @@ import { SagaflowError } from '../errors/sagaflow-error';
 import { parseDuration } from '../time/duration';
 import type { InstanceFilter } from '../store/instance-store';
 import { PURGEABLE_STATUSES } from '../store/purge-options';
+import type { OperatorRequestKind } from '../store/operator-request';
 import type { TypeormStore } from '../store/typeorm/typeorm-store';
 import { databaseName, DEFAULT_DB, openDatabase, type DatabaseLocation } from '../operating/open-database';
 import { historyOutcome, historySubject, instanceFacts, isoTime, shortDuration, timeline } from '../operating/instance-view';
@@ -216,8 +218,9 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
     .action(async (flags: DbFlags & { port: string }) => {
       const port = Number(flags.port);
       if (!/^\d+$/.test(flags.port) || port > 65535) badArgument(`--port must be a port number (0 for any free one), got ${JSON.stringify(flags.port)}`);
-      await withStore(flags, 'read', async (store) => {
-        const inspector = await startInspector({ store, port, database: databaseName(location(flags), io.env, io.cwd) });
+      // Opened for writing (never migrated): its buttons write operator requests.
+      await withStore(flags, 'write', async (store) => {
+        const inspector = await startInspector({ store, port, database: databaseName(location(flags), io.env, io.cwd), requests: true });
         io.out(`sagaflow inspector: ${inspector.url} (database ${databaseName(location(flags), io.env, io.cwd)}); Ctrl-C stops it`);
         io.listening?.(inspector.url);
         await new Promise<void>((resolve) => {
@@ -228,6 +231,46 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
         await inspector.close();
       });
     });
+
+  const REQUESTS: readonly { kind: OperatorRequestKind; what: string }[] = [
+    { kind: 'retry-compensation', what: 'call the failed compensations of a compensation_failed instance again' },
+    { kind: 'skip-compensation', what: 'give up on the failed compensations of a compensation_failed instance and go on with the earlier ones' },
+    { kind: 'cancel', what: 'roll an instance back (--reason is required)' },
+    { kind: 'resume', what: 'let a blocked instance go on once its definition is registered again' },
+  ];
+  for (const { kind, what } of REQUESTS) {
+    const command = withDb(program.command(kind).description(`${what}: written as a request that the runtime running the instance applies`).argument('<id>', 'the instance id'))
+      .option('--by <name>', 'who asks (recorded in the history)', `${io.env.USER ?? 'operator'} (sagaflow CLI)`)
+      .option('--wait <seconds>', 'wait until the runtime applied it (exit 7 if it refused), at most this long', '0');
+    if (kind === 'cancel') command.requiredOption('--reason <text>', 'why (recorded in the history)');
+    else command.option('--reason <text>', 'why (recorded in the history)');
+    command.action(async (id: string, flags: DbFlags & { by: string; reason?: string; wait: string }) => {
+      const waitMs = Number(flags.wait) * 1000;
+      if (!/^\d+(\.\d+)?$/.test(flags.wait)) badArgument(`--wait must be a number of seconds, got ${JSON.stringify(flags.wait)}`);
+      await withStore(flags, 'write', async (store) => {
+        const request = await store.request({ instanceId: id, kind, by: flags.by, ...(flags.reason === undefined ? {} : { reason: flags.reason }) }, randomUUID(), now());
+        io.out(`requested ${kind} of ${id} (request ${request.id}); the runtime that runs the instance applies it and records it in its history`);
+        if (waitMs <= 0) return;
+        const until = Date.now() + waitMs;
+        for (;;) {
+          const current = await store.requestById(request.id);
+          if (current?.state === 'done') {
+            io.out(`applied at ${isoTime(current.doneAt ?? now())}`);
+            return;
+          }
+          if (current?.state === 'failed') {
+            const e = current.error;
+            throw new SagaflowError(e?.code ?? 'ERROR', `the runtime could not apply it: ${e?.message ?? 'no reason given'}`);
+          }
+          if (Date.now() >= until) {
+            io.out(`still pending after ${flags.wait} s: no runtime that runs ${id} has picked it up yet (is the application running?)`);
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      });
+    });
+  }
 
   program
     .command('describe')

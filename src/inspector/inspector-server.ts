@@ -9,6 +9,24 @@ import { UnknownInstanceError } from '../errors/runtime-errors';
 import { InstanceStatus } from '../engine/flow-fields';
 import type { InstanceStore } from '../store/instance-store';
 import { instancePage, LIST_CAP, listPage, messagePage } from './pages';
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { SagaflowError } from '../errors/sagaflow-error';
+import type { OperatorRequestKind } from '../store/operator-request';
+import { ACTIONS, actionButtons, confirmPage } from './operator-forms';
+
+/** The body of a form post, at most 64 kB. */
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      body += chunk;
+      if (body.length > 65_536) req.destroy(new Error('the form is too large'));
+    });
+    req.on('end', () => resolve(body));
+    req.on('error', reject);
+  });
+}
 
 /** Options of {@link startInspector}. */
 export interface InspectorOptions {
@@ -18,6 +36,8 @@ export interface InspectorOptions {
   readonly port?: number;
   /** The database's name, shown on the pages. @default '' */
   readonly database?: string;
+  /** Show operator buttons that write requests (the store must be writable). @default false */
+  readonly requests?: boolean;
 }
 
 /** A running inspector. */
@@ -38,7 +58,7 @@ function send(res: ServerResponse, status: number, html: string): void {
     'x-content-type-options': 'nosniff',
     'x-frame-options': 'DENY',
     'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'",
-    'referrer-policy': 'no-referrer',
+    'referrer-policy': 'same-origin',
   });
   res.end(html);
 }
@@ -52,7 +72,53 @@ function send(res: ServerResponse, status: number, html: string): void {
 export async function startInspector(options: InspectorOptions): Promise<Inspector> {
   const { store } = options;
   const database = options.database ?? '';
+  const writable = options.requests === true && store.request !== undefined;
+  /** Every form carries it: a page from another origin cannot post to the inspector without it. */
+  const token = randomBytes(24).toString('hex');
   let port = 0;
+
+  const tokenOk = (given: string | null): boolean => {
+    const a = Buffer.from(given ?? '');
+    const b = Buffer.from(token);
+    return a.length === b.length && timingSafeEqual(a, b);
+  };
+
+  const post = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    const match = /^\/instances\/([^/]+)\/(confirm|requests)$/.exec(url.pathname);
+    const origin = req.headers.origin;
+    if (!writable || match === null) {
+      send(res, 405, messagePage('Method not allowed', 'this inspector takes no requests here'));
+      return;
+    }
+    const form = new URLSearchParams(await readBody(req));
+    if (!tokenOk(form.get('token')) || (origin !== undefined && origin !== `http://127.0.0.1:${port}` && origin !== `http://localhost:${port}`)) {
+      send(res, 403, messagePage('Forbidden', 'the form did not come from this inspector (reload the instance page and try again)'));
+      return;
+    }
+    const id = decodeURIComponent(match[1] as string);
+    const kind = form.get('kind') ?? '';
+    const record = await store.load(id);
+    if (record === undefined) throw new UnknownInstanceError(id);
+    if (!(kind in ACTIONS)) {
+      send(res, 400, messagePage('Unknown request', `no such operator request: ${kind}`));
+      return;
+    }
+    const k = kind as OperatorRequestKind;
+    if (match[2] === 'confirm') {
+      send(res, 200, confirmPage(record, k, token));
+      return;
+    }
+    const by = form.get('by') ?? '';
+    const reason = form.get('reason') ?? '';
+    try {
+      const request = await (store.request as NonNullable<InstanceStore['request']>)({ instanceId: id, kind: k, ...(by === '' ? {} : { by }), ...(reason === '' ? {} : { reason }) }, randomUUID(), Date.now());
+      res.writeHead(303, { location: `/instances/${encodeURIComponent(id)}?request=${encodeURIComponent(request.id)}` });
+      res.end();
+    } catch (error) {
+      if (!(error instanceof SagaflowError) || error instanceof UnknownInstanceError) throw error;
+      send(res, 409, messagePage('Refused', `${error.message} (${error.code})`));
+    }
+  };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const host = (req.headers.host ?? '').toLowerCase();
@@ -61,6 +127,10 @@ export async function startInspector(options: InspectorOptions): Promise<Inspect
       return;
     }
     const url = new URL(req.url ?? '/', `http://${host}`);
+    if (req.method === 'POST') {
+      await post(req, res, url);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, messagePage('Method not allowed', `${req.method ?? ''} is not served here`));
       return;
@@ -80,7 +150,13 @@ export async function startInspector(options: InspectorOptions): Promise<Inspect
       const record = await store.load(id);
       if (record === undefined) throw new UnknownInstanceError(id);
       const [history, outlines] = await Promise.all([store.history(id), store.outlines?.(record.workflow) ?? Promise.resolve([])]);
-      send(res, 200, instancePage({ record, history, outlines }));
+      const asked = url.searchParams.get('request');
+      const request = asked === null ? undefined : await store.requestById?.(asked);
+      const flash =
+        request === undefined
+          ? undefined
+          : `request ${request.kind} (${request.id}) ${request.state === 'pending' ? 'is pending: the runtime that runs this instance applies it (reload to see)' : request.state === 'done' ? 'was applied' : `failed: ${request.error?.message ?? ''}`}`;
+      send(res, 200, instancePage({ record, history, outlines, ...(writable ? { actions: actionButtons(record, token) } : {}), ...(flash === undefined ? {} : { flash }) }));
       return;
     }
     send(res, 404, messagePage('Not found', `nothing at ${url.pathname}`));

@@ -4,6 +4,8 @@ import type { InstanceStatus, Wait } from '../engine/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../engine/instance-record';
 import type { WorkflowOutline } from '../workflow/workflow-outline';
+import type { OperatorRequest, OperatorRequestInput } from './operator-request';
+import type { SerializedError } from '../errors/serialized-error';
 
 /** The `retainUntil` of an event kept for the instance it was published to: it does not expire. */
 export const KEEP_FOR_INSTANCE = Number.MAX_SAFE_INTEGER;
@@ -96,6 +98,11 @@ export interface InstanceStore {
    * @default false
    */
   readonly shared?: boolean;
+  /**
+   * True when other processes may open the store too (an SQLite file): the runtime then polls it for the operator
+   * requests they write (the `sagaflow` CLI, the inspector). A shared store is polled anyway. @default false
+   */
+  readonly multiProcess?: boolean;
   /** Prepares the store (connects, runs migrations); the runtime awaits it before first use. */
   init?(): Promise<void>;
   /** Ids of instances with inbox deliveries not yet consumed (at most `limit`), only of `runnable` ones when given. */
@@ -199,6 +206,19 @@ export interface InstanceStore {
    * @throws OperatingError `NOT_PURGEABLE` for a status that is not finished; InvalidArgumentError for a bad limit or time
    */
   purge?(options: PurgeOptions): Promise<string[]>;
+  /**
+   * Writes an operator request in one transaction, after checking that it applies to the instance as stored.
+   * @throws UnknownInstanceError; SagaflowError `INSTANCE_FINISHED`; InvalidOperationError `INVALID_OPERATION`; InvalidArgumentError
+   */
+  request?(input: OperatorRequestInput, id: string, now: number): Promise<OperatorRequest>;
+  /** A stored request, or undefined. */
+  requestById?(id: string): Promise<OperatorRequest | undefined>;
+  /** The pending requests of an instance, oldest first. */
+  pendingRequests?(instanceId: string): Promise<OperatorRequest[]>;
+  /** Ids of instances with pending requests (at most `limit`, oldest request first), only of `runnable` ones when given. */
+  requestInstances?(limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]>;
+  /** Marks a pending request done, or failed with `error`. */
+  finishRequest?(id: string, error: SerializedError | null, now: number): Promise<void>;
   /** Releases resources; the store is unusable afterwards. */
   close(): Promise<void>;
 }

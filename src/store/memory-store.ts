@@ -8,6 +8,8 @@ import { versionOf, type InstanceRecord, type TrackRef } from '../engine/instanc
 import { deadlinesOf, decodeRecord, encodeRecord, isParked, waitsOf } from './record-codec';
 import { checkFilter, isRunnable } from './instance-filter';
 import { checkPurge } from './purge-options';
+import { checkRequestApplies, checkRequestInput, type OperatorRequest, type OperatorRequestInput } from './operator-request';
+import type { SerializedError } from '../errors/serialized-error';
 import type { WorkflowOutline } from '../workflow/workflow-outline';
 import { KEEP_FOR_INSTANCE, type PurgeOptions, type StoredOutline, type RunnableDefinition, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from './instance-store';
 
@@ -49,6 +51,7 @@ export class MemoryStore implements InstanceStore {
   private readonly scheduleTicks = new Map<string, { tick: number; updatedAt: number }>();
   private readonly workers = new Map<string, { runs: RunnableDefinition[]; seenAt: number }>();
   private readonly storedOutlines = new Map<string, StoredOutline>();
+  private readonly requests = new Map<string, OperatorRequest>();
 
   create(record: InstanceRecord, writes: TransitionWrites = {}): Promise<boolean> {
     if (this.rows.has(record.id)) return Promise.resolve(false);
@@ -276,10 +279,43 @@ export class MemoryStore implements InstanceStore {
         const row = this.rows.get(id) as Row;
         this.waits.removeInstance(id, row.tracks);
         this.rows.delete(id);
+        for (const [key, r] of this.requests) if (r.instanceId === id) this.requests.delete(key);
         for (const e of this.retained.removeWhere((event) => event.instanceId === id)) this.retainedUntil.delete(e.id);
       }
     }
     return Promise.resolve(ids);
+  }
+
+  async request(input: OperatorRequestInput, id: string, now: number): Promise<OperatorRequest> {
+    checkRequestInput(input);
+    checkRequestApplies(input, await this.load(input.instanceId));
+    const request: OperatorRequest = { id, ...input, requestedAt: now, state: 'pending' };
+    this.requests.set(id, request);
+    return structuredClone(request);
+  }
+
+  requestById(id: string): Promise<OperatorRequest | undefined> {
+    const found = this.requests.get(id);
+    return Promise.resolve(found === undefined ? undefined : structuredClone(found));
+  }
+
+  pendingRequests(instanceId: string): Promise<OperatorRequest[]> {
+    return Promise.resolve(structuredClone([...this.requests.values()].filter((r) => r.instanceId === instanceId && r.state === 'pending')));
+  }
+
+  requestInstances(limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]> {
+    const ids = new Set<string>();
+    for (const r of this.requests.values()) {
+      const row = this.rows.get(r.instanceId);
+      if (r.state === 'pending' && row !== undefined && ids.size < limit && this.runs(row, runnable)) ids.add(r.instanceId);
+    }
+    return Promise.resolve([...ids]);
+  }
+
+  finishRequest(id: string, error: SerializedError | null, now: number): Promise<void> {
+    const found = this.requests.get(id);
+    if (found?.state === 'pending') this.requests.set(id, { ...found, state: error === null ? 'done' : 'failed', ...(error === null ? {} : { error }), doneAt: now });
+    return Promise.resolve();
   }
 
   close(): Promise<void> {

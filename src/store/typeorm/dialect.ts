@@ -16,6 +16,7 @@ export const TABLES = {
   schedule: 'sagaflow_schedule',
   workers: 'sagaflow_workers',
   definitions: 'sagaflow_definitions',
+  requests: 'sagaflow_requests',
 } as const;
 export type TableKey = keyof typeof TABLES;
 
@@ -107,6 +108,7 @@ export class Dialect {
       schedule: qualify(TABLES.schedule),
       workers: qualify(TABLES.workers),
       definitions: qualify(TABLES.definitions),
+      requests: qualify(TABLES.requests),
     };
   }
 

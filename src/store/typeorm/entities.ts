@@ -81,6 +81,22 @@ export interface SagaflowDefinitionRow {
   registeredAt: number | string;
 }
 
+/** A row of `sagaflow_requests`: an operator request, pending until the worker running its instance applies it. */
+export interface SagaflowRequestRow {
+  id: string;
+  instanceId: string;
+  /** `retry-compensation`, `skip-compensation`, `cancel` or `resume`. */
+  kind: string;
+  requestedBy: string | null;
+  reason: string | null;
+  requestedAt: number | string;
+  /** `pending`, `done` or `failed`. */
+  state: string;
+  /** JSON of the serialised error of a failed request, or null. */
+  error: string | null;
+  doneAt: number | string | null;
+}
+
 /** A row of `sagaflow_history`: one line of an instance's history (append-only). */
 export interface SagaflowHistoryRow {
   id: number | string;
@@ -256,6 +272,26 @@ export function sagaflowEntities(kind: DriverKind, schema?: string): EntitySchem
         outline: { type: t(c.json) },
         registeredAt: { name: 'registered_at', type: t(c.bigint) },
       },
+    }) as EntitySchema,
+    new EntitySchema<SagaflowRequestRow>({
+      name: 'SagaflowRequest',
+      tableName: TABLES.requests,
+      ...where,
+      columns: {
+        id: { type: t(c.string), primary: true },
+        instanceId: { name: 'instance_id', type: t(c.string) },
+        kind: { type: t(c.string) },
+        requestedBy: { name: 'requested_by', type: t(c.string), nullable: true },
+        reason: { type: t(c.text), nullable: true },
+        requestedAt: { name: 'requested_at', type: t(c.bigint) },
+        state: { type: t(c.string) },
+        error: { type: t(c.text), nullable: true },
+        doneAt: { name: 'done_at', type: t(c.bigint), nullable: true },
+      },
+      indices: [
+        { name: 'IDX_sagaflow_requests_state', columns: ['state', 'requestedAt'] },
+        { name: 'IDX_sagaflow_requests_instance', columns: ['instanceId', 'requestedAt'] },
+      ],
     }) as EntitySchema,
   ];
 }

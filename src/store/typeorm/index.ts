@@ -25,6 +25,7 @@ export {
   SagaflowAddressedEvents1763850000000,
   SagaflowVersions1763900000000,
   SagaflowOperating1764000000000,
+  SagaflowOperatorRequests1764100000000,
   type SagaflowMigrationClass,
 } from './migrations';
 export { runSagaflowMigrations, MigrationsPendingError, type RunMigrationsOptions } from './migrate';
@@ -38,6 +39,7 @@ export {
   type SagaflowScheduleRow,
   type SagaflowWorkerRow,
   type SagaflowDefinitionRow,
+  type SagaflowRequestRow,
 } from './entities';
 export type { DriverKind } from './dialect';
 export { SagaFlowColumns, SagaFlowJsonbColumns, SagaFlowBaseColumns, type SagaFlowFields } from './saga-flow-columns';

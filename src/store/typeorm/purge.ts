@@ -24,6 +24,6 @@ export async function purgeInstances(x: Exec, dialect: Dialect, options: PurgeOp
   const ids = rows.map((r) => String(r.id));
   if (ids.length === 0) return [];
   const marks = Dialect.marks(ids.length);
-  for (const table of ['history', 'inbox', 'waits', 'retained'] as const) await x(`DELETE FROM ${dialect.t(table)} WHERE instance_id IN (${marks})`, ids);
+  for (const table of ['history', 'inbox', 'waits', 'retained', 'requests'] as const) await x(`DELETE FROM ${dialect.t(table)} WHERE instance_id IN (${marks})`, ids);
   return ids;
 }

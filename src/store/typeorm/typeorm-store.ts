@@ -22,6 +22,8 @@ import { StoreEvents } from './store-events';
 import { SharedWorkers } from './shared-workers';
 import { StoreOperating } from './store-operating';
 import type { WorkflowOutline } from '../../workflow/workflow-outline';
+import type { OperatorRequest, OperatorRequestInput } from '../operator-request';
+import type { SerializedError } from '../../errors/serialized-error';
 
 /** Counters of a store's writes (transactions and how many writes each carried). */
 export type TypeormStoreStats = WriteStats;
@@ -179,6 +181,11 @@ export class TypeormStore implements InstanceStore {
    */
   get shared(): boolean {
     return this.setup.kind === 'postgres';
+  }
+
+  /** True unless the store is an in-memory SQLite database: other processes (the `sagaflow` CLI) may open it. */
+  get multiProcess(): boolean {
+    return this.setup.kind === 'postgres' || this.setup.file !== undefined;
   }
 
   /** True while the PostgreSQL LISTEN connection of {@link onInbox} is up. */
@@ -339,6 +346,26 @@ export class TypeormStore implements InstanceStore {
 
   purge(options: PurgeOptions): Promise<string[]> {
     return this.operating.purge(options);
+  }
+
+  request(input: OperatorRequestInput, id: string, now: number): Promise<OperatorRequest> {
+    return this.operating.request(input, id, now);
+  }
+
+  requestById(id: string): Promise<OperatorRequest | undefined> {
+    return this.operating.requestById(id);
+  }
+
+  pendingRequests(instanceId: string): Promise<OperatorRequest[]> {
+    return this.operating.pendingRequests(instanceId);
+  }
+
+  requestInstances(limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]> {
+    return this.operating.requestInstances(limit, runnable);
+  }
+
+  finishRequest(id: string, error: SerializedError | null, now: number): Promise<void> {
+    return this.operating.finishRequest(id, error, now);
   }
 
   /** Waits for the writes in progress, then closes the connections it opened (never the application's). */

@@ -1,0 +1,185 @@
+/**
+ * Operator acts as requests in the store (DESIGN §11): the runtime's own operator methods write one and apply it at
+ * once when they can; requests other processes wrote (the `sagaflow` CLI, the inspector, another runtime) are found by
+ * a poll on the runtime's clock and applied by whichever worker runs the instance, which records who, why and when
+ * in its history and marks the request done — or failed, with the error.
+ */
+import { InstanceBlockedError, LeasedElsewhereError } from '../errors/runtime-errors';
+import { SagaflowError } from '../errors/sagaflow-error';
+import { serializeThrown } from '../errors/serialized-error';
+import type { OperatorRequest, OperatorRequestInput } from '../store/operator-request';
+import type { TimerHandle } from '../time/clock';
+import type { EventDelivery } from './event-delivery';
+import type { Instances } from './instances';
+import type { OperatorApi } from './operator-api';
+import { noteText } from './operator-input';
+import type { Registry } from './registry';
+import { randomId, type RuntimeContext } from './runtime-context';
+import type { OperatorNote } from './runtime-options';
+
+/** Thrown by {@link OperatorRequests.apply} when this runtime cannot apply the request now (another worker runs the instance, or nobody can yet). */
+class NotHere extends Error {
+  constructor(readonly why: unknown) {
+    super('not applicable here');
+  }
+}
+
+export class OperatorRequests {
+  private timer: TimerHandle | null = null;
+  private polling: Promise<void> | null = null;
+  private started = false;
+  /** Requests being applied, by instance: one instance's requests apply one after the other. */
+  private readonly applying = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly ctx: RuntimeContext,
+    private readonly registry: Registry,
+    private readonly instances: Instances,
+    private readonly events: EventDelivery,
+    private readonly operator: OperatorApi,
+  ) {}
+
+  /** True when requests can come from elsewhere: the store is shared, or other processes may open it. */
+  private get watched(): boolean {
+    const store = this.ctx.store;
+    return store.requestInstances !== undefined && (store.shared === true || store.multiProcess === true);
+  }
+
+  /**
+   * Writes a request (checked against the stored instance) and applies it here when this runtime can; resolves once
+   * it is applied and recorded — by this runtime or, on a shared store, by the worker that holds the instance.
+   * @throws UnknownInstanceError; SagaflowError `INSTANCE_FINISHED`; InvalidOperationError `INVALID_OPERATION`;
+   * InstanceBlockedError when no runtime can run the instance yet (the request stays, for the one that will)
+   */
+  async ask(input: OperatorRequestInput): Promise<void> {
+    const ctx = this.ctx;
+    ctx.assertOpen(input.kind);
+    await ctx.ready();
+    const store = ctx.store;
+    if (store.request === undefined) {
+      // A store that keeps no requests: the act is applied here directly.
+      await this.act(input);
+      return;
+    }
+    const request = await store.request(input, randomId(), ctx.clock.now());
+    try {
+      await this.applyPending(input.instanceId, request.id);
+    } catch (error) {
+      if (!(error instanceof NotHere)) throw error;
+      if (!ctx.shared || !(error.why instanceof LeasedElsewhereError)) throw error.why;
+      await this.waitFor(request);
+    }
+  }
+
+  /** Starts looking for requests written elsewhere (once the runtime runs instances). */
+  start(): void {
+    if (this.started || !this.watched) return;
+    this.started = true;
+    void this.poll();
+  }
+
+  /** No more polls. */
+  stop(): void {
+    if (this.timer !== null) this.ctx.clock.clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /**
+   * Applies the pending requests of an instance in order. With `mine`, rethrows that request's own error (or a
+   * {@link NotHere}) instead of only recording it.
+   */
+  private async applyPending(instanceId: string, mine?: string): Promise<void> {
+    const previous = this.applying.get(instanceId) ?? Promise.resolve();
+    let failure: Error | undefined;
+    const run = previous.then(async () => {
+      for (const request of (await this.ctx.store.pendingRequests?.(instanceId)) ?? []) {
+        try {
+          await this.apply(request);
+        } catch (error) {
+          if (request.id === mine) failure = error instanceof Error ? error : new Error(String(error));
+          if (error instanceof NotHere) return; // the rest wait with it
+        }
+      }
+    });
+    const settled = run.catch(() => undefined);
+    this.applying.set(instanceId, settled);
+    await run;
+    if (this.applying.get(instanceId) === settled) this.applying.delete(instanceId);
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Applies one request and records its outcome; throws its error after recording it, or {@link NotHere}. */
+  private async apply(request: OperatorRequest): Promise<void> {
+    const store = this.ctx.store;
+    try {
+      await this.act(request);
+    } catch (error) {
+      if (error instanceof LeasedElsewhereError || error instanceof InstanceBlockedError) throw new NotHere(error);
+      await store.finishRequest?.(request.id, serializeThrown(error), this.ctx.clock.now());
+      throw error;
+    }
+    await store.finishRequest?.(request.id, null, this.ctx.clock.now());
+  }
+
+  /** Does what a request asks, with who and why recorded in the instance's history. */
+  private async act(request: OperatorRequestInput): Promise<void> {
+    const note: OperatorNote = { ...(request.by === undefined ? {} : { by: request.by }), ...(request.reason === undefined ? {} : { reason: request.reason }) };
+    const id = request.instanceId;
+    switch (request.kind) {
+      case 'retry-compensation':
+        return this.operator.operate(id, 'retryCompensation', note);
+      case 'skip-compensation':
+        return this.operator.operate(id, 'skipCompensation', note);
+      case 'cancel':
+        return this.operator.cancel(id, request.reason ?? 'cancelled by an operator', request.by === undefined ? {} : { by: request.by });
+      case 'resume': {
+        const actor = await this.instances.actor(id);
+        const text = noteText(note);
+        await actor.post({ type: 'resume' }, text === '' ? {} : { note: text });
+        await this.events.drainInbox(id);
+        return;
+      }
+    }
+  }
+
+  /**
+   * Waits, a poll interval at a time on the clock, until the worker holding the instance applied `mine` — or its lease
+   * ran out and this runtime applies it; rethrows its error.
+   */
+  private async waitFor(mine: OperatorRequest): Promise<void> {
+    const ctx = this.ctx;
+    for (;;) {
+      ctx.assertOpen(mine.kind);
+      await new Promise<void>((resolve) => ctx.clock.setTimeout(resolve, ctx.pollMs));
+      const request = await ctx.store.requestById?.(mine.id);
+      if (request === undefined || request.state === 'done') return;
+      if (request.state === 'failed') {
+        const e = request.error;
+        throw new SagaflowError(e?.code ?? 'ERROR', e?.message ?? 'the operator request failed', { ...(e?.details ?? {}), requestId: mine.id });
+      }
+      try {
+        await this.applyPending(mine.instanceId, mine.id);
+        return;
+      } catch (error) {
+        if (!(error instanceof NotHere && error.why instanceof LeasedElsewhereError)) throw error instanceof NotHere ? error.why : error;
+      }
+    }
+  }
+
+  /** One round: the requests of instances this worker runs; then the next round on the clock. */
+  private poll(): Promise<void> {
+    const ctx = this.ctx;
+    this.polling ??= (async () => {
+      try {
+        const runnable = this.registry.runnable();
+        for (const id of (await ctx.store.requestInstances?.(100, runnable)) ?? []) await this.applyPending(id).catch(() => undefined);
+      } catch (e) {
+        ctx.report('instance-failed', 'operator requests could not be read; the next poll will try again', e);
+      } finally {
+        this.polling = null;
+        if (ctx.open) this.timer = ctx.clock.setTimeout(() => void this.poll(), ctx.pollMs);
+      }
+    })();
+    return this.polling;
+  }
+}
