@@ -48,6 +48,7 @@ export {
 export { Workflow, type WorkflowRef } from './workflow/workflow-decorator';
 export { defineWorkflow, type WorkflowOptions, type WorkflowNode } from './workflow/compile-workflow';
 export type { WorkflowDefinition, StateClass, ExitOutcome } from './workflow/workflow-definition';
+export { describe, describeOutline } from './workflow/describe';
 export type { WorkflowOutline, OutlineNode, OutlineStep, OutlineBranch, OutlineParallel, OutlineForEach, OutlineWhen } from './workflow/workflow-outline';
 export { parallel, branch, type ParallelOptions, type IntoResult, type BranchSpec, type ParallelSpec } from './parallel/parallel';
 export { when, forEach, type WhenSpec, type WhenOptions, type ForEachSpec, type ForEachOptions } from './workflow/control-flow';
@@ -119,11 +120,12 @@ export {
   type MigrateAllReport,
 } from './runtime/saga-runtime';
 export { stopOnSignals, type StopOnSignalsOptions } from './runtime/stop-on-signals';
+export type { RetentionOptions } from './runtime/retention';
 export type { PublishReceipt } from './core/publish-receipt';
 export { consoleLogger, silentLogger, type Logger } from './core/logger';
 export { EventBus, type BusProblem } from './bus/event-bus';
 export type { SagaEvent, SagaEventInput } from './bus/event';
-export type { InstanceStore, InstanceFilter, InstanceSummary, DueWait, PendingEvent, TransitionWrites, RunnableDefinition } from './store/instance-store';
+export type { InstanceStore, InstanceFilter, InstanceSummary, DueWait, PendingEvent, TransitionWrites, RunnableDefinition, StoredOutline, PurgeOptions } from './store/instance-store';
 export { KEEP_FOR_INSTANCE } from './store/instance-store';
 export { MemoryStore } from './store/memory-store';
 export { SystemClock, type Clock, type TimerHandle } from './time/clock';
@@ -152,4 +154,5 @@ export { StateValidationError, StateNotSerializableError, BadStateError, StateHy
 export { ScheduleError, ScheduleErrorCode } from './errors/schedule-errors';
 export { MalformedResultError, TimeoutError, RollbackRequestedError } from './errors/step-errors';
 export { MissingDependencyError } from './errors/missing-dependency-error';
+export { OperatingError, OperatingErrorCode } from './errors/operating-errors';
 export type { SerializedError } from './errors/serialized-error';

@@ -2,6 +2,7 @@
  * The public shapes around {@link SagaRuntime}: its options, what `start`, `get` and `stop` return, and the
  * problems it reports. Kept apart so the runtime's collaborators can use them without importing the facade.
  */
+import type { RetentionOptions } from './retention';
 import type { ObserverSpec, FlowView } from '../observers/observer';
 import type { InstanceStatus } from '../core/flow-fields';
 import type { BlockedReason } from '../engine/instance-record';
@@ -56,6 +57,13 @@ export interface SagaRuntimeOptions {
    * `rateLimiters.jira`. Limits are kept per runtime process. @default {}
    */
   readonly rateLimiters?: Readonly<Record<string, RateLimitSpec>>;
+  /**
+   * How long finished instances are kept: `{ completed: '7d', rolledBack: '30d' }` deletes them (with their history
+   * and inbox rows) once older, in bounded batches, a round every `interval` (the first when the store opens).
+   * `compensation_failed` and `blocked` instances are never purged automatically. The store must support `purge`.
+   * @default nothing is ever purged
+   */
+  readonly retention?: RetentionOptions;
 }
 
 /** Who performs an operator action, and why; recorded in the instance's history. */
@@ -149,7 +157,7 @@ export interface WorkflowHandle<S> {
 
 /** A problem the runtime reported and survived (a throwing observer, a dropped event, a failed save). */
 export interface RuntimeProblem {
-  readonly kind: 'observer-failed' | 'event-dropped' | 'instance-failed' | 'instance-blocked' | 'bus-problem';
+  readonly kind: 'observer-failed' | 'event-dropped' | 'instance-failed' | 'instance-blocked' | 'bus-problem' | 'maintenance-failed';
   readonly message: string;
   readonly error: SerializedError;
   readonly instanceId?: string;
@@ -170,6 +178,7 @@ export const RUNTIME_OPTION_KEYS = optionKeys<SagaRuntimeOptions>()([
   'leaseDuration',
   'pollInterval',
   'rateLimiters',
+  'retention',
 ]);
 
 /** The names of {@link StartOptions}. */

@@ -24,6 +24,8 @@ import { InstanceStarter } from './instance-starter';
 import { Instances } from './instances';
 import type { Logger } from '../core/logger';
 import { Lifecycle } from './lifecycle';
+import { Maintenance } from './maintenance';
+import { retentionPolicy } from './retention';
 import { OperatorApi } from './operator-api';
 import type { PublishReceipt } from '../core/publish-receipt';
 import { Recovery } from './recovery';
@@ -83,6 +85,7 @@ export class SagaRuntime {
   private readonly migration: InstanceMigration;
   private readonly starter: InstanceStarter;
   private readonly lifecycle: Lifecycle;
+  private readonly maintenance: Maintenance;
 
   constructor(options: SagaRuntimeOptions = {}) {
     readingOptions('new SagaRuntime', () => {
@@ -92,6 +95,7 @@ export class SagaRuntime {
       for (const [name, spec] of Object.entries(options.rateLimiters ?? {})) resolveRateLimit(spec, `rateLimiters.${name}`);
       for (const duration of [options.eventRetention, options.leaseDuration, options.pollInterval]) if (duration !== undefined) toMillis(duration, 'new SagaRuntime');
       compileObservers(options.observers ?? [], 'runtime');
+      if (options.retention !== undefined) retentionPolicy(options.retention);
     });
     const ctx = (this.ctx = new RuntimeContext(options));
     this.store = ctx.store;
@@ -100,6 +104,8 @@ export class SagaRuntime {
     this.logger = ctx.logger;
     this.workerId = ctx.workerId;
     this.errors$ = ctx.problems.asObservable();
+    const maintenance = (this.maintenance = new Maintenance(options, ctx));
+    ctx.onReady = () => maintenance.opened();
     this.registry = new Registry(options, ctx);
     const blocking = new Blocking(ctx, this.registry);
     // The collaborators below call each other only once the runtime runs, so the arrows may point forward.
@@ -143,6 +149,7 @@ export class SagaRuntime {
   register(...workflows: WorkflowRef[]): this {
     for (const ref of workflows) {
       this.registry.register(ref, (def) => {
+        this.maintenance.registered(def.outline);
         // Instances blocked for want of this definition go on (once the runtime runs instances at all).
         if (this.recovery.started && !this.store.shared) {
           this.recovery.resumeBlocked(def.name).catch((e: unknown) => this.ctx.report('instance-failed', `blocked instances of ${def.name} could not be resumed`, e));
@@ -281,6 +288,7 @@ export class SagaRuntime {
    * process.on('SIGTERM', () => void runtime.stop({ drainTimeout: '10s' }));
    */
   stop(options: StopOptions = {}): Promise<StopReport> {
+    this.maintenance.stop();
     return this.lifecycle.stop(options);
   }
 
@@ -290,6 +298,7 @@ export class SagaRuntime {
    * passed in is yours to close.
    */
   close(): Promise<void> {
+    this.maintenance.stop();
     return this.lifecycle.close();
   }
 }

@@ -3,6 +3,7 @@ import type { WaiterRef } from '../bus/wait-index';
 import type { InstanceStatus, Wait } from '../core/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../engine/instance-record';
+import type { WorkflowOutline } from '../workflow/workflow-outline';
 
 /** The `retainUntil` of an event kept for the instance it was published to: it does not expire. */
 export const KEEP_FOR_INSTANCE = Number.MAX_SAFE_INTEGER;
@@ -53,6 +54,25 @@ export interface DueWait {
 export interface PendingEvent {
   readonly event: SagaEvent;
   readonly track: TrackRef;
+}
+
+/** A definition's outline as a runtime stored it ({@link InstanceStore.saveOutline}). */
+export interface StoredOutline {
+  readonly outline: WorkflowOutline;
+  /** When a runtime first registered it (ms since epoch). */
+  readonly registeredAt: number;
+}
+
+/** Which finished instances {@link InstanceStore.purge} deletes. */
+export interface PurgeOptions {
+  /** Only instances last updated before this time (ms since epoch). */
+  readonly before: number;
+  /** Only these statuses: finished ones (`completed`, `rolled_back`, `compensation_failed`). */
+  readonly statuses: readonly InstanceStatus[];
+  /** At most this many, oldest update first. */
+  readonly limit: number;
+  /** Only say which would go. @default false */
+  readonly dryRun?: boolean;
 }
 
 /** What a transition writes besides the record, in the same transaction. */
@@ -166,6 +186,19 @@ export interface InstanceStore {
    * that several workers agree on each tick.
    */
   advanceSchedule?(name: string, expectedPrevious: number | undefined, tick: number, now: number): Promise<boolean>;
+  /**
+   * Stores the outline of a registered definition (once per workflow, version and fingerprint) so that tools without
+   * the workflow's code (the `sagaflow` CLI, the inspector) can draw it. Resolves true when it was not stored yet.
+   */
+  saveOutline?(outline: WorkflowOutline, registeredAt: number): Promise<boolean>;
+  /** The stored outlines (of one workflow when given), newest registration first. */
+  outlines?(workflow?: string): Promise<StoredOutline[]>;
+  /**
+   * Deletes finished instances matching `options` with their history, inbox, waits and kept events, in one
+   * transaction, and resolves their ids (with `dryRun`, deletes nothing and resolves the ids that would go).
+   * @throws OperatingError `NOT_PURGEABLE` for a status that is not finished; InvalidArgumentError for a bad limit or time
+   */
+  purge?(options: PurgeOptions): Promise<string[]>;
   /** Releases resources; the store is unusable afterwards. */
   close(): Promise<void>;
 }

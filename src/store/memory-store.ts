@@ -7,7 +7,9 @@ import type { HistoryEntry } from '../engine/history-entry';
 import { versionOf, type InstanceRecord, type TrackRef } from '../engine/instance-record';
 import { deadlinesOf, decodeRecord, encodeRecord, isParked, waitsOf } from './record-codec';
 import { checkFilter, isRunnable } from './instance-filter';
-import { KEEP_FOR_INSTANCE, type RunnableDefinition, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from './instance-store';
+import { checkPurge } from './purge-options';
+import type { WorkflowOutline } from '../workflow/workflow-outline';
+import { KEEP_FOR_INSTANCE, type PurgeOptions, type StoredOutline, type RunnableDefinition, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from './instance-store';
 
 interface Row {
   json: string;
@@ -46,6 +48,7 @@ export class MemoryStore implements InstanceStore {
   private readonly retainedUntil = new Map<string, number>();
   private readonly scheduleTicks = new Map<string, { tick: number; updatedAt: number }>();
   private readonly workers = new Map<string, { runs: RunnableDefinition[]; seenAt: number }>();
+  private readonly storedOutlines = new Map<string, StoredOutline>();
 
   create(record: InstanceRecord, writes: TransitionWrites = {}): Promise<boolean> {
     if (this.rows.has(record.id)) return Promise.resolve(false);
@@ -242,6 +245,41 @@ export class MemoryStore implements InstanceStore {
     if (this.scheduleTicks.get(name)?.tick !== expectedPrevious) return Promise.resolve(false);
     this.scheduleTicks.set(name, { tick, updatedAt: now });
     return Promise.resolve(true);
+  }
+
+  saveOutline(outline: WorkflowOutline, registeredAt: number): Promise<boolean> {
+    const key = JSON.stringify([outline.name, outline.version, outline.fingerprint]);
+    if (this.storedOutlines.has(key)) return Promise.resolve(false);
+    this.storedOutlines.set(key, { outline: structuredClone(outline), registeredAt });
+    return Promise.resolve(true);
+  }
+
+  outlines(workflow?: string): Promise<StoredOutline[]> {
+    const all = [...this.storedOutlines.values()].filter((o) => workflow === undefined || o.outline.name === workflow);
+    return Promise.resolve(structuredClone(all.reverse().sort((a, b) => b.registeredAt - a.registeredAt)));
+  }
+
+  purge(options: PurgeOptions): Promise<string[]> {
+    try {
+      checkPurge(options);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    const ids = [...this.rows.values()]
+      .map((r) => r.summary)
+      .filter((s) => options.statuses.includes(s.status) && s.updatedAt < options.before)
+      .sort((a, b) => a.updatedAt - b.updatedAt || (a.id < b.id ? -1 : 1))
+      .slice(0, options.limit)
+      .map((s) => s.id);
+    if (options.dryRun !== true) {
+      for (const id of ids) {
+        const row = this.rows.get(id) as Row;
+        this.waits.removeInstance(id, row.tracks);
+        this.rows.delete(id);
+        for (const e of this.retained.removeWhere((event) => event.instanceId === id)) this.retainedUntil.delete(e.id);
+      }
+    }
+    return Promise.resolve(ids);
   }
 
   close(): Promise<void> {

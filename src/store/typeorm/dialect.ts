@@ -15,6 +15,7 @@ export const TABLES = {
   migrations: 'sagaflow_migrations',
   schedule: 'sagaflow_schedule',
   workers: 'sagaflow_workers',
+  definitions: 'sagaflow_definitions',
 } as const;
 export type TableKey = keyof typeof TABLES;
 
@@ -105,6 +106,7 @@ export class Dialect {
       migrations: qualify(TABLES.migrations),
       schedule: qualify(TABLES.schedule),
       workers: qualify(TABLES.workers),
+      definitions: qualify(TABLES.definitions),
     };
   }
 

@@ -70,6 +70,17 @@ export interface SagaflowWorkerRow {
   seenAt: number | string;
 }
 
+/** A row of `sagaflow_definitions`: the outline of a definition some runtime registered (drawn by the inspector). */
+export interface SagaflowDefinitionRow {
+  workflow: string;
+  version: number;
+  fingerprint: string;
+  /** The `WorkflowOutline` as JSON. */
+  outline: unknown;
+  /** When a runtime last registered it (ms since epoch). */
+  registeredAt: number | string;
+}
+
 /** A row of `sagaflow_history`: one line of an instance's history (append-only). */
 export interface SagaflowHistoryRow {
   id: number | string;
@@ -141,6 +152,7 @@ export function sagaflowEntities(kind: DriverKind, schema?: string): EntitySchem
         { name: 'IDX_sagaflow_instances_status', columns: ['status'] },
         { name: 'IDX_sagaflow_instances_definition', columns: ['workflow', 'defVersion'] },
         { name: 'IDX_sagaflow_instances_next_due', columns: ['nextDue'] },
+        { name: 'IDX_sagaflow_instances_status_updated', columns: ['status', 'updatedAt'] },
         { name: 'IDX_sagaflow_instances_claimable', columns: ['updatedAt'], where: claimablePredicate(kind, UNFINISHED_STATUSES) },
       ],
     }) as EntitySchema,
@@ -231,6 +243,18 @@ export function sagaflowEntities(kind: DriverKind, schema?: string): EntitySchem
         workerId: { name: 'worker_id', type: t(c.string), primary: true },
         runs: { type: t(c.json) },
         seenAt: { name: 'seen_at', type: t(c.bigint) },
+      },
+    }) as EntitySchema,
+    new EntitySchema<SagaflowDefinitionRow>({
+      name: 'SagaflowDefinition',
+      tableName: TABLES.definitions,
+      ...where,
+      columns: {
+        workflow: { type: t(c.string), primary: true },
+        version: { type: t(c.int), primary: true },
+        fingerprint: { type: t(c.string), primary: true },
+        outline: { type: t(c.json) },
+        registeredAt: { name: 'registered_at', type: t(c.bigint) },
       },
     }) as EntitySchema,
   ];

@@ -24,6 +24,7 @@ export {
   SagaflowSchedule1763800000000,
   SagaflowAddressedEvents1763850000000,
   SagaflowVersions1763900000000,
+  SagaflowOperating1764000000000,
   type SagaflowMigrationClass,
 } from './migrations';
 export { runSagaflowMigrations, MigrationsPendingError, type RunMigrationsOptions } from './migrate';
@@ -36,9 +37,11 @@ export {
   type SagaflowHistoryRow,
   type SagaflowScheduleRow,
   type SagaflowWorkerRow,
+  type SagaflowDefinitionRow,
 } from './entities';
 export type { DriverKind } from './dialect';
 export { SagaFlowColumns, SagaFlowJsonbColumns, SagaFlowBaseColumns, type SagaFlowFields } from './saga-flow-columns';
 export { EntityMirror, mirrorToEntity, type EntityMirrorOptions, type MirroredInstance } from './entity-mirror';
 export { inboxChannel, LISTEN_APPLICATION_NAME, type PgListenOptions } from './pg-listener';
 export { StoreFileChangedError } from './database-file';
+export { checkSagaflowSchema } from './schema-check';

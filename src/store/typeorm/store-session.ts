@@ -10,6 +10,7 @@ import type { DatabaseFile } from './database-file';
 import { checkSagaflowMigrationsRan, runSagaflowMigrations } from './migrate';
 import type { PgListenOptions } from './pg-listener';
 import { WriteQueue, type WriteStats } from './write-queue';
+import { openChecked } from './schema-check';
 
 /** The store was closed; it accepts no more calls. */
 export class StoreClosedError extends SagaflowError {
@@ -33,6 +34,8 @@ export interface Setup {
   /** PostgreSQL: LISTEN/NOTIFY settings, or false. */
   readonly notifications?: false | PgListenOptions;
   readonly logger?: Pick<Logger, 'warn'>;
+  /** SQLite opened read-only: the file (which must exist); its schema is checked, never migrated. */
+  readonly readOnly?: string;
 }
 
 /** How an operation runs: a read, one write, or several statements in one transaction. */
@@ -74,6 +77,11 @@ export class StoreSession {
 
   private async open(): Promise<void> {
     const { dataSource, reader } = this.setup;
+    if (this.setup.readOnly !== undefined) {
+      await openChecked(dataSource, this.setup.readOnly, 'TypeormStore.sqlite', undefined);
+      this.queue = new WriteQueue(this.dialect.exec(dataSource.createQueryRunner()), 1, () => undefined);
+      return;
+    }
     if (!dataSource.isInitialized) await dataSource.initialize();
     if (this.setup.runMigrations) await runSagaflowMigrations(dataSource, this.setup.schema === undefined ? {} : { schema: this.setup.schema });
     else await checkSagaflowMigrationsRan(dataSource, this.setup.schema);

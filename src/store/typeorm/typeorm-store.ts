@@ -7,7 +7,7 @@ import type { HistoryEntry } from '../../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../../engine/instance-record';
 import { DefinitionError } from '../../errors/definition-error';
 import { quote } from '../../errors/serialized-error';
-import type { RunnableDefinition, DueWait, InstanceFilter, InstanceStore, InstanceSummary, PendingEvent, TransitionWrites } from '../instance-store';
+import type { PurgeOptions, StoredOutline, RunnableDefinition, DueWait, InstanceFilter, InstanceStore, InstanceSummary, PendingEvent, TransitionWrites } from '../instance-store';
 import { driverKindOf, schemaOf, type DriverKind } from './dialect';
 import { sagaflowEntities } from './entities';
 import { checkMigrationsOwner } from './migrate';
@@ -20,6 +20,8 @@ import { StoreWrites } from './store-writes';
 import { StoreReads } from './store-reads';
 import { StoreEvents } from './store-events';
 import { SharedWorkers } from './shared-workers';
+import { StoreOperating } from './store-operating';
+import type { WorkflowOutline } from '../../workflow/workflow-outline';
 
 /** Counters of a store's writes (transactions and how many writes each carried). */
 export type TypeormStoreStats = WriteStats;
@@ -55,6 +57,7 @@ export class TypeormStore implements InstanceStore {
   private readonly readPath: StoreReads;
   private readonly events: StoreEvents;
   private readonly workers: SharedWorkers;
+  private readonly operating: StoreOperating;
 
   private constructor(private readonly setup: Setup) {
     this.session = new StoreSession(setup);
@@ -62,6 +65,7 @@ export class TypeormStore implements InstanceStore {
     this.readPath = new StoreReads(this.session);
     this.events = new StoreEvents(this.session);
     this.workers = new SharedWorkers(this.session);
+    this.operating = new StoreOperating(this.session);
   }
 
   /**
@@ -85,6 +89,11 @@ export class TypeormStore implements InstanceStore {
       logging: options.logging ?? false,
     };
     const memory = file === ':memory:';
+    if (options.readOnly === true) {
+      // One read-only connection: nothing is written, and a missing file is never created (checked on open).
+      const dataSource = new DataSource({ ...common, readonly: true, fileMustExist: true });
+      return new TypeormStore({ kind: 'sqlite', dataSource, owns: true, schema: undefined, runMigrations: false, readOnly: path.resolve(file), maxBatch: 1 });
+    }
     const dataSource = new DataSource({
       ...common,
       enableWAL: !memory,
@@ -318,6 +327,18 @@ export class TypeormStore implements InstanceStore {
 
   advanceSchedule(name: string, expectedPrevious: number | undefined, tick: number, now: number): Promise<boolean> {
     return this.workers.advanceSchedule(name, expectedPrevious, tick, now);
+  }
+
+  saveOutline(outline: WorkflowOutline, registeredAt: number): Promise<boolean> {
+    return this.operating.saveOutline(outline, registeredAt);
+  }
+
+  outlines(workflow?: string): Promise<StoredOutline[]> {
+    return this.operating.outlines(workflow);
+  }
+
+  purge(options: PurgeOptions): Promise<string[]> {
+    return this.operating.purge(options);
   }
 
   /** Waits for the writes in progress, then closes the connections it opened (never the application's). */

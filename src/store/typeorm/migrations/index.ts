@@ -3,6 +3,7 @@ import { SagaflowInitial1763700000000 } from './1763700000000-sagaflow-initial';
 import { SagaflowSchedule1763800000000 } from './1763800000000-sagaflow-schedule';
 import { SagaflowAddressedEvents1763850000000 } from './1763850000000-sagaflow-addressed-events';
 import { SagaflowVersions1763900000000 } from './1763900000000-sagaflow-versions';
+import { SagaflowOperating1764000000000 } from './1764000000000-sagaflow-operating';
 
 /** A sagaflow migration class: constructed with the PostgreSQL schema to use (default: the data source's). */
 export type SagaflowMigrationClass = new (schema?: string) => MigrationInterface & { readonly name: string };
@@ -18,6 +19,6 @@ export type SagaflowMigrationClass = new (schema?: string) => MigrationInterface
  * // npx typeorm migration:run -d ./data-source.js, then:
  * TypeormStore.postgres({ dataSource, runMigrations: false });
  */
-export const sagaflowMigrations: readonly SagaflowMigrationClass[] = [SagaflowInitial1763700000000, SagaflowSchedule1763800000000, SagaflowAddressedEvents1763850000000, SagaflowVersions1763900000000];
+export const sagaflowMigrations: readonly SagaflowMigrationClass[] = [SagaflowInitial1763700000000, SagaflowSchedule1763800000000, SagaflowAddressedEvents1763850000000, SagaflowVersions1763900000000, SagaflowOperating1764000000000];
 
-export { SagaflowInitial1763700000000, SagaflowSchedule1763800000000, SagaflowAddressedEvents1763850000000, SagaflowVersions1763900000000 };
+export { SagaflowInitial1763700000000, SagaflowSchedule1763800000000, SagaflowAddressedEvents1763850000000, SagaflowVersions1763900000000, SagaflowOperating1764000000000 };

@@ -1,0 +1,159 @@
+import { request } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Browser } from 'playwright-core';
+import { runCli } from '../src/cli/run-cli';
+import { TypeormStore } from '../src/store/typeorm';
+import { launchChromium } from './support/chromium';
+import { fixtureRuntime, PaymentWithReceipt, sampleDatabase } from './support/operating-fixture';
+
+/** A GET with a chosen Host header: status and body. */
+function get(url: string, host?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = request({ host: '127.0.0.1', port: u.port, path: `${u.pathname}${u.search}`, headers: { host: host ?? u.host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** `sagaflow inspect --db file --port 0`, in-process: its URL, and a stop. */
+async function inspect(file: string): Promise<{ url: string; stop: () => Promise<number> }> {
+  const abort = new AbortController();
+  let listening!: (url: string) => void;
+  const url = new Promise<string>((resolve) => (listening = resolve));
+  const done = runCli(['inspect', '--db', file, '--port', '0'], { out: () => undefined, err: (t) => console.error(t), env: {}, cwd: tmpdir(), signal: abort.signal, listening });
+  const first = await Promise.race([url, done.then((code) => `exited ${code}`)]);
+  if (!first.startsWith('http')) throw new Error(`sagaflow inspect ${first}`);
+  return { url: first, stop: () => (abort.abort(), done) };
+}
+
+const HOSTILE = '<img src=x onerror="alert(1)">';
+let dir: string;
+let file: string;
+let server: { url: string; stop: () => Promise<number> };
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'sagaflow-inspector-'));
+  file = path.join(dir, 'app.db');
+  const store = TypeormStore.sqlite({ file });
+  try {
+    await sampleDatabase(store);
+    const runtime = fixtureRuntime(store);
+    await (await runtime.start(PaymentWithReceipt, { account: HOSTILE }, { id: HOSTILE })).result();
+    await runtime.close();
+  } finally {
+    await store.close();
+  }
+  server = await inspect(file);
+}, 120_000);
+
+afterAll(async () => {
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the inspector over HTTP', () => {
+  it('serves on 127.0.0.1 only and refuses other Host headers with 421 (DNS rebinding)', async () => {
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    expect((await get(server.url)).status).toBe(200);
+    expect((await get(server.url, `localhost:${new URL(server.url).port}`)).status).toBe(200);
+    const rebound = await get(server.url, 'evil.example:80');
+    expect(rebound.status).toBe(421);
+    expect(rebound.body).not.toContain('order-1001');
+  });
+
+  it('lists instances with counts by status and filters them by workflow and status', async () => {
+    const all = (await get(server.url)).body;
+    expect(all).toMatch(/data-count="completed">.*?<b>10<\/b>/s);
+    expect(all).toMatch(/data-count="compensation_failed">.*?<b>2<\/b>/s);
+    expect(all).toContain('href="/instances/order-1002"');
+    const failed = (await get(`${server.url}?status=compensation_failed`)).body;
+    expect(failed).toContain('data-id="refund-1"');
+    expect(failed).not.toContain('data-id="order-1001"');
+    const orders = (await get(`${server.url}?workflow=order-checkout`)).body;
+    expect(orders).toContain('data-id="order-1001"');
+    expect(orders).not.toContain('data-id="refund-1"');
+  });
+
+  it('escapes everything read from the database', async () => {
+    const list = (await get(server.url)).body;
+    expect(list).not.toContain(HOSTILE);
+    expect(list).toContain('&lt;img src=x onerror=&quot;alert(1)&quot;&gt;');
+    const page = (await get(`${server.url}instances/${encodeURIComponent(HOSTILE)}`)).body;
+    expect(page).not.toContain('<img src=x');
+    expect(page).toContain('&quot;account&quot;: &quot;&lt;img src=x');
+  });
+
+  it('draws an instance: its steps with what ran, failed and was compensated, failures, a timeline with durations and state patches', async () => {
+    const { status, body } = await get(`${server.url}instances/order-1002`);
+    expect(status).toBe(200);
+    expect(body).toMatch(/<g class="step up-ran down-compensated" data-step="reserve-inventory">/);
+    expect(body).toMatch(/<g class="step up-failed down-compensated" data-step="ship">/);
+    expect(body).toContain('NO_CARRIER_CAPACITY');
+    expect(body).toMatch(/<td class="num">\+\d+(\.\d)? (ms|s)<\/td>/);
+    expect(body).toContain('&quot;op&quot;: &quot;');
+    const branching = (await get(`${server.url}instances/ord-3002`)).body;
+    expect(branching).toMatch(/class="when" data-node="express\?"/);
+    expect(branching).toMatch(/class="parallel"/);
+    expect(branching).toContain('child take-payment');
+  });
+
+  it('marks the current position of a compensation_failed instance and its failed compensation', async () => {
+    const body = (await get(`${server.url}instances/refund-1`)).body;
+    expect(body).toMatch(/<g class="step up-ran down-compensation-failed current" data-step="debit-account">/);
+    expect(body).toContain('BANK_REFUSED');
+  });
+
+  it('answers 404 for an unknown instance or page', async () => {
+    expect((await get(`${server.url}instances/nope`)).status).toBe(404);
+    expect((await get(`${server.url}nothing`)).status).toBe(404);
+  });
+
+  it('says why there is no diagram when no outline of the workflow is stored', async () => {
+    const bare = path.join(dir, 'bare.db');
+    const store = TypeormStore.sqlite({ file: bare });
+    await sampleDatabase(store);
+    await store.dataSource.query('DELETE FROM sagaflow_definitions');
+    await store.close();
+    const other = await inspect(bare);
+    try {
+      const body = (await get(`${other.url}instances/order-1001`)).body;
+      expect(body).toContain('id="no-diagram"');
+      expect(body).not.toContain('<svg');
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
+describe('the inspector in a real browser (headless Chromium)', () => {
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await launchChromium();
+  }, 60_000);
+  afterAll(async () => {
+    await browser.close();
+  });
+
+  it('loads the list, follows an instance, and shows its diagram with its steps', async () => {
+    const page = await browser.newPage();
+    await page.goto(server.url);
+    expect(await page.locator('#instances tbody tr').count()).toBe(16);
+    await page.click('a[href="/instances/order-1002"]');
+    await page.waitForSelector('svg.workflow-diagram');
+    const steps = await page.locator('svg.workflow-diagram g.step').evaluateAll((gs: readonly { getAttribute(name: string): string | null }[]) => gs.map((g) => [g.getAttribute('data-step'), g.getAttribute('class')]));
+    expect(steps).toEqual([
+      ['reserve-inventory', 'step up-ran down-compensated'],
+      ['charge-payment', 'step up-ran down-compensated'],
+      ['ship', 'step up-failed down-compensated'],
+    ]);
+    await page.close();
+  });
+});
