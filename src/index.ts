@@ -53,7 +53,7 @@ export type { WorkflowOutline, OutlineNode, OutlineStep, OutlineBranch, OutlineP
 export { parallel, branch, type ParallelOptions, type IntoResult, type BranchSpec, type ParallelSpec } from './parallel/parallel';
 export { when, forEach, type WhenSpec, type WhenOptions, type ForEachSpec, type ForEachOptions } from './workflow/control-flow';
 export { child, CHILD_ENDED_TOPIC, type ChildOptions, type ChildEnded } from './workflow/child';
-export type { JumpOptions } from './workflow/jumps';
+export type { JumpOptions } from './steps/jumps';
 export {
   parallelResults,
   parallelResult,
@@ -77,7 +77,8 @@ export {
   type StackEntry,
   type BranchStackEntry,
   type ResultSummary,
-} from './engine/flow-fields';
+  type MatchValue,
+} from './core/flow-fields';
 export type { InstanceRecord, GroupRun, BranchRun, BranchPhase, CompensationFailure, BlockedReason } from './engine/instance-record';
 export type { HistoryEntry, HistoryKind } from './engine/history-entry';
 
@@ -120,10 +121,10 @@ export {
 } from './runtime/saga-runtime';
 export { stopOnSignals, type StopOnSignalsOptions } from './runtime/stop-on-signals';
 export type { RetentionOptions } from './runtime/retention';
-export type { PublishReceipt } from './runtime/publish-receipt';
-export { consoleLogger, silentLogger, type Logger } from './runtime/logger';
+export type { PublishReceipt } from './core/publish-receipt';
+export { consoleLogger, silentLogger, type Logger } from './core/logger';
 export { EventBus, type BusProblem } from './bus/event-bus';
-export type { SagaEvent, SagaEventInput, MatchValue } from './bus/event';
+export type { SagaEvent, SagaEventInput } from './bus/event';
 export type { InstanceStore, InstanceFilter, InstanceSummary, DueWait, PendingEvent, TransitionWrites, RunnableDefinition, StoredOutline, PurgeOptions } from './store/instance-store';
 export { KEEP_FOR_INSTANCE } from './store/instance-store';
 export { OperatorRequestKind, type OperatorRequest, type OperatorRequestInput } from './store/operator-request';

@@ -1,4 +1,4 @@
-import { parseJsonSafe } from '../src/state/safe-json';
+import { parseJsonSafe } from '../src/core/safe-json';
 
 describe('reading JSON safely', () => {
   it('drops a __proto__ key spelled out', () => {

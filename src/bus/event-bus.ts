@@ -1,6 +1,6 @@
 import { Observable, Subject, type Subscription } from 'rxjs';
 import { serializeThrown } from '../errors/serialized-error';
-import type { PublishReceipt } from '../runtime/publish-receipt';
+import type { PublishReceipt } from '../core/publish-receipt';
 import type { SagaEvent, SagaEventInput } from './event';
 import { SagaflowError } from '../errors/sagaflow-error';
 

@@ -1,9 +1,6 @@
 import { InvalidEventError } from '../errors/runtime-errors';
 import { quote, serializeThrown } from '../errors/serialized-error';
-import { sanitizeJson } from '../state/safe-json';
-
-/** A JSON scalar: what a wait's `match` may compare against. */
-export type MatchValue = string | number | boolean | null;
+import { sanitizeJson } from '../core/safe-json';
 
 /** An event as it travels on the saga bus. */
 export interface SagaEvent<P extends Record<string, unknown> = Record<string, unknown>> {

@@ -1,4 +1,4 @@
-import type { Wait } from '../engine/flow-fields';
+import type { Wait } from '../core/flow-fields';
 import type { SagaEvent } from './event';
 import { eventMatchesWait } from './wait-match';
 

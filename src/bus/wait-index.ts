@@ -1,5 +1,4 @@
-import type { Wait } from '../engine/flow-fields';
-import type { TrackRef } from '../engine/instance-record';
+import type { TrackRef, Wait } from '../core/flow-fields';
 import type { SagaEvent } from './event';
 import { payloadValue } from './wait-match';
 

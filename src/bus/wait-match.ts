@@ -1,4 +1,4 @@
-import type { Wait } from '../engine/flow-fields';
+import type { Wait } from '../core/flow-fields';
 import type { SagaEvent } from './event';
 
 /** The value at `path` (dot-separated) in a payload, or undefined. */

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { InstanceStatus } from '../engine/flow-fields';
+import { InstanceStatus } from '../core/flow-fields';
 import { UnknownInstanceError } from '../errors/runtime-errors';
 import { OperatingError } from '../errors/operating-errors';
 import { SagaflowError } from '../errors/sagaflow-error';

@@ -1,4 +1,4 @@
-import type { Direction, InstanceStatus, StepFunc } from './flow-fields';
+import type { Direction, InstanceStatus, StepFunc } from '../core/flow-fields';
 import type { StateChangeOp } from './state-change';
 
 /** What a history line records. */

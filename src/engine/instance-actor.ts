@@ -1,78 +1,20 @@
-import type { SagaEventInput } from '../bus/event';
+// The instance actor: applies an instance's happenings one batch at a time (decide, lifecycle hooks, save with the
+// history, then the effects), and keeps going through store failures by reloading and retrying.
 import { SagaflowError } from '../errors/sagaflow-error';
 import { UnknownInstanceError, VersionConflictError } from '../errors/runtime-errors';
-import { serializeError, serializeThrown, quote } from '../errors/serialized-error';
-import type { ObserverRunner } from '../observers/observer-runner';
-import type { PolicyLookup } from '../policies/step-policy';
-import type { StateChangeRecording } from '../observers/history-observer';
-import type { PublishReceipt } from '../runtime/publish-receipt';
-import type { Logger } from '../runtime/logger';
-import type { StateCodec } from '../state/state-codec';
-import type { BaseStep, StepClass } from '../steps/base-step';
-import type { StepContext } from '../steps/step-context';
-import type { FinishOutcome } from '../observers/observer';
-import type { InstanceStore, TransitionWrites } from '../store/instance-store';
+import { serializeThrown } from '../errors/serialized-error';
+import type { TransitionWrites } from '../store/instance-store';
 import type { HistoryEntry } from './history-entry';
-import type { Clock } from '../time/clock';
-import type { WorkflowDefinition } from '../workflow/workflow-definition';
-import { ChildStep, type ChildHost } from '../workflow/child';
-import type { RateLimiter } from '../policies/rate-limiter';
-import { applyHappening, type DecideEnv, type Effect, type Happening, type LifecycleHook, type Outcome } from './decide';
-import { isFinalStatus, type Wait } from './flow-fields';
-import { flowView } from './flow-view';
-import { trackOf, type InstanceRecord, type TrackRef } from './instance-record';
-import { LazyAbort } from './lazy-abort';
-import { invokeStep } from './step-invoker';
+import type { ActorHost, PostOptions, WorkflowServices } from './actor/actor-host';
+import { LifecycleHooks } from './actor/lifecycle-hooks';
+import { StepCalls, trackKey } from './actor/step-calls';
+import { applyHappening, type DecideEnv, type Effect, type Happening } from './decide';
+import { isFinalStatus } from '../core/flow-fields';
+import type { InstanceRecord, TrackRef } from './instance-record';
 import { priorTrack, transitionHistory } from './transition-history';
 
-/** The per-workflow pieces an actor uses, built once per runtime and workflow. */
-export interface WorkflowServices {
-  readonly def: WorkflowDefinition;
-  readonly codec: StateCodec;
-  readonly observers: ObserverRunner;
-  readonly policy: PolicyLookup;
-  /** Set when a HistoryObserver asks for state changes in the history. */
-  readonly stateChanges?: StateChangeRecording;
-  /** The state codec of forEach item steps: their state is the item, plain JSON. */
-  readonly itemCodec: StateCodec;
-  /** The rate limiter of each step that has one, by step name. */
-  readonly limiters: ReadonlyMap<string, RateLimiter>;
-}
-
-/** What an actor needs from the runtime that owns it. */
-export interface ActorHost {
-  readonly store: InstanceStore;
-  readonly clock: Clock;
-  readonly logger: Logger;
-  resolveStep(cls: StepClass): BaseStep<unknown>;
-  publish(event: SagaEventInput): Promise<PublishReceipt>;
-  watch(instanceId: string, track: TrackRef, wait: Wait): void;
-  timer(instanceId: string, track: TrackRef, at: number): void;
-  finished(record: InstanceRecord): void;
-  idle(actor: InstanceActor): void;
-  reportFailure(instanceId: string, message: string, error: unknown): void;
-  /** True once the runtime closed: nothing more is written. */
-  isClosed(): boolean;
-  /** Whether this worker may still run the instance (takes or renews its lease on shared stores; true otherwise). */
-  holds(instanceId: string): Promise<boolean>;
-  /** True while the runtime drains before a stop: results are still saved, but no new handler call starts. */
-  isStopping(): boolean;
-  /** The lease to take or renew with each write of this instance (shared stores), or undefined. */
-  lease(instanceId: string): { owner: string; until: number } | undefined;
-  /** What child-workflow steps use to start, watch and undo their children. */
-  readonly children: ChildHost;
-}
-
-/** Extra facts about a happening that the record does not carry. */
-export interface PostOptions {
-  /** Who asked and why (operator actions), for the history. */
-  readonly note?: string;
-  /**
-   * The happening is an event taken from the inbox: consume that delivery in the same transaction (or on its own
-   * when it no longer applies, so it is handled exactly once either way).
-   */
-  readonly fromInbox?: boolean;
-}
+// The host types moved to actor/actor-host.ts; they stay importable from here.
+export type { ActorHost, PostOptions, WorkflowServices } from './actor/actor-host';
 
 interface Queued {
   readonly happening: Happening;
@@ -108,9 +50,6 @@ function internalFailure(happening: Happening, defect: unknown): Happening {
   };
 }
 
-/** The lifecycle hooks of an end; `handleFinish` follows each. */
-const FINAL_HOOKS: ReadonlySet<LifecycleHook> = new Set(['handleWorkflowSuccess', 'handleWorkflowFailure', 'handleCompensationFailed']);
-
 /** At most this many queued happenings go into one save. */
 const MAX_BATCH = 512;
 
@@ -123,10 +62,6 @@ function groupSize(record: InstanceRecord): number {
   return g === null ? 0 : (g.items?.length ?? g.branches.length);
 }
 
-function trackKey(ref: TrackRef): string {
-  return ref ?? '\u0000main';
-}
-
 /**
  * Runs one instance: applies happenings one at a time (decide, call lifecycle hooks, persist the record with its
  * history lines, then perform the effects), and runs handler calls concurrently, feeding their results back as
@@ -135,19 +70,25 @@ function trackKey(ref: TrackRef): string {
 export class InstanceActor {
   private readonly queue: Queued[] = [];
   private draining = false;
-  private readonly inFlight = new Map<string, { readonly abort: LazyAbort; readonly token: number }>();
   /** Ends a store-retry backoff early (the runtime closed, or the actor was aborted). */
   private wake: (() => void) | null = null;
   /** Set when a failed save could not be followed by a reload: the in-memory record can no longer be trusted. */
   private broken = false;
   /** True from the first change of a batch until its save returned (the record is then ahead of the store). */
   private applying = false;
+  /** The handler calls in flight. */
+  private readonly calls: StepCalls;
+  /** The observers' lifecycle hooks, called before a transition is saved. */
+  private readonly hooks: LifecycleHooks;
 
   private constructor(
     private readonly host: ActorHost,
     private readonly services: WorkflowServices,
     private rec: InstanceRecord,
-  ) {}
+  ) {
+    this.calls = new StepCalls(host, services, this);
+    this.hooks = new LifecycleHooks(host, services);
+  }
 
   /** An actor for a stored record. */
   static load(host: ActorHost, services: WorkflowServices, record: InstanceRecord): InstanceActor {
@@ -163,7 +104,7 @@ export class InstanceActor {
     const prior = priorTrack(record, first);
     const draft = record;
     const { effects } = applyHappening(actor.env(), draft, first);
-    await actor.runLifecycleHooks(draft, effects);
+    await actor.hooks.run(draft, effects);
     const history = transitionHistory(prior, first, draft, effects, draft.updatedAt);
     const lease = host.lease(record.id);
     if (!(await host.store.create(draft, lease === undefined ? { history } : { history, lease }))) return undefined;
@@ -188,7 +129,7 @@ export class InstanceActor {
 
   /** True when nothing is queued or running. */
   get idle(): boolean {
-    return !this.draining && this.queue.length === 0 && this.inFlight.size === 0;
+    return !this.draining && this.queue.length === 0 && this.calls.inFlight.size === 0;
   }
 
   /** Queues a happening; resolves true once it changed the record and the change was persisted. */
@@ -201,12 +142,12 @@ export class InstanceActor {
 
   /** How many handler calls are in flight. */
   get callsInFlight(): number {
-    return this.inFlight.size;
+    return this.calls.inFlight.size;
   }
 
   /** Aborts every handler call in flight (runtime shutdown). */
   abortAll(reason: string): void {
-    for (const call of this.inFlight.values()) call.abort.abort(new SagaflowError('RUNTIME_CLOSED', reason));
+    for (const call of this.calls.inFlight.values()) call.abort.abort(new SagaflowError('RUNTIME_CLOSED', reason));
     this.wake?.();
   }
 
@@ -221,7 +162,7 @@ export class InstanceActor {
       while (this.queue.length > 0) {
         // A big record (a forEach with many items) costs a lot to save: let the results of the calls in flight
         // arrive first, so one save carries many of them.
-        if (this.inFlight.size > 1 && groupSize(this.rec) > COALESCE_ABOVE) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.calls.inFlight.size > 1 && groupSize(this.rec) > COALESCE_ABOVE) await new Promise<void>((resolve) => setImmediate(resolve));
         const batch = this.queue.splice(0, MAX_BATCH);
         try {
           await this.applyBatch(batch);
@@ -342,7 +283,7 @@ export class InstanceActor {
       if (options.fromInbox === true && happening.type === 'event') consumed.push({ eventId: happening.event.id, track: happening.track });
       results.push(transition.changed);
       if (!transition.changed) continue;
-      await this.runLifecycleHooks(draft, transition.effects);
+      await this.hooks.run(draft, transition.effects);
       history.push(...transitionHistory(prior, happening, draft, transition.effects, draft.updatedAt, options.note, this.services.stateChanges));
       effects.push(...transition.effects);
     }
@@ -399,43 +340,8 @@ export class InstanceActor {
       return;
     }
     const { effects } = applyHappening(this.env(), structuredClone(this.rec), { type: 'resume' });
-    this.performAll(effects.filter((e) => e.type !== 'invoke' || this.inFlight.get(trackKey(e.track))?.token !== e.token));
+    this.performAll(effects.filter((e) => e.type !== 'invoke' || this.calls.inFlight.get(trackKey(e.track))?.token !== e.token));
   }
-
-  private async runLifecycleHooks(draft: InstanceRecord, effects: readonly Effect[]): Promise<void> {
-    const { observers } = this.services;
-    for (const effect of effects) {
-      if (effect.type !== 'hook') continue;
-      if (observers.has(effect.hook)) await this.lifecycle(draft, effect.hook, effect.group);
-      // Whatever the end, handleFinish follows the hook of that end.
-      if (FINAL_HOOKS.has(effect.hook) && observers.has('handleFinish')) await this.lifecycle(draft, 'handleFinish', null);
-    }
-  }
-
-  private async lifecycle(draft: InstanceRecord, hook: LifecycleHook, group: string | null): Promise<void> {
-    const { observers, codec, def } = this.services;
-    if (!observers.has(hook)) return;
-    const base = flowView(draft, null);
-    const view = group === null ? base : { ...base, group, stepName: group, stepIndex: def.nodeIndex.get(group) ?? base.stepIndex };
-    const changesState = hook !== 'handleGroupStart' && hook !== 'handleGroupEnd';
-    let state: unknown;
-    try {
-      state = codec.hydrate(draft.state);
-    } catch (error) {
-      this.host.reportFailure(draft.id, `${hook} was not called: the state could not be made into its class`, error);
-      return;
-    }
-    const outcome: FinishOutcome | undefined =
-      hook === 'handleFinish' ? { status: draft.flow.status as FinishOutcome['status'], error: draft.flow.errorReason } : undefined;
-    const round = await observers.run(hook, state, view, 'report', outcome);
-    if (!changesState) return;
-    try {
-      draft.state = codec.dehydrate(round.state, `returned by ${hook}`);
-    } catch (error) {
-      this.host.reportFailure(draft.id, `${hook} returned a state that cannot be stored; it was ignored`, error);
-    }
-  }
-
   /** Performs effects in order; one that throws is reported and does not keep the others from happening. */
   private performAll(effects: readonly Effect[]): void {
     for (const effect of effects) {
@@ -451,10 +357,10 @@ export class InstanceActor {
     switch (effect.type) {
       case 'invoke':
         // While stopping, the intent is saved but the call is left to whoever resumes the instance.
-        if (!this.host.isStopping()) this.invoke(effect);
+        if (!this.host.isStopping()) this.calls.invoke(effect);
         return;
       case 'abort':
-        this.inFlight.get(trackKey(effect.track))?.abort.abort(new SagaflowError(effect.reason.code, effect.reason.message, { ...effect.reason.details }));
+        this.calls.inFlight.get(trackKey(effect.track))?.abort.abort(new SagaflowError(effect.reason.code, effect.reason.message, { ...effect.reason.details }));
         return;
       case 'watch':
         this.host.watch(this.rec.id, effect.track, effect.wait);
@@ -474,114 +380,5 @@ export class InstanceActor {
       case 'controlled':
         return;
     }
-  }
-
-  /**
-   * A `run` of a rate-limited step asks its limiter for a slot first; with none free now, the track is parked
-   * (persisted) until the booked slot and the call is made then. True when the call may go now.
-   */
-  private admitted(effect: Extract<Effect, { type: 'invoke' }>): boolean {
-    const limiter = effect.func === 'run' ? this.services.limiters.get(effect.step) : undefined;
-    if (limiter === undefined) return true;
-    const now = this.host.clock.now();
-    const at = limiter.reserve(`${this.rec.id}\u0000${trackKey(effect.track)}`, now);
-    if (at <= now) return true;
-    void this.post({ type: 'throttled', track: effect.track, token: effect.token, until: at, limiter: limiter.name }).catch((error: unknown) =>
-      this.host.reportFailure(this.rec.id, `parking ${effect.step} for its rate limit failed`, error),
-    );
-    return false;
-  }
-
-  private invoke(effect: Extract<Effect, { type: 'invoke' }>): void {
-    if (!this.admitted(effect)) return;
-    const { def, observers, policy } = this.services;
-    const compiled = def.steps.get(effect.step);
-    const key = trackKey(effect.track);
-    const controller = new LazyAbort();
-    this.inFlight.get(key)?.abort.abort(new SagaflowError('SUPERSEDED', 'a newer call of this track started'));
-    const call = { abort: controller, token: effect.token };
-    this.inFlight.set(key, call);
-    const record = this.rec;
-    const view = flowView(record, effect.track);
-    const track = trackOf(record, effect.track);
-    // A forEach item is its group's branch whatever the group is doing: running, or unwound by a later failure.
-    const groupNode = record.group === null ? undefined : def.nodes[record.group.index];
-    const item = effect.track !== null && groupNode?.kind === 'group' && groupNode.each !== undefined;
-    const codec = item ? this.services.itemCodec : this.services.codec;
-    const direction = effect.func === 'run' || effect.func === 'runHandleInfo' ? 'up' : 'down';
-    const pass = track?.flow.pass ?? 0;
-    const runKey = `${record.id}:${effect.step}${item ? `[${effect.track ?? ''}]` : ''}${pass > 0 ? `#${pass + 1}` : ''}`;
-    const keyBase = `${runKey}:${direction}`;
-    const ctx: StepContext = {
-      get signal() {
-        return controller.signal;
-      },
-      instanceId: record.id,
-      workflow: record.workflow,
-      stepName: effect.step,
-      direction,
-      stepFunc: effect.func,
-      attempt: view.attempt,
-      runKey,
-      idempotencyKey: `${keyBase}:${view.attempt}`,
-      idempotencyKeyBase: keyBase,
-      clock: this.host.clock,
-      logger: this.host.logger,
-      ...(view.group === undefined ? {} : { group: view.group }),
-      ...(view.branch === undefined ? {} : { branch: view.branch }),
-      publish: (event) => this.host.publish(event),
-    };
-    const run = async (): Promise<void> => {
-      let step: BaseStep<unknown> | undefined;
-      let unavailable: Outcome | undefined;
-      if (compiled === undefined) {
-        unavailable = {
-          kind: 'error',
-          error: serializeError({ code: 'UNKNOWN_STEP', message: `workflow ${def.name} has no step ${quote(effect.step)} (the record was written by another definition)` }),
-          started: true,
-        };
-      } else {
-        try {
-          const child = compiled.meta.child;
-          step = child === undefined ? this.host.resolveStep(compiled.cls) : new ChildStep(child, this.host.children, compiled.name);
-        } catch (cause) {
-          const reason = serializeThrown(cause);
-          unavailable = {
-            kind: 'error',
-            error: { code: 'STEP_UNAVAILABLE', name: 'StepUnavailableError', message: `the resolver could not make step ${quote(effect.step)}: ${reason.message}`, details: { cause: reason } },
-            started: false,
-          };
-        }
-      }
-      const outcome: Outcome =
-        unavailable ??
-        (await invokeStep({
-              step: step as BaseStep<unknown>,
-              func: effect.func,
-              storedState: track?.state,
-              event: effect.event,
-              view,
-              ctx,
-              codec,
-              observers,
-              validateAfter: def.validateStateAfterEachStep && !item,
-              timeoutMs: policy(effect.step, direction).timeoutMs,
-              clock: this.host.clock,
-              abort: (reason) => controller.abort(reason),
-              onLateSettle: (late) =>
-                this.host.reportFailure(
-                  record.id,
-                  `step ${effect.step} ${effect.func} settled (${late.kind}) after it had timed out; the late result was ignored`,
-                  new SagaflowError('LATE_SETTLE', `late ${late.kind} from ${effect.step} ${effect.func}`, { step: effect.step }),
-                ),
-            }));
-      if (this.inFlight.get(key) === call) this.inFlight.delete(key);
-      await this.post({ type: 'settled', track: effect.track, token: effect.token, outcome });
-    };
-    run().catch((error: unknown) => {
-      if (this.inFlight.get(key) === call) this.inFlight.delete(key);
-      this.host.reportFailure(record.id, `recording the result of ${effect.step} ${effect.func} failed`, error);
-      if (this.idle) this.host.idle(this);
-    });
   }
 }

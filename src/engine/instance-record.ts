@@ -1,7 +1,7 @@
 import type { SagaEvent } from '../bus/event';
 import type { SerializedError } from '../errors/serialized-error';
 import type { BranchOutcome } from '../parallel/parallel-results';
-import type { FlowFields, InstanceStatus, StackEntry } from './flow-fields';
+import type { FlowFields, InstanceStatus, StackEntry, TrackRef } from '../core/flow-fields';
 
 /** The version of the persisted record layout. A record with a higher version is refused, not guessed at. */
 export const RECORD_SCHEMA_VERSION = 1;
@@ -202,8 +202,7 @@ export function newRecord(
   };
 }
 
-/** `null` is the main line; a string is a branch key of the current group. */
-export type TrackRef = string | null;
+export type { TrackRef };
 
 /** The branch of a group with this key. A forEach's keys are item indexes, so `branches[key]` is tried first. */
 export function findBranch(g: GroupRun, key: string): BranchRun | undefined {

@@ -3,7 +3,7 @@ import { serializeError, serializeThrown, type SerializedError, quote } from '..
 import { StateHydrationError } from '../errors/state-errors';
 import { isNotStarted } from '../errors/step-errors';
 import type { FlowView } from '../observers/observer';
-import type { ObserverRunner } from '../observers/observer-runner';
+import type { ObserverRunner } from './observer-runner';
 import type { StateCodec } from '../state/state-codec';
 import type { BaseStep } from '../steps/base-step';
 import type { StepContext } from '../steps/step-context';
@@ -12,7 +12,7 @@ import { toMillis } from '../time/duration';
 import type { Outcome } from './decide';
 import { TimeoutError } from '../errors/step-errors';
 import type { Clock } from '../time/clock';
-import type { StepFunc } from './flow-fields';
+import type { StepFunc } from '../core/flow-fields';
 
 /** Everything one handler call needs. */
 export interface Invocation {

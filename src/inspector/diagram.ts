@@ -3,7 +3,7 @@
  * bottom, parallel groups with their branches side by side, forEach item steps, `when` blocks with the branch taken,
  * child workflows; each step coloured by what its history says happened, the current position outlined.
  */
-import { isFinalStatus } from '../engine/flow-fields';
+import { isFinalStatus } from '../core/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
 import type { InstanceRecord } from '../engine/instance-record';
 import type { OutlineNode, OutlineStep, WorkflowOutline } from '../workflow/workflow-outline';

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UnknownInstanceError } from '../errors/runtime-errors';
-import { InstanceStatus } from '../engine/flow-fields';
+import { InstanceStatus } from '../core/flow-fields';
 import type { InstanceStore } from '../store/instance-store';
 import { instancePage, LIST_CAP, listPage, messagePage } from './pages';
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';

@@ -1,5 +1,5 @@
 /** The inspector's pages, rendered on the server from what the store holds (every value escaped). */
-import { InstanceStatus } from '../engine/flow-fields';
+import { InstanceStatus } from '../core/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
 import type { InstanceRecord } from '../engine/instance-record';
 import type { InstanceSummary, StoredOutline } from '../store/instance-store';

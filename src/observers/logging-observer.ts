@@ -2,7 +2,7 @@ import { quote, type SerializedError } from '../errors/serialized-error';
 import { DefinitionError } from '../errors/definition-error';
 import { checkBoolean, checkOptions, optionKeys } from '../input/known-keys';
 import { REDACTED, Redaction } from './redaction';
-import type { Logger } from '../runtime/logger';
+import type { Logger } from '../core/logger';
 import type { FlowView, Observer } from './observer';
 
 /** A level of the {@link Logger} shape, or `'off'` to log nothing at that point. */

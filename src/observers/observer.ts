@@ -1,5 +1,5 @@
 import type { SerializedError } from '../errors/serialized-error';
-import type { Direction, InstanceStatus, ResultSummary, StepFunc, Wait } from '../engine/flow-fields';
+import type { Direction, InstanceStatus, ResultSummary, StepFunc, Wait } from '../core/flow-fields';
 import type { ErrorResult, OkResult, ReturnedState } from '../steps/step-result';
 
 /** A read-only view of the flow fields, handed to every hook. */

@@ -4,7 +4,7 @@
  */
 import type { HistoryEntry } from '../engine/history-entry';
 import { versionOf, type InstanceRecord } from '../engine/instance-record';
-import type { StackEntry } from '../engine/flow-fields';
+import type { StackEntry } from '../core/flow-fields';
 import type { SerializedError } from '../errors/serialized-error';
 
 /** A time as an ISO string (ms since epoch in). */

@@ -1,5 +1,5 @@
 import type { StepClass } from '../steps/base-step';
-import type { JumpOptions } from '../workflow/jumps';
+import type { JumpOptions } from '../steps/jumps';
 import type { ErrorResult, GotoResult, OkResult, ReturnedState } from '../steps/step-result';
 import type { ParallelResults } from './parallel-results';
 import { checkOptions } from '../input/known-keys';

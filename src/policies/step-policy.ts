@@ -1,4 +1,4 @@
-import type { Direction } from '../engine/flow-fields';
+import type { Direction } from '../core/flow-fields';
 import { toMillis, type Duration } from '../time/duration';
 import { optionKeys } from '../input/known-keys';
 import { resolveRetryPolicy, type ResolvedRetryPolicy, type RetryPolicy } from './retry-policy';

@@ -3,7 +3,7 @@
  * `blocked` (persisted, reported once) rather than run on the wrong definition.
  */
 import type { HistoryEntry } from '../engine/history-entry';
-import { isFinalStatus } from '../engine/flow-fields';
+import { isFinalStatus } from '../core/flow-fields';
 import { versionOf, type InstanceRecord } from '../engine/instance-record';
 import { InstanceBlockedError, LeasedElsewhereError, VersionConflictError } from '../errors/runtime-errors';
 import { isRunnable } from '../store/instance-filter';

@@ -2,9 +2,9 @@
  * The links between parent and child instances: what a child-workflow step asks of the runtime (start, status,
  * undo), and telling a parent when its child ends — even when the child ended before the parent began to wait.
  */
-import type { PublishReceipt } from './publish-receipt';
+import type { PublishReceipt } from '../core/publish-receipt';
 import type { SagaEventInput } from '../bus/event';
-import { isFinalStatus, type Wait } from '../engine/flow-fields';
+import { isFinalStatus, type Wait } from '../core/flow-fields';
 import type { InstanceRecord } from '../engine/instance-record';
 import { RuntimeClosedError } from '../errors/runtime-errors';
 import type { SerializedError } from '../errors/serialized-error';

@@ -3,13 +3,13 @@
  * the instance, or kept for a wait that begins just after), inbox draining, retained-event expiry, and due timers.
  */
 import { normalizeEvent, type SagaEvent, type SagaEventInput } from '../bus/event';
-import { isFinalStatus, type Wait } from '../engine/flow-fields';
+import { isFinalStatus, type Wait } from '../core/flow-fields';
 import { trackOf, type InstanceRecord, type TrackRef } from '../engine/instance-record';
 import { InstanceBlockedError, LeasedElsewhereError, UnknownInstanceError } from '../errors/runtime-errors';
 import { quote } from '../errors/serialized-error';
 import { KEEP_FOR_INSTANCE } from '../store/instance-store';
 import type { Instances } from './instances';
-import type { PublishReceipt } from './publish-receipt';
+import type { PublishReceipt } from '../core/publish-receipt';
 import type { RuntimeContext } from './runtime-context';
 import { TimerQueue } from './timer-queue';
 

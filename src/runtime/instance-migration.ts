@@ -2,7 +2,7 @@
  * Moving instances in flight to another version of their workflow (`migrate`, `migrateAll`): refused, with what
  * the target lacks, unless their position and compensation stack exist there.
  */
-import { isFinalStatus, type InstanceStatus } from '../engine/flow-fields';
+import { isFinalStatus, type InstanceStatus } from '../core/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
 import { versionOf, type InstanceRecord } from '../engine/instance-record';
 import { InvalidArgumentError, InvalidOperationError, LeasedElsewhereError, MigrationRefusedError, UnknownInstanceError } from '../errors/runtime-errors';

@@ -7,7 +7,7 @@ import { quote } from '../errors/serialized-error';
 import type { WorkflowServices } from '../engine/instance-actor';
 import type { InstanceRecord } from '../engine/instance-record';
 import type { ObserverSpec } from '../observers/observer';
-import { ObserverRunner, type HookProblem } from '../observers/observer-runner';
+import { ObserverRunner, type HookProblem } from '../engine/observer-runner';
 import { stateChangeOptions, type StateChangeRecording } from '../observers/history-observer';
 import { RateLimiter, resolveRateLimit } from '../policies/rate-limiter';
 import { NO_POLICY, resolveStepPolicy, type PolicyLookup, type StepPolicy, type StepPolicyOptions } from '../policies/step-policy';

@@ -2,7 +2,7 @@
  * Answers for callers waiting on instances: `handle(id).result()` waiters (settled when an instance ends, here or
  * on another worker), and snapshots with the state made into the workflow's class.
  */
-import { isFinalStatus } from '../engine/flow-fields';
+import { isFinalStatus } from '../core/flow-fields';
 import { flowView } from '../engine/flow-view';
 import { versionOf, type InstanceRecord } from '../engine/instance-record';
 import { RuntimeClosedError, UnknownInstanceError } from '../errors/runtime-errors';

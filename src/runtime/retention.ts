@@ -6,7 +6,7 @@
 import { DefinitionError } from '../errors/definition-error';
 import { quote } from '../errors/serialized-error';
 import { checkOptions, optionKeys } from '../input/known-keys';
-import type { InstanceStatus } from '../engine/flow-fields';
+import type { InstanceStatus } from '../core/flow-fields';
 import type { InstanceStore } from '../store/instance-store';
 import type { Clock, TimerHandle } from '../time/clock';
 import { toMillis, type Duration } from '../time/duration';

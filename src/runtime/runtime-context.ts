@@ -11,8 +11,8 @@ import type { InstanceStore } from '../store/instance-store';
 import type { TypeormStore as TypeormStoreClass } from '../store/typeorm';
 import { SystemClock, type Clock } from '../time/clock';
 import { toMillis } from '../time/duration';
-import { consoleLogger, type Logger } from './logger';
-import { requireDependency } from './optional-dependency';
+import { consoleLogger, type Logger } from '../core/logger';
+import { requireDependency } from '../core/optional-dependency';
 import type { RuntimeProblem, SagaRuntimeOptions } from './runtime-options';
 
 /** A promise's two ends, kept by whoever settles it later. */

@@ -4,7 +4,7 @@
  */
 import type { RetentionOptions } from './retention';
 import type { ObserverSpec, FlowView } from '../observers/observer';
-import type { InstanceStatus } from '../engine/flow-fields';
+import type { InstanceStatus } from '../core/flow-fields';
 import type { BlockedReason } from '../engine/instance-record';
 import type { EventBus } from '../bus/event-bus';
 import type { SerializedError } from '../errors/serialized-error';
@@ -15,7 +15,7 @@ import type { InstanceStore } from '../store/instance-store';
 import type { Clock } from '../time/clock';
 import type { Duration } from '../time/duration';
 import type { WorkflowRef } from '../workflow/workflow-decorator';
-import type { Logger } from './logger';
+import type { Logger } from '../core/logger';
 
 
 /** Makes step and observer instances; plug a DI container in here. The default calls `new Cls()` once per class. */

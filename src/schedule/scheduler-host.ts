@@ -1,4 +1,4 @@
-import type { Logger } from '../runtime/logger';
+import type { Logger } from '../core/logger';
 import type { InstanceStore } from '../store/instance-store';
 import type { Clock } from '../time/clock';
 

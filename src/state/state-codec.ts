@@ -3,7 +3,7 @@ import { validate, type ValidationError } from 'class-validator';
 import { serializeThrown } from '../errors/serialized-error';
 import { BadStateError, StateNotSerializableError, StateValidationError, type InvalidProperty } from '../errors/state-errors';
 import type { WorkflowDefinition } from '../workflow/workflow-definition';
-import { parseJsonSafe } from './safe-json';
+import { parseJsonSafe } from '../core/safe-json';
 
 function flatten(errors: ValidationError[], prefix = ''): InvalidProperty[] {
   const out: InvalidProperty[] = [];

@@ -1,7 +1,7 @@
-import type { PublishReceipt } from '../runtime/publish-receipt';
+import type { PublishReceipt } from '../core/publish-receipt';
 import type { SagaEventInput } from '../bus/event';
-import type { Direction, StepFunc } from '../engine/flow-fields';
-import type { Logger } from '../runtime/logger';
+import type { Direction, StepFunc } from '../core/flow-fields';
+import type { Logger } from '../core/logger';
 import type { Clock } from '../time/clock';
 
 /** What a step handler knows about the call it is in. */

@@ -3,8 +3,7 @@ import { resolveRateLimit, type RateLimit } from '../policies/rate-limiter';
 import { resolveStepPolicy, STEP_POLICY_KEYS, type StepPolicyOptions } from '../policies/step-policy';
 import { checkKnownKeys, optionKeys, readingOptions } from '../input/known-keys';
 import { quote } from '../errors/serialized-error';
-import type { JumpOptions } from '../workflow/jumps';
-import type { ChildSpec } from '../workflow/child';
+import type { JumpOptions } from './jumps';
 import { isStepClass, type StepClass } from './base-step';
 
 /** Options of the {@link Step} decorator: a stable name, and optionally retries, timeouts, goto targets and a rate limit. */
@@ -40,8 +39,6 @@ const CHILD_STEP_OPTION_KEYS = STEP_OPTION_KEYS.filter((k) => k !== 'rateLimit')
 export interface StepMetadata {
   readonly name: string;
   readonly options: StepOptions;
-  /** Set for the step a `child(...)` node makes. */
-  readonly child?: ChildSpec;
 }
 
 /** Checks the shape of `goto` / `allowLoop` (their targets are checked when a workflow is defined). */
@@ -75,14 +72,15 @@ export function Step(options: StepOptions): <C extends StepClass>(target: C) => 
 }
 
 /**
- * Checks a step's options and registers the class under its name; `child` marks a generated child-workflow step.
+ * Checks a step's options and registers the class under its name; `child` marks a generated child-workflow step
+ * (which takes no rate limit).
  * @internal
  */
-export function registerStep(target: StepClass, options: StepOptions, child?: ChildSpec): void {
+export function registerStep(target: StepClass, options: StepOptions, child = false): void {
   readingOptions('@Step', () => checkStep(target, options, child));
 }
 
-function checkStep(target: StepClass, options: StepOptions, child?: ChildSpec): void {
+function checkStep(target: StepClass, options: StepOptions, child: boolean): void {
   const className = (target as { name?: string }).name ?? 'anonymous class';
   if (!isStepClass(target)) {
     throw new DefinitionError('NOT_A_STEP', `@Step was put on ${className}, which does not extend BaseStep`, {
@@ -93,7 +91,7 @@ function checkStep(target: StepClass, options: StepOptions, child?: ChildSpec): 
     throw new DefinitionError('BAD_OPTION', `@Step on ${className} needs a non-empty string name`, { className });
   }
   const where = `@Step ${JSON.stringify(options.name)} on ${className}`;
-  checkKnownKeys(options, child === undefined ? STEP_OPTION_KEYS : CHILD_STEP_OPTION_KEYS, where);
+  checkKnownKeys(options, child ? CHILD_STEP_OPTION_KEYS : STEP_OPTION_KEYS, where);
   resolveStepPolicy(options, {}, where);
   checkJumpOptions(options, where);
   const controls = options.rollbackControls;
@@ -104,7 +102,7 @@ function checkStep(target: StepClass, options: StepOptions, child?: ChildSpec): 
   if (typeof options.rateLimit === 'string' && !options.rateLimit.trim()) {
     throw new DefinitionError('BAD_OPTION', `${where}: rateLimit must name a limiter or be { limit, per }`, { where, field: 'rateLimit' });
   }
-  registry.set(target, child === undefined ? { name: options.name, options } : { name: options.name, options, child });
+  registry.set(target, { name: options.name, options });
 }
 
 /** The metadata @Step registered for exactly this class, if any. */

@@ -2,7 +2,7 @@ import { MalformedResultError } from '../errors/step-errors';
 import { quote } from '../errors/serialized-error';
 import { unknownKey, unknownKeyText } from '../input/known-keys';
 import { parseDuration } from '../time/duration';
-import type { MatchValue } from '../bus/event';
+import type { MatchValue } from '../core/flow-fields';
 import type { Duration } from '../time/duration';
 
 /** The step is done; go on in the current direction. */

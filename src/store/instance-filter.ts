@@ -5,7 +5,7 @@
 import { InvalidArgumentError } from '../errors/runtime-errors';
 import { quote } from '../errors/serialized-error';
 import { unknownKey, unknownKeyText } from '../input/known-keys';
-import { InstanceStatus } from '../engine/flow-fields';
+import { InstanceStatus } from '../core/flow-fields';
 import type { InstanceFilter, RunnableDefinition } from './instance-store';
 
 const STATUSES: ReadonlySet<string> = new Set(Object.values(InstanceStatus));

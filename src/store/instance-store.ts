@@ -1,6 +1,6 @@
 import type { SagaEvent } from '../bus/event';
 import type { WaiterRef } from '../bus/wait-index';
-import type { InstanceStatus, Wait } from '../engine/flow-fields';
+import type { InstanceStatus, Wait } from '../core/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../engine/instance-record';
 import type { WorkflowOutline } from '../workflow/workflow-outline';

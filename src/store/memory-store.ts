@@ -2,7 +2,7 @@ import type { SagaEvent } from '../bus/event';
 import { RetainedEvents } from '../bus/retained-events';
 import { WaitIndex, type WaiterRef } from '../bus/wait-index';
 import { VersionConflictError } from '../errors/runtime-errors';
-import { isFinalStatus, type Wait } from '../engine/flow-fields';
+import { isFinalStatus, type Wait } from '../core/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
 import { versionOf, type InstanceRecord, type TrackRef } from '../engine/instance-record';
 import { deadlinesOf, decodeRecord, encodeRecord, isParked, waitsOf } from './record-codec';

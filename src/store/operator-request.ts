@@ -3,7 +3,7 @@
  * instance) written to the store by any process, without the workflow's code, and applied by the worker that holds
  * or next takes the instance — which records who, why and when in its history and marks the request done.
  */
-import { isFinalStatus } from '../engine/flow-fields';
+import { isFinalStatus } from '../core/flow-fields';
 import type { InstanceRecord } from '../engine/instance-record';
 import { InvalidArgumentError, InvalidOperationError, UnknownInstanceError } from '../errors/runtime-errors';
 import { SagaflowError } from '../errors/sagaflow-error';

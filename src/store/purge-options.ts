@@ -5,7 +5,7 @@ import { InvalidArgumentError } from '../errors/runtime-errors';
 import { OperatingError } from '../errors/operating-errors';
 import { quote } from '../errors/serialized-error';
 import { checkOptions } from '../input/known-keys';
-import { InstanceStatus, isFinalStatus } from '../engine/flow-fields';
+import { InstanceStatus, isFinalStatus } from '../core/flow-fields';
 import type { PurgeOptions } from './instance-store';
 
 const PURGE_KEYS: readonly string[] = ['before', 'statuses', 'limit', 'dryRun'];

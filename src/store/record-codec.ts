@@ -1,7 +1,7 @@
 import { CorruptRecordError } from '../errors/runtime-errors';
 import { RECORD_SCHEMA_VERSION, type InstanceRecord, type TrackRef } from '../engine/instance-record';
-import { isFinalStatus, type Wait } from '../engine/flow-fields';
-import { parseJsonSafe } from '../state/safe-json';
+import { isFinalStatus, type Wait } from '../core/flow-fields';
+import { parseJsonSafe } from '../core/safe-json';
 
 /** The stored JSON text of a record. */
 export function encodeRecord(record: InstanceRecord): string {

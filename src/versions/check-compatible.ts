@@ -5,7 +5,7 @@
  * a step it already ran that comes after it would run again.
  */
 import { quote } from '../errors/serialized-error';
-import type { StackEntry } from '../engine/flow-fields';
+import type { StackEntry } from '../core/flow-fields';
 import { freshFlow, newRecord, type BranchRun, type GroupRun, type InstanceRecord } from '../engine/instance-record';
 import { workflowDefinition, type WorkflowRef } from '../workflow/workflow-decorator';
 import type { CompiledGroup, CompiledNode, CompiledStep, WorkflowDefinition } from '../workflow/workflow-definition';

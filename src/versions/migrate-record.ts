@@ -4,7 +4,7 @@
  * is missing. Pure: it returns the rewritten record; the runtime saves it.
  */
 import { quote } from '../errors/serialized-error';
-import type { StackEntry } from '../engine/flow-fields';
+import type { StackEntry } from '../core/flow-fields';
 import type { BranchRun, GroupRun, InstanceRecord } from '../engine/instance-record';
 import type { CompiledGroup, CompiledNode, CompiledStep, WorkflowDefinition } from '../workflow/workflow-definition';
 

@@ -1,5 +1,5 @@
 import type { SagaEvent } from '../bus/event';
-import type { InstanceStatus } from '../engine/flow-fields';
+import type { InstanceStatus } from '../core/flow-fields';
 import { DefinitionError } from '../errors/definition-error';
 import { SagaflowError } from '../errors/sagaflow-error';
 import { quote, serializeThrown, type SerializedError } from '../errors/serialized-error';
@@ -12,8 +12,9 @@ import { BaseStep, type StepClass } from '../steps/base-step';
 import type { StepContext } from '../steps/step-context';
 import { registerStep } from '../steps/step-decorator';
 import { checkResult, continueWith, error, ok, type StepResult } from '../steps/step-result';
-import type { JumpOptions } from './jumps';
+import type { JumpOptions } from '../steps/jumps';
 import { workflowDefinition, type WorkflowRef } from './workflow-decorator';
+import { registerChildSpec, type ChildSpec } from './child-spec';
 import type { WorkflowDefinition } from './workflow-definition';
 
 /** The topic of the event the runtime publishes to a parent when one of its child instances ends (either way). */
@@ -58,12 +59,6 @@ export interface ChildOptions<S = any, C = unknown, I = unknown> extends JumpOpt
 
 const CHILD_OPTION_KEYS = optionKeys<ChildOptions>()(['name', 'input', 'into', 'goto', 'allowLoop', ...STEP_POLICY_KEYS] as const);
 
-/** What the child node keeps of its options. */
-export interface ChildSpec {
-  readonly workflow: WorkflowDefinition;
-  readonly input: (state: unknown) => unknown;
-  readonly into: ((state: unknown, output: unknown) => IntoResult<unknown>) | undefined;
-}
 
 /** The status of a child that ended, or undefined while it runs. */
 function ended(e: ChildEnded | undefined): e is ChildEnded {
@@ -200,6 +195,7 @@ export function child<S = any, C = unknown, I = unknown>(workflow: WorkflowRef<C
   const Generated = class extends BaseStep<S> {};
   Object.defineProperty(Generated, 'name', { value: `Child(${def.name})` });
   const { input: _input, into: _into, name: _name, ...stepOptions } = options;
-  registerStep(Generated, { ...stepOptions, name }, spec);
+  registerStep(Generated, { ...stepOptions, name }, true);
+  registerChildSpec(Generated, spec);
   return Generated;
 }

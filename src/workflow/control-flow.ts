@@ -1,7 +1,7 @@
 import type { BranchOutcome } from '../parallel/parallel-results';
 import type { IntoResult } from '../parallel/parallel';
 import type { StepClass } from '../steps/base-step';
-import type { JumpOptions } from './jumps';
+import type { JumpOptions } from '../steps/jumps';
 import { checkOptions, optionKeys } from '../input/known-keys';
 
 /** A `when` node as written in a workflow's step list. */

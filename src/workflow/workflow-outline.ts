@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { CompiledNode, CompiledStep, MainListPlace } from './workflow-definition';
+import { childSpecOf } from './child-spec';
 
 /** A step: on the main line, in a branch or a forEach item. `child` names the workflow a `child(...)` step starts. */
 export interface OutlineStep {
@@ -79,7 +80,7 @@ function jumpsOf(place: MainListPlace): { goto?: readonly string[]; loop?: numbe
 }
 
 function stepOutline(step: CompiledStep, place?: MainListPlace): OutlineStep {
-  const child = step.meta.child?.workflow.name;
+  const child = childSpecOf(step.cls)?.workflow.name;
   return { kind: 'step', name: step.name, ...(child === undefined ? {} : { child }), ...(place === undefined ? {} : jumpsOf(place)) };
 }
 

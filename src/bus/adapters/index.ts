@@ -12,8 +12,8 @@ export type {
   BusAdapter,
   BusAdapterName,
   BusAdapterOptions,
-  QueuedBusAdapterOptions,
 } from './adapter-core';
+export type { QueuedBusAdapterOptions } from './queued-adapter';
 export { EventEmitterAdapter, type EventEmitterAdapterOptions } from './event-emitter-adapter';
 export { RedisAdapter, type RedisAdapterOptions } from './redis-adapter';
 export { PostgresNotifyAdapter, MAX_NOTIFY_PAYLOAD_BYTES, type PostgresNotifyAdapterOptions } from './postgres-notify-adapter';

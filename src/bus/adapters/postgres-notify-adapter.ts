@@ -3,10 +3,12 @@ import { quote } from '../../errors/serialized-error';
 import { checkOptions, optionKeys } from '../../input/known-keys';
 import { DefinitionError } from '../../errors/definition-error';
 import { SagaflowError } from '../../errors/sagaflow-error';
-import { requireDependency } from '../../runtime/optional-dependency';
+import { requireDependency } from '../../core/optional-dependency';
 import { toMillis, type Duration } from '../../time/duration';
 import type { EventBus } from '../event-bus';
-import { nonEmpty, QueuedBusAdapter, stoppedError, type OutgoingMessage, type QueuedBusAdapterOptions, type SendVerdict } from './adapter-core';
+import { nonEmpty, stoppedError } from './adapter-core';
+import type { SendVerdict } from './outgoing-queue';
+import { QueuedBusAdapter, type OutgoingMessage, type QueuedBusAdapterOptions } from './queued-adapter';
 
 /** The largest NOTIFY payload PostgreSQL takes, in bytes (it must be shorter than 8000 bytes). */
 export const MAX_NOTIFY_PAYLOAD_BYTES = 7999;

@@ -2,9 +2,11 @@ import type { Redis, RedisOptions } from 'ioredis';
 import { checkOptions, optionKeys } from '../../input/known-keys';
 import { SagaflowError } from '../../errors/sagaflow-error';
 import { MissingDependencyError } from '../../errors/missing-dependency-error';
-import { requireDependency } from '../../runtime/optional-dependency';
+import { requireDependency } from '../../core/optional-dependency';
 import type { EventBus } from '../event-bus';
-import { nonEmpty, QueuedBusAdapter, stoppedError, type OutgoingMessage, type QueuedBusAdapterOptions, type SendVerdict } from './adapter-core';
+import { nonEmpty, stoppedError } from './adapter-core';
+import type { SendVerdict } from './outgoing-queue';
+import { QueuedBusAdapter, type OutgoingMessage, type QueuedBusAdapterOptions } from './queued-adapter';
 
 /** Options of {@link RedisAdapter}. */
 export interface RedisAdapterOptions extends QueuedBusAdapterOptions {

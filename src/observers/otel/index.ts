@@ -9,11 +9,7 @@
  *
  * @module sagaflow/opentelemetry
  */
-export {
-  OpenTelemetryObserver,
-  SAGAFLOW_INSTRUMENTATION_SCOPE,
-  type OpenTelemetryObserverOptions,
-  type StepRef,
-} from './opentelemetry-observer';
+export { OpenTelemetryObserver } from './opentelemetry-observer';
+export { SAGAFLOW_INSTRUMENTATION_SCOPE, type OpenTelemetryObserverOptions, type StepRef } from './observer-parts';
 export { sagaTraceId, sagaRootSpanId, sagaRootSpanContext } from './saga-trace-ids';
 export { SagaAttributes, SagaMetrics, SagaSpanEvents, type SagaAttribute } from './saga-telemetry-names';

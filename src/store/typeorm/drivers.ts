@@ -1,6 +1,6 @@
 import type { Client } from 'pg';
 import { MissingDependencyError } from '../../errors/missing-dependency-error';
-import { requireDependency } from '../../runtime/optional-dependency';
+import { requireDependency } from '../../core/optional-dependency';
 
 /** The part of better-sqlite3's module that the check of its native addon uses. */
 type BetterSqlite3 = new (filename: string) => { close(): void };

@@ -2,7 +2,7 @@ import type { DataSource, DeepPartial, EntityTarget, FindOptionsWhere, ObjectLit
 import { quote } from '../../errors/serialized-error';
 import { checkOptions, optionKeys } from '../../input/known-keys';
 import type { InstanceRecord } from '../../engine/instance-record';
-import { consoleLogger } from '../../runtime/logger';
+import { consoleLogger } from '../../core/logger';
 import { workflowDefinition, type WorkflowRef } from '../../workflow/workflow-decorator';
 import type { InstanceStore, TransitionWrites } from '../instance-store';
 import { SagaFlowColumns, type SagaFlowBaseColumns, type SagaFlowFields } from './saga-flow-columns';

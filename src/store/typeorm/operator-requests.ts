@@ -1,7 +1,7 @@
 /** `sagaflow_requests`: operator requests written by any process and applied by the worker that runs the instance. */
 import { CorruptRecordError } from '../../errors/runtime-errors';
 import type { SerializedError } from '../../errors/serialized-error';
-import { parseJsonSafe } from '../../state/safe-json';
+import { parseJsonSafe } from '../../core/safe-json';
 import type { RunnableDefinition } from '../instance-store';
 import { checkRequestApplies, checkRequestInput, type OperatorRequest, type OperatorRequestInput, type OperatorRequestKind } from '../operator-request';
 import { decodeRecord } from '../record-codec';

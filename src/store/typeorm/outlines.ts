@@ -2,7 +2,7 @@
  * `sagaflow_definitions`: the outlines of the definitions runtimes registered, read by tools that do not load the
  * workflows' code.
  */
-import { parseJsonSafe } from '../../state/safe-json';
+import { parseJsonSafe } from '../../core/safe-json';
 import type { WorkflowOutline } from '../../workflow/workflow-outline';
 import type { StoredOutline } from '../instance-store';
 import type { Dialect, Exec } from './dialect';

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { SagaEvent } from '../../bus/event';
 import { payloadValue } from '../../bus/wait-match';
-import type { Wait } from '../../engine/flow-fields';
+import type { Wait } from '../../core/flow-fields';
 import type { HistoryEntry } from '../../engine/history-entry';
 import { versionOf, type InstanceRecord, type TrackRef } from '../../engine/instance-record';
 import { CorruptRecordError } from '../../errors/runtime-errors';
-import { parseJsonSafe } from '../../state/safe-json';
+import { parseJsonSafe } from '../../core/safe-json';
 import { deadlinesOf, encodeRecord, isParked, waitsOf } from '../record-codec';
 
 /** A track as a column value: `''` is the main line. */

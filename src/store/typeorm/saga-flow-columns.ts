@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { Column, type ValueTransformer } from 'typeorm';
-import type { Direction, InstanceStatus, ResultSummary, StackEntry, StepFunc, Wait } from '../../engine/flow-fields';
+import type { Direction, InstanceStatus, ResultSummary, StackEntry, StepFunc, Wait } from '../../core/flow-fields';
 import type { InstanceRecord } from '../../engine/instance-record';
 import type { SerializedError } from '../../errors/serialized-error';
 

@@ -7,7 +7,7 @@ import { claimablePredicate, runnablePredicate } from './dialect';
 import { num } from './rows';
 import { StorePart } from './store-session';
 import { UNFINISHED_STATUSES } from './statuses';
-import { parseJsonSafe } from '../../state/safe-json';
+import { parseJsonSafe } from '../../core/safe-json';
 
 /** The unfinished statuses but `blocked`: instances that run, or would if a worker took them. */
 const RUNNING_STATUSES = UNFINISHED_STATUSES.filter((s) => s !== 'blocked').map((s) => `'${s}'`).join(', ');

@@ -5,9 +5,9 @@
 import type { SagaEvent } from '../../bus/event';
 import type { WaiterRef } from '../../bus/wait-index';
 import { eventMatchesWait } from '../../bus/wait-match';
-import type { Wait } from '../../engine/flow-fields';
+import type { Wait } from '../../core/flow-fields';
 import type { TrackRef } from '../../engine/instance-record';
-import { consoleLogger } from '../../runtime/logger';
+import { consoleLogger } from '../../core/logger';
 import { KEEP_FOR_INSTANCE, type PendingEvent, type RunnableDefinition } from '../instance-store';
 import { Dialect, runnablePredicate, type Exec } from './dialect';
 import { inboxChannel, listenClientConfig, MAX_NOTIFY_ID_BYTES, PgInboxListener, type PgListenOptions } from './pg-listener';

@@ -7,7 +7,7 @@ import type { DataSource } from 'typeorm';
 import { DefinitionError } from '../../errors/definition-error';
 import { quote } from '../../errors/serialized-error';
 import { checkBoolean, checkOptions, optionKeys } from '../../input/known-keys';
-import type { Logger } from '../../runtime/logger';
+import type { Logger } from '../../core/logger';
 import type { PgListenOptions } from './pg-listener';
 
 /** Options of {@link TypeormStore.sqlite}. */

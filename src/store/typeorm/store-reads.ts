@@ -4,7 +4,7 @@
  */
 import type { SagaEvent } from '../../bus/event';
 import type { WaiterRef } from '../../bus/wait-index';
-import type { InstanceStatus } from '../../engine/flow-fields';
+import type { InstanceStatus } from '../../core/flow-fields';
 import type { HistoryEntry } from '../../engine/history-entry';
 import type { InstanceRecord } from '../../engine/instance-record';
 import { CorruptRecordError } from '../../errors/runtime-errors';

@@ -4,7 +4,7 @@
  */
 import type { DataSource } from 'typeorm';
 import { SagaflowError } from '../../errors/sagaflow-error';
-import type { Logger } from '../../runtime/logger';
+import type { Logger } from '../../core/logger';
 import { Dialect, type DriverKind, type Exec } from './dialect';
 import type { DatabaseFile } from './database-file';
 import { checkSagaflowMigrationsRan, runSagaflowMigrations } from './migrate';

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { DataSource } from 'typeorm';
 import type { SagaEvent } from '../../bus/event';
 import type { WaiterRef } from '../../bus/wait-index';
-import type { Wait } from '../../engine/flow-fields';
+import type { Wait } from '../../core/flow-fields';
 import type { HistoryEntry } from '../../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../../engine/instance-record';
 import { DefinitionError } from '../../errors/definition-error';

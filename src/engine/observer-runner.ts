@@ -1,7 +1,7 @@
 import { serializeError, serializeThrown, type SerializedError } from '../errors/serialized-error';
 import { checkResult } from '../steps/step-result';
 import type { ObserverEntry } from '../workflow/workflow-definition';
-import { OBSERVER_HOOKS, type FlowView, type Observer, type ObserverHook } from './observer';
+import { OBSERVER_HOOKS, type FlowView, type Observer, type ObserverHook } from '../observers/observer';
 
 /** What a round of hooks produced: the (possibly changed) state and the first veto, if any. */
 export interface HookRound {

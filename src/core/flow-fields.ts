@@ -1,5 +1,14 @@
-import type { MatchValue } from '../bus/event';
+/**
+ * The vocabulary of an instance's position that every layer shares: directions, step functions, statuses, waits,
+ * the compensation stack and the flow fields themselves.
+ */
 import type { SerializedError } from '../errors/serialized-error';
+
+/** A JSON scalar: what a wait's `match` may compare against. */
+export type MatchValue = string | number | boolean | null;
+
+/** `null` is the main line; a string is a branch key of the current group. */
+export type TrackRef = string | null;
 
 /** `up` runs steps forward; `down` compensates them backward. */
 export const Direction = { Up: 'up', Down: 'down' } as const;

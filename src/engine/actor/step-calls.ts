@@ -1,0 +1,142 @@
+// The handler calls of one instance: an `invoke` effect becomes a call (once its rate limiter admits it) that runs
+// concurrently with the others and posts its result back to the actor as a `settled` happening.
+import { SagaflowError } from '../../errors/sagaflow-error';
+import { serializeError, serializeThrown, quote } from '../../errors/serialized-error';
+import type { BaseStep } from '../../steps/base-step';
+import type { StepContext } from '../../steps/step-context';
+import { ChildStep } from '../../workflow/child';
+import { childSpecOf } from '../../workflow/child-spec';
+import type { Effect, Outcome } from '../decide';
+import { flowView } from '../flow-view';
+import type { InstanceActor } from '../instance-actor';
+import { trackOf, type TrackRef } from '../instance-record';
+import { LazyAbort } from '../lazy-abort';
+import { invokeStep } from '../step-invoker';
+import type { ActorHost, WorkflowServices } from './actor-host';
+
+/** The key of a track in maps by track (the main line has no branch key). */
+export function trackKey(ref: TrackRef): string {
+  return ref ?? '\u0000main';
+}
+
+/** The handler calls an actor has in flight, one per track at most. */
+export class StepCalls {
+  /** The call in flight of each track, with its token; a newer call of a track aborts the older one. */
+  readonly inFlight = new Map<string, { readonly abort: LazyAbort; readonly token: number }>();
+
+  constructor(
+    private readonly host: ActorHost,
+    private readonly services: WorkflowServices,
+    private readonly actor: InstanceActor,
+  ) {}
+
+  /**
+   * A `run` of a rate-limited step asks its limiter for a slot first; with none free now, the track is parked
+   * (persisted) until the booked slot and the call is made then. True when the call may go now.
+   */
+  private admitted(effect: Extract<Effect, { type: 'invoke' }>): boolean {
+    const limiter = effect.func === 'run' ? this.services.limiters.get(effect.step) : undefined;
+    if (limiter === undefined) return true;
+    const now = this.host.clock.now();
+    const at = limiter.reserve(`${this.actor.record.id}\u0000${trackKey(effect.track)}`, now);
+    if (at <= now) return true;
+    void this.actor.post({ type: 'throttled', track: effect.track, token: effect.token, until: at, limiter: limiter.name }).catch((error: unknown) =>
+      this.host.reportFailure(this.actor.record.id, `parking ${effect.step} for its rate limit failed`, error),
+    );
+    return false;
+  }
+
+  /** Starts the call an `invoke` effect asks for (once its rate limiter admits it); its result is posted to the actor. */
+  invoke(effect: Extract<Effect, { type: 'invoke' }>): void {
+    if (!this.admitted(effect)) return;
+    const { def, observers, policy } = this.services;
+    const compiled = def.steps.get(effect.step);
+    const key = trackKey(effect.track);
+    const controller = new LazyAbort();
+    this.inFlight.get(key)?.abort.abort(new SagaflowError('SUPERSEDED', 'a newer call of this track started'));
+    const call = { abort: controller, token: effect.token };
+    this.inFlight.set(key, call);
+    const record = this.actor.record;
+    const view = flowView(record, effect.track);
+    const track = trackOf(record, effect.track);
+    // A forEach item is its group's branch whatever the group is doing: running, or unwound by a later failure.
+    const groupNode = record.group === null ? undefined : def.nodes[record.group.index];
+    const item = effect.track !== null && groupNode?.kind === 'group' && groupNode.each !== undefined;
+    const codec = item ? this.services.itemCodec : this.services.codec;
+    const direction = effect.func === 'run' || effect.func === 'runHandleInfo' ? 'up' : 'down';
+    const pass = track?.flow.pass ?? 0;
+    const runKey = `${record.id}:${effect.step}${item ? `[${effect.track ?? ''}]` : ''}${pass > 0 ? `#${pass + 1}` : ''}`;
+    const keyBase = `${runKey}:${direction}`;
+    const ctx: StepContext = {
+      get signal() {
+        return controller.signal;
+      },
+      instanceId: record.id,
+      workflow: record.workflow,
+      stepName: effect.step,
+      direction,
+      stepFunc: effect.func,
+      attempt: view.attempt,
+      runKey,
+      idempotencyKey: `${keyBase}:${view.attempt}`,
+      idempotencyKeyBase: keyBase,
+      clock: this.host.clock,
+      logger: this.host.logger,
+      ...(view.group === undefined ? {} : { group: view.group }),
+      ...(view.branch === undefined ? {} : { branch: view.branch }),
+      publish: (event) => this.host.publish(event),
+    };
+    const run = async (): Promise<void> => {
+      let step: BaseStep<unknown> | undefined;
+      let unavailable: Outcome | undefined;
+      if (compiled === undefined) {
+        unavailable = {
+          kind: 'error',
+          error: serializeError({ code: 'UNKNOWN_STEP', message: `workflow ${def.name} has no step ${quote(effect.step)} (the record was written by another definition)` }),
+          started: true,
+        };
+      } else {
+        try {
+          const child = childSpecOf(compiled.cls);
+          step = child === undefined ? this.host.resolveStep(compiled.cls) : new ChildStep(child, this.host.children, compiled.name);
+        } catch (cause) {
+          const reason = serializeThrown(cause);
+          unavailable = {
+            kind: 'error',
+            error: { code: 'STEP_UNAVAILABLE', name: 'StepUnavailableError', message: `the resolver could not make step ${quote(effect.step)}: ${reason.message}`, details: { cause: reason } },
+            started: false,
+          };
+        }
+      }
+      const outcome: Outcome =
+        unavailable ??
+        (await invokeStep({
+              step: step as BaseStep<unknown>,
+              func: effect.func,
+              storedState: track?.state,
+              event: effect.event,
+              view,
+              ctx,
+              codec,
+              observers,
+              validateAfter: def.validateStateAfterEachStep && !item,
+              timeoutMs: policy(effect.step, direction).timeoutMs,
+              clock: this.host.clock,
+              abort: (reason) => controller.abort(reason),
+              onLateSettle: (late) =>
+                this.host.reportFailure(
+                  record.id,
+                  `step ${effect.step} ${effect.func} settled (${late.kind}) after it had timed out; the late result was ignored`,
+                  new SagaflowError('LATE_SETTLE', `late ${late.kind} from ${effect.step} ${effect.func}`, { step: effect.step }),
+                ),
+            }));
+      if (this.inFlight.get(key) === call) this.inFlight.delete(key);
+      await this.actor.post({ type: 'settled', track: effect.track, token: effect.token, outcome });
+    };
+    run().catch((error: unknown) => {
+      if (this.inFlight.get(key) === call) this.inFlight.delete(key);
+      this.host.reportFailure(record.id, `recording the result of ${effect.step} ${effect.func} failed`, error);
+      if (this.actor.idle) this.host.idle(this.actor);
+    });
+  }
+}
