@@ -43,11 +43,11 @@ function post(url: string, form: Record<string, string>, headers: Record<string,
 }
 
 /** `sagaflow inspect --db file --port 0`, in-process: its URL, and a stop. */
-async function inspect(file: string): Promise<{ url: string; stop: () => Promise<number> }> {
+async function inspect(file: string, ...flags: string[]): Promise<{ url: string; stop: () => Promise<number> }> {
   const abort = new AbortController();
   let listening!: (url: string) => void;
   const url = new Promise<string>((resolve) => (listening = resolve));
-  const done = runCli(['inspect', '--db', file, '--port', '0'], { out: () => undefined, err: (t) => console.error(t), env: {}, cwd: tmpdir(), signal: abort.signal, listening });
+  const done = runCli(['inspect', '--db', file, '--port', '0', ...flags], { out: () => undefined, err: (t) => console.error(t), env: {}, cwd: tmpdir(), signal: abort.signal, listening });
   const first = await Promise.race([url, done.then((code) => `exited ${code}`)]);
   if (!first.startsWith('http')) throw new Error(`sagaflow inspect ${first}`);
   return { url: first, stop: () => (abort.abort(), done) };
@@ -128,6 +128,23 @@ describe('the inspector over HTTP', () => {
     const body = (await get(`${server.url}instances/refund-1`)).body;
     expect(body).toMatch(/<g class="step up-ran down-compensation-failed current" data-step="debit-account">/);
     expect(body).toContain('BANK_REFUSED');
+  });
+
+  it('shows operator buttons for a compensation_failed instance, and none for an ended one', async () => {
+    expect((await get(`${server.url}instances/refund-1`)).body).toMatch(/data-action="retry-compensation".*data-action="skip-compensation"/s);
+    expect((await get(`${server.url}instances/order-1001`)).body).not.toContain('data-action=');
+  });
+
+  it('opened --read-only, shows no buttons and takes no form', async () => {
+    const readOnly = await inspect(file, '--read-only');
+    try {
+      const body = (await get(`${readOnly.url}instances/refund-1`)).body;
+      expect(body).toContain('BANK_REFUSED');
+      expect(body).not.toContain('data-action=');
+      expect((await post(`${readOnly.url}instances/refund-1/requests`, { kind: 'skip-compensation', token: 'x' })).status).toBe(405);
+    } finally {
+      await readOnly.stop();
+    }
   });
 
   it('answers 404 for an unknown instance or page', async () => {

@@ -66,6 +66,9 @@ describe.each(stores)('operator requests in the store: %s', (_name, make) => {
     await store.finishRequest?.('q4', null, 9);
     expect(await store.requestById?.('q4')).toMatchObject({ state: 'done', doneAt: 9 });
     expect(await store.pendingRequests?.('stuck')).toEqual([]);
+    // A purge takes an instance's requests with it.
+    expect(await store.purge?.({ before: Number.MAX_SAFE_INTEGER, statuses: ['compensation_failed'], limit: 10 })).toEqual(['stuck']);
+    expect(await store.requestById?.('q4')).toBeUndefined();
     await (await runtime.start(PaymentWithReceipt, { account: 'x' }, { id: 'fine' })).result().catch(() => undefined);
     await runtime.close();
     await store.close();

@@ -215,12 +215,14 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
 
   withDb(program.command('inspect').description('serve the web inspector on 127.0.0.1 (nothing leaves the machine)'))
     .addOption(new Option('--port <port>', 'the port (0: any free one)').default('0'))
-    .action(async (flags: DbFlags & { port: string }) => {
+    .option('--read-only', 'open the database read-only: no operator buttons')
+    .action(async (flags: DbFlags & { port: string; readOnly?: boolean }) => {
       const port = Number(flags.port);
       if (!/^\d+$/.test(flags.port) || port > 65535) badArgument(`--port must be a port number (0 for any free one), got ${JSON.stringify(flags.port)}`);
-      // Opened for writing (never migrated): its buttons write operator requests.
-      await withStore(flags, 'write', async (store) => {
-        const inspector = await startInspector({ store, port, database: databaseName(location(flags), io.env, io.cwd), requests: true });
+      // Opened for writing (never migrated) unless --read-only: its buttons write operator requests.
+      const readOnly = flags.readOnly === true;
+      await withStore(flags, readOnly ? 'read' : 'write', async (store) => {
+        const inspector = await startInspector({ store, port, database: databaseName(location(flags), io.env, io.cwd), requests: !readOnly });
         io.out(`sagaflow inspector: ${inspector.url} (database ${databaseName(location(flags), io.env, io.cwd)}); Ctrl-C stops it`);
         io.listening?.(inspector.url);
         await new Promise<void>((resolve) => {

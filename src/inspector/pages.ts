@@ -94,7 +94,7 @@ export function instancePage(view: InstanceView): string {
   const chosen = outlineFor(record, view.outlines);
   let diagram: string;
   if (chosen === undefined) {
-    diagram = `<p class="note" id="no-diagram">No diagram: no outline of workflow ${esc(record.workflow)} is stored in this database. A runtime stores the outline of every workflow it registers (sagaflow 0.2 and later); start the application once with this version and reload.</p>`;
+    diagram = `<p class="note" id="no-diagram">No diagram: no outline of workflow ${esc(record.workflow)} is stored in this database. A runtime stores the outline of every workflow it registers once its store opens (runtimes from before the inspector did not); start the application once and reload.</p>`;
   } else {
     const o = chosen.outline.outline;
     const warning = chosen.exact ? '' : `<p class="note">Drawn from version ${o.version} (${esc(o.fingerprint)}): the outline of the structure this instance started on (${esc(record.fingerprint ?? 'unknown')}) is not stored.</p>`;
