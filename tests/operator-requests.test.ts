@@ -92,6 +92,24 @@ describe.each(stores)('operator requests in the store: %s', (_name, make) => {
   });
 });
 
+describe.each(stores)('an operator request applied by a runtime: %s', (_name, make) => {
+  it('is marked done in the same transaction as the history line of the act it asked for', async () => {
+    const { store } = make();
+    await compensationFailedInstance(store, 'stuck');
+    const runtime = fixtureRuntime(store);
+    const request = jest.spyOn(store, 'request');
+    // The separate write after the act fails: the request is done all the same, with the transition that applied it.
+    jest.spyOn(store, 'finishRequest').mockRejectedValue(new Error('disk full'));
+    bank.refusing = false;
+    await runtime.skipCompensation('stuck', { by: 'ops' });
+    const id = (request.mock.calls[0] as unknown[])[1] as string;
+    const line = (await store.history('stuck')).find((h) => h.kind === 'operator');
+    expect(await store.requestById?.(id)).toMatchObject({ state: 'done', doneAt: line?.at });
+    await runtime.close();
+    await store.close();
+  });
+});
+
 describe.each(stores.slice(1))('the sagaflow CLI writes operator requests that a running application applies: %s', (_name, make) => {
   it('retry-compensation moves a compensation_failed instance on, with who and why in its history', async () => {
     const { store, db, env } = make();

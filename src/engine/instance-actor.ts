@@ -274,6 +274,7 @@ export class InstanceActor {
     const effects: Effect[] = [];
     const history: HistoryEntry[] = [];
     const consumed: { eventId: string; track: TrackRef }[] = [];
+    const requestsDone: string[] = [];
     // The actor owns its record: transitions are applied in place, and it is reloaded if saving fails.
     const draft = this.rec;
     this.applying = true;
@@ -283,6 +284,7 @@ export class InstanceActor {
       if (options.fromInbox === true && happening.type === 'event') consumed.push({ eventId: happening.event.id, track: happening.track });
       results.push(transition.changed);
       if (!transition.changed) continue;
+      if (options.request !== undefined) requestsDone.push(options.request);
       await this.hooks.run(draft, transition.effects);
       history.push(...transitionHistory(prior, happening, draft, transition.effects, draft.updatedAt, options.note, this.services.stateChanges));
       effects.push(...transition.effects);
@@ -292,7 +294,7 @@ export class InstanceActor {
     return {
       results,
       effects,
-      writes: { history, ...(consumed.length === 0 ? {} : { consumed }), ...(lease === undefined ? {} : { lease }) },
+      writes: { history, ...(consumed.length === 0 ? {} : { consumed }), ...(requestsDone.length === 0 ? {} : { requestsDone }), ...(lease === undefined ? {} : { lease }) },
     };
   }
 

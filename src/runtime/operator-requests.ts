@@ -118,24 +118,29 @@ export class OperatorRequests {
       await store.finishRequest?.(request.id, serializeThrown(error), this.ctx.clock.now());
       throw error;
     }
-    await store.finishRequest?.(request.id, null, this.ctx.clock.now());
+    // Marked done with the transition that applied it; this covers an act that changed nothing (already done).
+    await store.finishRequest?.(request.id, null, this.ctx.clock.now()).catch((error: unknown) => this.ctx.report('instance-failed', `operator request ${request.id} could not be marked done`, error, request.instanceId));
   }
 
-  /** Does what a request asks, with who and why recorded in the instance's history. */
-  private async act(request: OperatorRequestInput): Promise<void> {
+  /**
+   * Does what a request asks, with who and why recorded in the instance's history; a stored request (with an id) is
+   * marked done in the same transaction as that history line.
+   */
+  private async act(request: OperatorRequestInput & { readonly id?: string }): Promise<void> {
+    const stored = request.id;
     const note: OperatorNote = { ...(request.by === undefined ? {} : { by: request.by }), ...(request.reason === undefined ? {} : { reason: request.reason }) };
     const id = request.instanceId;
     switch (request.kind) {
       case 'retry-compensation':
-        return this.operator.operate(id, 'retryCompensation', note);
+        return this.operator.operate(id, 'retryCompensation', note, stored);
       case 'skip-compensation':
-        return this.operator.operate(id, 'skipCompensation', note);
+        return this.operator.operate(id, 'skipCompensation', note, stored);
       case 'cancel':
-        return this.operator.cancel(id, request.reason ?? 'cancelled by an operator', request.by === undefined ? {} : { by: request.by });
+        return this.operator.cancel(id, request.reason ?? 'cancelled by an operator', request.by === undefined ? {} : { by: request.by }, stored);
       case 'resume': {
         const actor = await this.instances.actor(id);
         const text = noteText(note);
-        await actor.post({ type: 'resume' }, text === '' ? {} : { note: text });
+        await actor.post({ type: 'resume' }, { ...(text === '' ? {} : { note: text }), ...(stored === undefined ? {} : { request: stored }) });
         await this.events.drainInbox(id);
         return;
       }

@@ -83,6 +83,8 @@ export interface TransitionWrites {
   readonly history?: readonly HistoryEntry[];
   /** Inbox deliveries this transition consumed (so they are handled exactly once). */
   readonly consumed?: readonly { readonly eventId: string; readonly track: TrackRef }[];
+  /** Operator requests this transition applied: marked done in the same write (at the record's `updatedAt`). */
+  readonly requestsDone?: readonly string[];
   /** Take (or renew) the instance's lease in the same write (shared stores). */
   readonly lease?: { readonly owner: string; readonly until: number };
 }

@@ -345,6 +345,10 @@ export class MemoryStore implements InstanceStore {
     for (const { track, wait } of waits) this.waits.add({ instanceId: record.id, track }, wait);
     let inbox = previous?.inbox ?? [];
     for (const c of writes.consumed ?? []) inbox = inbox.filter((p) => !(p.event.id === c.eventId && p.track === c.track));
+    for (const id of writes.requestsDone ?? []) {
+      const request = this.requests.get(id);
+      if (request?.state === 'pending' && request.instanceId === record.id) this.requests.set(id, { ...request, state: 'done', doneAt: record.updatedAt });
+    }
     const history = previous?.history ?? [];
     // History lines are fresh objects the writer never touches again; history() hands out copies.
     for (const h of writes.history ?? []) history.push(h);

@@ -64,4 +64,6 @@ export interface PostOptions {
    * when it no longer applies, so it is handled exactly once either way).
    */
   readonly fromInbox?: boolean;
+  /** The id of the operator request this happening applies: marked done in the same transaction as its history line. */
+  readonly request?: string;
 }
