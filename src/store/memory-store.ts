@@ -9,6 +9,7 @@ import { deadlinesOf, decodeRecord, encodeRecord, isParked, waitsOf } from './re
 import { checkFilter, isRunnable } from './instance-filter';
 import { checkPurge } from './purge-options';
 import type { WorkflowOutline } from '../workflow/workflow-outline';
+import { RateLimiter, type ResolvedRateLimit } from '../policies/rate-limiter';
 import { KEEP_FOR_INSTANCE, type PurgeOptions, type StoredOutline, type RunnableDefinition, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from './instance-store';
 
 interface Row {
@@ -47,6 +48,8 @@ export class MemoryStore implements InstanceStore {
   private readonly retained = new RetainedEvents(Number.POSITIVE_INFINITY);
   private readonly retainedUntil = new Map<string, number>();
   private readonly scheduleTicks = new Map<string, { tick: number; updatedAt: number }>();
+  /** The rate limiters its workers share, by name. */
+  private readonly limiters = new Map<string, RateLimiter>();
   private readonly workers = new Map<string, { runs: RunnableDefinition[]; seenAt: number }>();
   private readonly storedOutlines = new Map<string, StoredOutline>();
 
@@ -211,6 +214,12 @@ export class MemoryStore implements InstanceStore {
   heartbeat(workerId: string, runs: readonly RunnableDefinition[], now: number): Promise<void> {
     this.workers.set(workerId, { runs: structuredClone([...runs]), seenAt: now });
     return Promise.resolve();
+  }
+
+  reserveSlot(limiter: string, spec: ResolvedRateLimit, key: string, now: number): Promise<number> {
+    let shared = this.limiters.get(limiter);
+    if (shared === undefined) this.limiters.set(limiter, (shared = new RateLimiter(limiter, spec)));
+    return Promise.resolve(shared.reserve(key, now));
   }
 
   liveRunners(since: number): Promise<RunnableDefinition[]> {

@@ -16,6 +16,7 @@ export const TABLES = {
   schedule: 'sagaflow_schedule',
   workers: 'sagaflow_workers',
   definitions: 'sagaflow_definitions',
+  rateSlots: 'sagaflow_rate_slots',
 } as const;
 export type TableKey = keyof typeof TABLES;
 
@@ -107,6 +108,7 @@ export class Dialect {
       schedule: qualify(TABLES.schedule),
       workers: qualify(TABLES.workers),
       definitions: qualify(TABLES.definitions),
+      rateSlots: qualify(TABLES.rateSlots),
     };
   }
 
