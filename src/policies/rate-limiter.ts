@@ -42,8 +42,11 @@ export function resolveRateLimit(spec: unknown, where: string): ResolvedRateLimi
  * or to the booked time at which to ask again with the same key.
  */
 export interface SlotLimiter {
+  /** The limiter's name (a step's own limiter is `step:<step name>`). */
   readonly name: string;
+  /** The limit and its window. */
   readonly spec: ResolvedRateLimit;
+  /** Asks for a slot at `now` for caller `key`: `now` or earlier to go at once, else the booked time. */
   reserve(key: string, now: number): number | Promise<number>;
 }
 
