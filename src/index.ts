@@ -99,7 +99,7 @@ export type { StateChangeOp } from './engine/state-change';
 // Step policies
 export type { RetryPolicy } from './policies/retry-policy';
 export type { StepPolicyOptions } from './policies/step-policy';
-export { RateLimiter, type RateLimit, type RateLimitSpec } from './policies/rate-limiter';
+export { RateLimiter, type RateLimit, type RateLimitSpec, type SlotLimiter, type ResolvedRateLimit } from './policies/rate-limiter';
 export { decide, type Happening, type Outcome, type Effect, type Transition, type DecideEnv } from './engine/decide';
 
 // Runtime, bus, store, time

@@ -36,6 +36,20 @@ export function resolveRateLimit(spec: unknown, where: string): ResolvedRateLimi
   return { limit: s.limit as number, perMs };
 }
 
+/**
+ * What hands out call slots to a rate-limited step: {@link RateLimiter} in this process, or one that books through the
+ * store (PostgreSQL), shared by every worker. `reserve` resolves to `now` or earlier when the call may go at once,
+ * or to the booked time at which to ask again with the same key.
+ */
+export interface SlotLimiter {
+  /** The limiter's name (a step's own limiter is `step:<step name>`). */
+  readonly name: string;
+  /** The limit and its window. */
+  readonly spec: ResolvedRateLimit;
+  /** Asks for a slot at `now` for caller `key`: `now` or earlier to go at once, else the booked time. */
+  reserve(key: string, now: number): number | Promise<number>;
+}
+
 /** Past this many open bookings, stale ones are looked for at each reservation. */
 const PRUNE_ABOVE = 256;
 
@@ -44,7 +58,7 @@ const PRUNE_ABOVE = 256;
  * books the earliest free slot and is told its time; asking again with the same key returns the booking, and
  * grants it once its time has come. Bookings are made in time order, so waiting callers go first come, first served.
  */
-export class RateLimiter {
+export class RateLimiter implements SlotLimiter {
   /** The times of the last `limit` slots handed out or booked, ascending. */
   private readonly slots: number[] = [];
   private readonly bookings = new Map<string, number>();
@@ -58,10 +72,12 @@ export class RateLimiter {
   reserve(key: string, now: number): number {
     if (this.bookings.size > PRUNE_ABOVE) this.prune(now);
     const booked = this.bookings.get(key);
-    if (booked !== undefined) {
+    if (booked !== undefined && booked >= now - this.spec.perMs) {
       if (booked <= now) this.bookings.delete(key);
       return booked;
     }
+    // A booking a window old is spent: its caller went away (rolled back while waiting) and, back that late, books anew.
+    if (booked !== undefined) this.bookings.delete(key);
     const { limit, perMs } = this.spec;
     const oldest = this.slots.length >= limit ? (this.slots[this.slots.length - limit] as number) : Number.NEGATIVE_INFINITY;
     const at = Math.max(now, oldest + perMs);

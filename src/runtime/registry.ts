@@ -9,7 +9,7 @@ import type { InstanceRecord } from '../engine/instance-record';
 import type { ObserverSpec } from '../observers/observer';
 import { ObserverRunner, type HookProblem } from '../engine/observer-runner';
 import { stateChangeOptions, type StateChangeRecording } from '../observers/history-observer';
-import { RateLimiter, resolveRateLimit } from '../policies/rate-limiter';
+import { RateLimiter, resolveRateLimit, type ResolvedRateLimit, type SlotLimiter } from '../policies/rate-limiter';
 import { NO_POLICY, resolveStepPolicy, type PolicyLookup, type StepPolicy, type StepPolicyOptions } from '../policies/step-policy';
 import { StateCodec } from '../state/state-codec';
 import type { BaseStep, StepClass } from '../steps/base-step';
@@ -28,7 +28,7 @@ export class Registry {
   private readonly resolver: Resolver;
   private readonly resolved = new Map<unknown, unknown>();
   /** Rate limiters: the shared ones by name, and steps' own ones by `step:<name>`. */
-  private readonly limiters = new Map<string, RateLimiter>();
+  private readonly limiters = new Map<string, SlotLimiter>();
 
   constructor(
     options: SagaRuntimeOptions,
@@ -48,7 +48,7 @@ export class Registry {
         return made;
       });
     for (const [name, spec] of Object.entries(options.rateLimiters ?? {})) {
-      this.limiters.set(name, new RateLimiter(name, resolveRateLimit(spec, `rateLimiters.${name}`)));
+      this.limiters.set(name, this.limiter(name, resolveRateLimit(spec, `rateLimiters.${name}`)));
     }
   }
 
@@ -105,8 +105,8 @@ export class Registry {
   }
 
   /** The rate limiter of each step of `def` that has one. @throws DefinitionError `UNKNOWN_RATE_LIMITER` */
-  private limitersOf(def: WorkflowDefinition): Map<string, RateLimiter> {
-    const out = new Map<string, RateLimiter>();
+  private limitersOf(def: WorkflowDefinition): Map<string, SlotLimiter> {
+    const out = new Map<string, SlotLimiter>();
     for (const [name, step] of def.steps) {
       const limit = step.meta.options.rateLimit;
       if (limit === undefined) continue;
@@ -124,12 +124,23 @@ export class Registry {
       }
       let own = this.limiters.get(`step:${name}`);
       if (own === undefined) {
-        own = new RateLimiter(`step:${name}`, resolveRateLimit(limit, `step ${quote(name)}: rateLimit`));
+        own = this.limiter(`step:${name}`, resolveRateLimit(limit, `step ${quote(name)}: rateLimit`));
         this.limiters.set(own.name, own);
       }
       out.set(name, own);
     }
     return out;
+  }
+
+  /**
+   * A rate limiter: booked through the store when several workers share it (so the limit holds across all of
+   * them), else kept in this process.
+   */
+  private limiter(name: string, spec: ResolvedRateLimit): SlotLimiter {
+    const store = this.ctx.store;
+    if (store.shared !== true || store.reserveSlot === undefined) return new RateLimiter(name, spec);
+    const reserveSlot = store.reserveSlot.bind(store);
+    return { name, spec, reserve: (key, now) => reserveSlot(name, spec, key, now) };
   }
 
   private policies(def: WorkflowDefinition): PolicyLookup {

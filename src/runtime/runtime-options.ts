@@ -54,7 +54,8 @@ export interface SagaRuntimeOptions {
   readonly pollInterval?: Duration;
   /**
    * Named rate limiters that steps share: `@Step({ name, rateLimit: 'jira' })` on any workflow draws on
-   * `rateLimiters.jira`. Limits are kept per runtime process. @default {}
+   * `rateLimiters.jira`. On a shared store (PostgreSQL) the limit holds across every worker on the database (slots
+   * are booked in the store); otherwise it is kept in this process. @default {}
    */
   readonly rateLimiters?: Readonly<Record<string, RateLimitSpec>>;
   /**

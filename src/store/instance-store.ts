@@ -6,6 +6,7 @@ import type { InstanceRecord, TrackRef } from '../engine/instance-record';
 import type { WorkflowOutline } from '../workflow/workflow-outline';
 import type { OperatorRequest, OperatorRequestInput } from './operator-request';
 import type { SerializedError } from '../errors/serialized-error';
+import type { ResolvedRateLimit } from '../policies/rate-limiter';
 
 /** The `retainUntil` of an event kept for the instance it was published to: it does not expire. */
 export const KEEP_FOR_INSTANCE = Number.MAX_SAFE_INTEGER;
@@ -177,6 +178,11 @@ export interface InstanceStore {
   claimStale(owner: string, until: number, now: number, limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]>;
   /** Records that worker `workerId` is alive at `now` and runs these definitions (shared stores). */
   heartbeat?(workerId: string, runs: readonly RunnableDefinition[], now: number): Promise<void>;
+  /**
+   * Books a call slot of a rate limiter shared by every worker on the store (shared stores): resolves to `now` when
+   * the call may go at once, or to the booked time at which caller `key` asks again (and then takes its booking).
+   */
+  reserveSlot?(limiter: string, spec: ResolvedRateLimit, key: string, now: number): Promise<number>;
   /** The definitions that some worker whose last heartbeat was at or after `since` runs. */
   liveRunners?(since: number): Promise<RunnableDefinition[]>;
   /** Forgets a worker's heartbeat (it is stopping). */

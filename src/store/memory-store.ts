@@ -11,6 +11,7 @@ import { checkPurge } from './purge-options';
 import { checkRequestApplies, checkRequestInput, type OperatorRequest, type OperatorRequestInput } from './operator-request';
 import type { SerializedError } from '../errors/serialized-error';
 import type { WorkflowOutline } from '../workflow/workflow-outline';
+import { RateLimiter, type ResolvedRateLimit } from '../policies/rate-limiter';
 import { KEEP_FOR_INSTANCE, type PurgeOptions, type StoredOutline, type RunnableDefinition, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from './instance-store';
 
 interface Row {
@@ -49,6 +50,8 @@ export class MemoryStore implements InstanceStore {
   private readonly retained = new RetainedEvents(Number.POSITIVE_INFINITY);
   private readonly retainedUntil = new Map<string, number>();
   private readonly scheduleTicks = new Map<string, { tick: number; updatedAt: number }>();
+  /** The rate limiters its workers share, by name. */
+  private readonly limiters = new Map<string, RateLimiter>();
   private readonly workers = new Map<string, { runs: RunnableDefinition[]; seenAt: number }>();
   private readonly storedOutlines = new Map<string, StoredOutline>();
   private readonly requests = new Map<string, OperatorRequest>();
@@ -214,6 +217,12 @@ export class MemoryStore implements InstanceStore {
   heartbeat(workerId: string, runs: readonly RunnableDefinition[], now: number): Promise<void> {
     this.workers.set(workerId, { runs: structuredClone([...runs]), seenAt: now });
     return Promise.resolve();
+  }
+
+  reserveSlot(limiter: string, spec: ResolvedRateLimit, key: string, now: number): Promise<number> {
+    let shared = this.limiters.get(limiter);
+    if (shared === undefined) this.limiters.set(limiter, (shared = new RateLimiter(limiter, spec)));
+    return Promise.resolve(shared.reserve(key, now));
   }
 
   liveRunners(since: number): Promise<RunnableDefinition[]> {

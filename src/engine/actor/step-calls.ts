@@ -31,24 +31,48 @@ export class StepCalls {
   ) {}
 
   /**
-   * A `run` of a rate-limited step asks its limiter for a slot first; with none free now, the track is parked
-   * (persisted) until the booked slot and the call is made then. True when the call may go now.
+   * Starts the call an `invoke` effect asks for; its result is posted to the actor. A `run` of a rate-limited step
+   * asks its limiter for a slot first; with none free now, the track is parked (persisted) until the booked slot and
+   * the call is made then. A limiter shared through the store answers later: meanwhile the call counts as in flight
+   * (the actor is not idle, and a newer call of the track or an abort cancels it).
    */
-  private admitted(effect: Extract<Effect, { type: 'invoke' }>): boolean {
+  invoke(effect: Extract<Effect, { type: 'invoke' }>): void {
     const limiter = effect.func === 'run' ? this.services.limiters.get(effect.step) : undefined;
-    if (limiter === undefined) return true;
+    if (limiter === undefined) return this.start(effect);
     const now = this.host.clock.now();
-    const at = limiter.reserve(`${this.actor.record.id}\u0000${trackKey(effect.track)}`, now);
-    if (at <= now) return true;
-    void this.actor.post({ type: 'throttled', track: effect.track, token: effect.token, until: at, limiter: limiter.name }).catch((error: unknown) =>
-      this.host.reportFailure(this.actor.record.id, `parking ${effect.step} for its rate limit failed`, error),
+    const key = trackKey(effect.track);
+    const at = limiter.reserve(`${this.actor.record.id}\u0000${key}`, now);
+    if (typeof at === 'number') return this.admit(effect, limiter.name, at, now);
+    const asking = { abort: new LazyAbort(), token: effect.token };
+    this.inFlight.get(key)?.abort.abort(new SagaflowError('SUPERSEDED', 'a newer call of this track started'));
+    this.inFlight.set(key, asking);
+    const settle = (slot: number | undefined, error?: unknown): void => {
+      if (this.inFlight.get(key) !== asking) return;
+      this.inFlight.delete(key);
+      if (asking.abort.isAborted) {
+        if (this.actor.idle) this.host.idle(this.actor);
+        return;
+      }
+      if (slot !== undefined) return this.admit(effect, limiter.name, slot, now);
+      // The store could not book a slot: report it and ask again a window later (the track stays parked meanwhile).
+      this.host.reportFailure(this.actor.record.id, `the rate limiter ${limiter.name} of ${effect.step} could not book a slot in the store; asking again later`, error);
+      this.admit(effect, limiter.name, now + limiter.spec.perMs, now);
+    };
+    at.then(
+      (slot) => settle(slot),
+      (error: unknown) => settle(undefined, error),
     );
-    return false;
   }
 
-  /** Starts the call an `invoke` effect asks for (once its rate limiter admits it); its result is posted to the actor. */
-  invoke(effect: Extract<Effect, { type: 'invoke' }>): void {
-    if (!this.admitted(effect)) return;
+  /** Calls the step when its slot is now, else parks the track until the slot. */
+  private admit(effect: Extract<Effect, { type: 'invoke' }>, limiter: string, at: number, now: number): void {
+    if (at <= now) return this.start(effect);
+    void this.actor.post({ type: 'throttled', track: effect.track, token: effect.token, until: at, limiter }).catch((error: unknown) =>
+      this.host.reportFailure(this.actor.record.id, `parking ${effect.step} for its rate limit failed`, error),
+    );
+  }
+
+  private start(effect: Extract<Effect, { type: 'invoke' }>): void {
     const { def, observers, policy } = this.services;
     const compiled = def.steps.get(effect.step);
     const key = trackKey(effect.track);

@@ -17,6 +17,7 @@ export const TABLES = {
   workers: 'sagaflow_workers',
   definitions: 'sagaflow_definitions',
   requests: 'sagaflow_requests',
+  rateSlots: 'sagaflow_rate_slots',
 } as const;
 export type TableKey = keyof typeof TABLES;
 
@@ -109,6 +110,7 @@ export class Dialect {
       workers: qualify(TABLES.workers),
       definitions: qualify(TABLES.definitions),
       requests: qualify(TABLES.requests),
+      rateSlots: qualify(TABLES.rateSlots),
     };
   }
 

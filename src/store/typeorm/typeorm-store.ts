@@ -21,6 +21,8 @@ import { StoreReads } from './store-reads';
 import { StoreEvents } from './store-events';
 import { SharedWorkers } from './shared-workers';
 import { StoreOperating } from './store-operating';
+import { RateSlots } from './rate-slots';
+import type { ResolvedRateLimit } from '../../policies/rate-limiter';
 import type { WorkflowOutline } from '../../workflow/workflow-outline';
 import type { OperatorRequest, OperatorRequestInput } from '../operator-request';
 import type { SerializedError } from '../../errors/serialized-error';
@@ -60,6 +62,7 @@ export class TypeormStore implements InstanceStore {
   private readonly events: StoreEvents;
   private readonly workers: SharedWorkers;
   private readonly operating: StoreOperating;
+  private readonly rateSlots: RateSlots;
 
   private constructor(private readonly setup: Setup) {
     this.session = new StoreSession(setup);
@@ -68,6 +71,7 @@ export class TypeormStore implements InstanceStore {
     this.events = new StoreEvents(this.session);
     this.workers = new SharedWorkers(this.session);
     this.operating = new StoreOperating(this.session);
+    this.rateSlots = new RateSlots(this.session);
   }
 
   /**
@@ -314,6 +318,10 @@ export class TypeormStore implements InstanceStore {
 
   heartbeat(workerId: string, runs: readonly RunnableDefinition[], now: number): Promise<void> {
     return this.workers.heartbeat(workerId, runs, now);
+  }
+
+  reserveSlot(limiter: string, spec: ResolvedRateLimit, key: string, now: number): Promise<number> {
+    return this.rateSlots.reserve(limiter, spec, key, now);
   }
 
   liveRunners(since: number): Promise<RunnableDefinition[]> {
