@@ -206,6 +206,7 @@ describe('the inspector writes operator requests', () => {
     store = TypeormStore.sqlite({ file: appFile });
     await compensationFailedInstance(store, 'refund-9');
     await compensationFailedInstance(store, 'refund-10');
+    await compensationFailedInstance(store, 'refund-11');
     // The application runs, with the workflow's code, on the same file; the inspector is another connection.
     app = fixtureRuntime(store, { pollInterval: '50ms' });
     await app.start();
@@ -235,6 +236,18 @@ describe('the inspector writes operator requests', () => {
     expect(confirmed.location).toMatch(/^\/instances\/refund-10\?request=/);
     for (let i = 0; i < 200 && (await store.load('refund-10'))?.flow.status !== 'rolled_back'; i += 1) await new Promise((r) => setTimeout(r, 50));
     expect((await store.history('refund-10')).find((h) => h.kind === 'operator')).toMatchObject({ outcome: 'skipCompensation', note: 'by ops: refunded by hand' });
+  });
+
+  it('answers 400, not an error page, for a request kind named like an Object member or an address that is not valid percent-encoding', async () => {
+    const page = (await get(`${inspector.url}instances/refund-11`)).body;
+    const token = /name="token" value="([0-9a-f]+)"/.exec(page)?.[1] ?? '';
+    expect(token).toHaveLength(48);
+    for (const kind of ['toString', 'constructor', '__proto__']) {
+      expect((await post(`${inspector.url}instances/refund-11/confirm`, { kind, token })).status).toBe(400);
+      expect((await post(`${inspector.url}instances/refund-11/requests`, { kind, token })).status).toBe(400);
+    }
+    expect((await post(`${inspector.url}instances/%E0%A4%A/confirm`, { kind: 'cancel', token })).status).toBe(400);
+    expect((await get(`${inspector.url}instances/%E0%A4%A`)).status).toBe(400);
   });
 
   it('a click on retry, confirmed, moves a compensation_failed instance on while the application runs (headless Chromium)', async () => {

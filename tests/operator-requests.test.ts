@@ -128,6 +128,17 @@ describe.each(stores.slice(1))('the sagaflow CLI writes operator requests that a
     await store.close();
   });
 
+  it('exits 8 when no running application applied the request before --wait ran out, and leaves the request pending', async () => {
+    const { store, db, env } = make();
+    await compensationFailedInstance(store, 'stuck');
+    const r = await cli(['retry-compensation', 'stuck', '--wait', '0.3', ...db], env);
+
+    expect(r.code).toBe(8);
+    expect(r.err).toMatch(/still pending after 0\.3 s.*\(REQUEST_PENDING\)/);
+    expect((await store.pendingRequests?.('stuck'))?.map((q) => q.kind)).toEqual(['retry-compensation']);
+    await store.close();
+  });
+
   it('exits 7 for a refused request (cancel of a compensation_failed instance, resume of one not blocked, skip once it moved on), 3 for an unknown instance, 2 without a reason to cancel', async () => {
     const { store, db, env } = make();
     await compensationFailedInstance(store, 'stuck');
@@ -170,10 +181,82 @@ describe('resume as an operator request', () => {
     await third.resume('loan-1', { by: 'ops', reason: 'v1 is back' });
     expect((await store.load('loan-1'))?.flow.status).toBe('waiting');
     expect((await store.pendingRequests('loan-1'))).toEqual([]);
-    expect((await third.history('loan-1')).filter((h) => h.kind === 'resumed').map((h) => h.note)).toContain('by ops: v1 is back');
+    // The pending request resumed it; the second found it going on and had nothing left to do (done, no second resume).
+    expect((await third.history('loan-1')).filter((h) => h.kind === 'resumed').map((h) => h.note)).toEqual(['by ops']);
     await expect(third.resume('loan-1')).rejects.toMatchObject({ code: 'INVALID_OPERATION' });
     await third.publish({ topic: 'go', payload: {} });
     expect((await third.handle('loan-1').result()).status).toBe('completed');
     await third.close();
+  });
+});
+
+describe('operator requests applied against the odds', () => {
+  it('takes a stale resume of an instance that went on as done, without calling its step in flight a second time', async () => {
+    const log: Log = [];
+    let release: (() => void) | undefined;
+    const slow = {
+      run: async (state: TestState) => {
+        await new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        return { kind: 'ok' as const, state };
+      },
+    };
+    const v1 = defineWorkflow<TestState>({ name: 'loan-stale', steps: [recordingStep('charge', log, slow), recordingStep('grant', log)] });
+    const v2 = defineWorkflow<TestState>({ name: 'loan-stale', version: 2, steps: [recordingStep('charge', log, slow), recordingStep('score', log), recordingStep('grant', log)] });
+    const store = new MemoryStore();
+    const first = new SagaRuntime({ store, logger: silentLogger, workflows: [v1] });
+    await first.start(v1, { trail: [] }, { id: 'loan-s' });
+    await until(async () => log.includes('charge.run'), 'charge to start');
+    await first.close(); // charge.run in flight: its intent is saved
+    log.length = 0;
+    const second = new SagaRuntime({ store, logger: silentLogger, workflows: [v2] });
+    await second.start();
+    await expect(second.resume('loan-s', { by: 'ops-1' })).rejects.toMatchObject({ code: 'UNKNOWN_VERSION' });
+    await second.close();
+    const third = new SagaRuntime({ store, logger: silentLogger, workflows: [v1] });
+    try {
+      // ops-1's request, still pending, resumes it; ops-2's then finds it going on: nothing is left to do.
+      await third.resume('loan-s', { by: 'ops-2' });
+      await until(async () => log.includes('charge.run'), 'charge to run again after the resume');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+
+      expect(log.filter((entry) => entry === 'charge.run')).toHaveLength(1);
+      release?.();
+      await third.idle();
+      expect((await third.get('loan-s')).status).toBe('completed');
+    } finally {
+      release?.();
+      await third.close();
+    }
+  });
+
+  it('keeps each of two concurrent retries waiting for its own request, and rejects the one the instance refused', async () => {
+    const store = new MemoryStore();
+    await compensationFailedInstance(store, 'stuck-twice');
+    const runtime = fixtureRuntime(store);
+    bank.refusing = false;
+    try {
+      const results = await Promise.allSettled([runtime.retryCompensation('stuck-twice', { by: 'a' }), runtime.retryCompensation('stuck-twice', { by: 'b' })]);
+
+      expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+      expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'INVALID_OPERATION' } });
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('keeps waiting for its own request when an older one of the instance waits for the worker that holds it', async () => {
+    const store = new MemoryStore({ shared: true });
+    await compensationFailedInstance(store, 'stuck-held');
+    const runtime = new SagaRuntime({ store, logger: silentLogger, workflows: [PaymentWithReceipt], pollInterval: '50ms' });
+    await store.acquire('stuck-held', 'other-worker', Date.now() + 3_600_000, Date.now());
+    await store.request({ instanceId: 'stuck-held', kind: 'retry-compensation', by: 'cli' }, 'older', Date.now() - 1000);
+    const asked = runtime.skipCompensation('stuck-held', { by: 'me' });
+    const early = await Promise.race([asked.then(() => 'settled', () => 'settled'), new Promise((resolve) => setTimeout(() => resolve('waiting'), 300))]);
+
+    expect(early).toBe('waiting');
+    await runtime.close();
+    await expect(asked).rejects.toMatchObject({ code: 'RUNTIME_CLOSED' });
   });
 });

@@ -17,6 +17,8 @@ export const ExitCode = {
   BadModule: 6,
   /** An operator request the instance refuses as it is (`INVALID_OPERATION`, `INSTANCE_FINISHED`). */
   Refused: 7,
+  /** A request written with `--wait` is still pending when the wait ends (`REQUEST_PENDING`). */
+  Pending: 8,
 } as const;
 
 const BY_CODE: Readonly<Record<string, number>> = {
@@ -35,6 +37,7 @@ const BY_CODE: Readonly<Record<string, number>> = {
   BAD_MODULE: ExitCode.BadModule,
   INVALID_OPERATION: ExitCode.Refused,
   INSTANCE_FINISHED: ExitCode.Refused,
+  REQUEST_PENDING: ExitCode.Pending,
 };
 
 /** The exit code for an error a command ended with. */

@@ -265,8 +265,7 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
             throw new SagaflowError(e?.code ?? 'ERROR', `the runtime could not apply it: ${e?.message ?? 'no reason given'}`);
           }
           if (Date.now() >= until) {
-            io.out(`still pending after ${flags.wait} s: no runtime that runs ${id} has picked it up yet (is the application running?)`);
-            return;
+            throw new OperatingError('REQUEST_PENDING', `request ${request.id} is still pending after ${flags.wait} s: no runtime that runs ${id} has picked it up yet (is the application running?); it stays, and is applied when one does`, { requestId: request.id });
           }
           await new Promise((resolve) => setTimeout(resolve, 100));
         }

@@ -18,6 +18,8 @@ export const OperatingErrorCode = {
   NotPurgeable: 'NOT_PURGEABLE',
   /** `sagaflow describe` was given a module that cannot be loaded or exports no workflow. */
   BadModule: 'BAD_MODULE',
+  /** A request written with `--wait` was still pending when the wait ended: no runtime running the instance took it yet. */
+  RequestPending: 'REQUEST_PENDING',
 } as const;
 export type OperatingErrorCode = (typeof OperatingErrorCode)[keyof typeof OperatingErrorCode];
 

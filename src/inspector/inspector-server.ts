@@ -28,6 +28,15 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
+/** An instance id from its path segment, or undefined when the segment is not valid percent-encoding. */
+function decodedId(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Options of {@link startInspector}. */
 export interface InspectorOptions {
   /** Where the instances are (opened by the caller, who closes it). */
@@ -95,11 +104,15 @@ export async function startInspector(options: InspectorOptions): Promise<Inspect
       send(res, 403, messagePage('Forbidden', 'the form did not come from this inspector (reload the instance page and try again)'));
       return;
     }
-    const id = decodeURIComponent(match[1] as string);
+    const id = decodedId(match[1] as string);
+    if (id === undefined) {
+      send(res, 400, messagePage('Bad address', 'the instance id in this address is not valid percent-encoding'));
+      return;
+    }
     const kind = form.get('kind') ?? '';
     const record = await store.load(id);
     if (record === undefined) throw new UnknownInstanceError(id);
-    if (!(kind in ACTIONS)) {
+    if (!Object.hasOwn(ACTIONS, kind)) {
       send(res, 400, messagePage('Unknown request', `no such operator request: ${kind}`));
       return;
     }
@@ -146,7 +159,11 @@ export async function startInspector(options: InspectorOptions): Promise<Inspect
     }
     const match = /^\/instances\/([^/]+)$/.exec(url.pathname);
     if (match !== null) {
-      const id = decodeURIComponent(match[1] as string);
+      const id = decodedId(match[1] as string);
+      if (id === undefined) {
+        send(res, 400, messagePage('Bad address', 'the instance id in this address is not valid percent-encoding'));
+        return;
+      }
       const record = await store.load(id);
       if (record === undefined) throw new UnknownInstanceError(id);
       const [history, outlines] = await Promise.all([store.history(id), store.outlines?.(record.workflow) ?? Promise.resolve([])]);

@@ -4,7 +4,7 @@
  * a poll on the runtime's clock and applied by whichever worker runs the instance, which records who, why and when
  * in its history and marks the request done — or failed, with the error.
  */
-import { InstanceBlockedError, LeasedElsewhereError } from '../errors/runtime-errors';
+import { InstanceBlockedError, LeasedElsewhereError, RuntimeClosedError } from '../errors/runtime-errors';
 import { SagaflowError } from '../errors/sagaflow-error';
 import { serializeThrown } from '../errors/serialized-error';
 import type { OperatorRequest, OperatorRequestInput } from '../store/operator-request';
@@ -17,11 +17,23 @@ import type { Registry } from './registry';
 import { randomId, type RuntimeContext } from './runtime-context';
 import type { OperatorNote } from './runtime-options';
 
-/** Thrown by {@link OperatorRequests.apply} when this runtime cannot apply the request now (another worker runs the instance, or nobody can yet). */
+/**
+ * Thrown by {@link OperatorRequests.apply} when this runtime cannot apply the request now (another worker runs the
+ * instance, nobody can yet, the runtime closed, or the store failed for a moment): the request stays pending.
+ */
 class NotHere extends Error {
   constructor(readonly why: unknown) {
     super('not applicable here');
   }
+}
+
+/** The codes with which an instance refuses a request as it is: recorded on the request as its final answer. */
+const REFUSALS: ReadonlySet<string> = new Set(['INVALID_OPERATION', 'INSTANCE_FINISHED', 'UNKNOWN_INSTANCE', 'INVALID_ARGUMENT', 'BAD_OPTION']);
+
+/** The error a request that failed was recorded with, as a typed error naming the request. */
+function recordedFailure(request: OperatorRequest): SagaflowError {
+  const e = request.error;
+  return new SagaflowError(e?.code ?? 'ERROR', e?.message ?? 'the operator request failed', { ...(e?.details ?? {}), requestId: request.id });
 }
 
 export class OperatorRequests {
@@ -56,7 +68,7 @@ export class OperatorRequests {
     ctx.assertOpen(input.kind);
     await ctx.ready();
     const store = ctx.store;
-    if (store.request === undefined) {
+    if (store.request === undefined || store.requestById === undefined || store.pendingRequests === undefined || store.finishRequest === undefined) {
       // A store that keeps no requests: the act is applied here directly.
       await this.act(input);
       return;
@@ -91,21 +103,36 @@ export class OperatorRequests {
   private async applyPending(instanceId: string, mine?: string): Promise<void> {
     const previous = this.applying.get(instanceId) ?? Promise.resolve();
     let failure: Error | undefined;
+    let handledMine = false;
+    let stopped: NotHere | undefined;
     const run = previous.then(async () => {
       for (const request of (await this.ctx.store.pendingRequests?.(instanceId)) ?? []) {
+        if (request.id === mine) handledMine = true;
         try {
           await this.apply(request);
         } catch (error) {
           if (request.id === mine) failure = error instanceof Error ? error : new Error(String(error));
-          if (error instanceof NotHere) return; // the rest wait with it
+          if (error instanceof NotHere) {
+            stopped = error;
+            return; // the rest wait with it
+          }
         }
       }
     });
     const settled = run.catch(() => undefined);
     this.applying.set(instanceId, settled);
-    await run;
-    if (this.applying.get(instanceId) === settled) this.applying.delete(instanceId);
+    try {
+      await run;
+    } finally {
+      if (this.applying.get(instanceId) === settled) this.applying.delete(instanceId);
+    }
     if (failure !== undefined) throw failure;
+    if (mine === undefined || handledMine) return;
+    // Not reached (an older request of the instance cannot be applied here), or applied by another round meanwhile.
+    if (stopped !== undefined) throw stopped;
+    const request = await this.ctx.store.requestById?.(mine);
+    if (request?.state === 'failed') throw recordedFailure(request);
+    if (request?.state === 'pending') throw new NotHere(new LeasedElsewhereError(instanceId));
   }
 
   /** Applies one request and records its outcome; throws its error after recording it, or {@link NotHere}. */
@@ -114,10 +141,13 @@ export class OperatorRequests {
     try {
       await this.act(request);
     } catch (error) {
-      if (error instanceof LeasedElsewhereError || error instanceof InstanceBlockedError) throw new NotHere(error);
+      // Only the instance's refusal is an answer; anything else (another worker, a store failure) leaves it pending.
+      if (!(error instanceof SagaflowError && REFUSALS.has(error.code))) throw new NotHere(error);
       await store.finishRequest?.(request.id, serializeThrown(error), this.ctx.clock.now());
       throw error;
     }
+    // A runtime that closed while the act waited in the instance's queue applied nothing: the request stays pending.
+    if (this.ctx.closed) throw new NotHere(new RuntimeClosedError(request.kind));
     // Marked done with the transition that applied it; this covers an act that changed nothing (already done).
     await store.finishRequest?.(request.id, null, this.ctx.clock.now()).catch((error: unknown) => this.ctx.report('instance-failed', `operator request ${request.id} could not be marked done`, error, request.instanceId));
   }
@@ -139,6 +169,9 @@ export class OperatorRequests {
         return this.operator.cancel(id, request.reason ?? 'cancelled by an operator', request.by === undefined ? {} : { by: request.by }, stored);
       case 'resume': {
         const actor = await this.instances.actor(id);
+        // It went on since the request was written (an earlier request or a registration resumed it): nothing is left
+        // to do — resuming a live instance would start its calls in flight a second time.
+        if (actor.record.blocked === undefined) return;
         const text = noteText(note);
         await actor.post({ type: 'resume' }, { ...(text === '' ? {} : { note: text }), ...(stored === undefined ? {} : { request: stored }) });
         await this.events.drainInbox(id);
@@ -157,11 +190,9 @@ export class OperatorRequests {
       ctx.assertOpen(mine.kind);
       await new Promise<void>((resolve) => ctx.clock.setTimeout(resolve, ctx.pollMs));
       const request = await ctx.store.requestById?.(mine.id);
-      if (request === undefined || request.state === 'done') return;
-      if (request.state === 'failed') {
-        const e = request.error;
-        throw new SagaflowError(e?.code ?? 'ERROR', e?.message ?? 'the operator request failed', { ...(e?.details ?? {}), requestId: mine.id });
-      }
+      if (request === undefined) throw new SagaflowError('UNKNOWN_REQUEST', `operator request ${mine.id} is no longer in the store (its instance was purged)`, { requestId: mine.id });
+      if (request.state === 'done') return;
+      if (request.state === 'failed') throw recordedFailure(request);
       try {
         await this.applyPending(mine.instanceId, mine.id);
         return;
@@ -177,7 +208,15 @@ export class OperatorRequests {
     this.polling ??= (async () => {
       try {
         const runnable = this.registry.runnable();
-        for (const id of (await ctx.store.requestInstances?.(100, runnable)) ?? []) await this.applyPending(id).catch(() => undefined);
+        for (const id of (await ctx.store.requestInstances?.(100, runnable)) ?? []) {
+          await this.applyPending(id).catch((error: unknown) => {
+            // Refusals are recorded on their requests; another worker or a block is not a problem; the rest are.
+            const why = error instanceof NotHere ? error.why : undefined;
+            if (why !== undefined && !(why instanceof LeasedElsewhereError || why instanceof InstanceBlockedError || why instanceof RuntimeClosedError)) {
+              ctx.report('instance-failed', `an operator request for ${id} could not be applied; the next poll will try again`, why, id);
+            }
+          });
+        }
       } catch (e) {
         ctx.report('instance-failed', 'operator requests could not be read; the next poll will try again', e);
       } finally {

@@ -43,7 +43,9 @@ export function retentionPolicy(options: RetentionOptions, where = 'new SagaRunt
       if (never in options) {
         throw new DefinitionError(
           'BAD_OPTION',
-          `${where}: ${never} instances are never purged automatically (an operator has something to look at); purge them by hand with \`sagaflow purge --status ${never === 'blocked' ? 'blocked' : 'compensation_failed'}\` once dealt with`,
+          never === 'blocked'
+            ? `${where}: blocked instances are never purged (they are unfinished: an operator registers their version again, migrates or cancels them)`
+            : `${where}: compensationFailed instances are never purged automatically (an operator has something to look at); purge them by hand with \`sagaflow purge --status compensation_failed\` once dealt with`,
           { where, field: never },
         );
       }
