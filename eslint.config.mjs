@@ -18,9 +18,10 @@ const LAYERS = [
   ['state'],
   ['engine'],
   ['store'],
-  ['versions', 'schedule'],
+  ['versions', 'schedule', 'operating'],
   ['runtime'],
-  ['nestjs', 'testing'],
+  ['inspector'],
+  ['cli', 'nestjs', 'testing'],
 ];
 const layeringZones = LAYERS.flatMap((layer, i) => {
   const above = LAYERS.slice(i + 1).flat();

@@ -41,6 +41,13 @@ function heading(title: string): void {
   print('');
 }
 
+/** The demo's last line: the command that opens the web inspector on the database it just wrote. */
+function inspectorHint(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  const shown = relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
+  return `see every instance, its diagram and timeline in the inspector: npx sagaflow inspect --db ${/\s/.test(shown) ? JSON.stringify(shown) : shown}`;
+}
+
 function describe(e: unknown): string {
   return e instanceof Error ? (e.stack ?? e.message) : String(e);
 }
@@ -83,6 +90,7 @@ async function main(): Promise<number> {
     const mine = all.filter((i) => i.id.endsWith(idSuffix)).length;
     print(`the database now holds ${all.length} instances, ${mine} of them from this run; run the demo again to see them listed first.`);
     print(failed === 0 ? `✓ all ${SAMPLES.length} samples ended as expected` : `✗ ${failed} of ${SAMPLES.length} samples did not end as expected`);
+    print(inspectorHint(file));
     return failed === 0 ? 0 : 1;
   } finally {
     await store.close();

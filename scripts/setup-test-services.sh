@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Installs the services the integration tests start themselves, from Debian's packages, when they are missing:
 #   - redis-server (tests/support/redis.ts starts a throwaway one on 127.0.0.1 per test file)
+#   - chromium (tests/support/chromium.ts: the inspector's browser test drives it headless with playwright-core)
 # Usage: setup-test-services.sh [package ...]   (no arguments: every service above)
 # `npm test` runs it by itself (tests/support/global-setup.ts) for what the selected tests need and the machine
 # lacks. Non-interactive; needs root (or sudo) only when something is missing. Safe to run again.
 set -euo pipefail
 
-known=(redis-server)
+known=(redis-server chromium)
 wanted=("$@")
 [ "${#wanted[@]}" -gt 0 ] || wanted=("${known[@]}")
 
 present() {
   case "$1" in
     redis-server) command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] ;;
+    chromium) command -v chromium >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromium ] ;;
     *) echo "error: unknown test service '$1' (known: ${known[*]})" >&2; exit 2 ;;
   esac
 }

@@ -48,6 +48,7 @@ export {
 export { Workflow, type WorkflowRef } from './workflow/workflow-decorator';
 export { defineWorkflow, type WorkflowOptions, type WorkflowNode } from './workflow/compile-workflow';
 export type { WorkflowDefinition, StateClass, ExitOutcome } from './workflow/workflow-definition';
+export { describe, describeOutline } from './workflow/describe';
 export type { WorkflowOutline, OutlineNode, OutlineStep, OutlineBranch, OutlineParallel, OutlineForEach, OutlineWhen } from './workflow/workflow-outline';
 export { parallel, branch, type ParallelOptions, type IntoResult, type BranchSpec, type ParallelSpec } from './parallel/parallel';
 export { when, forEach, type WhenSpec, type WhenOptions, type ForEachSpec, type ForEachOptions } from './workflow/control-flow';
@@ -98,7 +99,7 @@ export type { StateChangeOp } from './engine/state-change';
 // Step policies
 export type { RetryPolicy } from './policies/retry-policy';
 export type { StepPolicyOptions } from './policies/step-policy';
-export { RateLimiter, type CallLimiter, type RateLimit, type RateLimitSpec } from './policies/rate-limiter';
+export { RateLimiter, type RateLimit, type RateLimitSpec, type SlotLimiter, type ResolvedRateLimit } from './policies/rate-limiter';
 export { decide, type Happening, type Outcome, type Effect, type Transition, type DecideEnv } from './engine/decide';
 
 // Runtime, bus, store, time
@@ -119,12 +120,14 @@ export {
   type MigrateAllReport,
 } from './runtime/saga-runtime';
 export { stopOnSignals, type StopOnSignalsOptions } from './runtime/stop-on-signals';
+export type { RetentionOptions } from './runtime/retention';
 export type { PublishReceipt } from './core/publish-receipt';
 export { consoleLogger, silentLogger, type Logger } from './core/logger';
 export { EventBus, type BusProblem } from './bus/event-bus';
 export type { SagaEvent, SagaEventInput } from './bus/event';
-export type { InstanceStore, InstanceFilter, InstanceSummary, DueWait, PendingEvent, TransitionWrites, RunnableDefinition } from './store/instance-store';
+export type { InstanceStore, InstanceFilter, InstanceSummary, DueWait, PendingEvent, TransitionWrites, RunnableDefinition, StoredOutline, PurgeOptions } from './store/instance-store';
 export { KEEP_FOR_INSTANCE } from './store/instance-store';
+export { OperatorRequestKind, type OperatorRequest, type OperatorRequestInput } from './store/operator-request';
 export { MemoryStore } from './store/memory-store';
 export { SystemClock, type Clock, type TimerHandle } from './time/clock';
 export { toMillis, type Duration } from './time/duration';
@@ -152,4 +155,5 @@ export { StateValidationError, StateNotSerializableError, BadStateError, StateHy
 export { ScheduleError, ScheduleErrorCode } from './errors/schedule-errors';
 export { MalformedResultError, TimeoutError, RollbackRequestedError } from './errors/step-errors';
 export { MissingDependencyError } from './errors/missing-dependency-error';
+export { OperatingError, OperatingErrorCode } from './errors/operating-errors';
 export type { SerializedError } from './errors/serialized-error';

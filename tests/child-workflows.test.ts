@@ -14,11 +14,15 @@ import {
   parallelResults,
   Step,
   type BranchOutcome,
-  type SagaRuntime,
+  SagaRuntime,
+  silentLogger,
+  type RuntimeProblem,
   type StepResult,
 } from '../src';
 import { fails, recordingStep, waitsFor, type Log, type TestState } from './support/steps';
 import { testRuntime } from './support/runtime';
+import { TypeormStore } from '../src/store/typeorm';
+import { createTestDatabase, dropTestDatabase } from './support/postgres';
 
 /** A child workflow `name` whose steps `<prefix>1`, `<prefix>2` record into `log`; the first doubles `n`. */
 function twoStepChild(name: string, prefix: string, log: Log) {
@@ -524,4 +528,31 @@ describe('a child workflow step', () => {
     expect(await runtime.store.load('p-9:child:kid-validated')).toBeUndefined();
     expect(await runtime.store.list({ workflow: 'kid-validated' })).toEqual([]);
   });
+});
+
+describe('child workflows on PostgreSQL', () => {
+  it('reports nothing when a parent ends, though its child’s end may have been told to it twice', async () => {
+    const url = await createTestDatabase('child_told_twice');
+    const log: Log = [];
+    const kid = defineWorkflow<TestState>({ name: 'kid-quick', steps: [recordingStep('K1', log)] });
+    const parent = defineWorkflow<TestState>({ name: 'parent-quick', steps: [child(kid, { input: (s: TestState) => ({ trail: [], n: s.n }) }), recordingStep('P2', log)] });
+    const store = TypeormStore.postgres({ url });
+    const runtime = new SagaRuntime({ store, workflows: [parent], logger: silentLogger, pollInterval: '100ms' });
+    const problems: RuntimeProblem[] = [];
+    runtime.errors$.subscribe((p) => problems.push(p));
+    try {
+      await runtime.start();
+      const handles = await Promise.all(Array.from({ length: 10 }, (_, i) => runtime.start(parent, { trail: [], n: 1 }, { id: `told-${i}` })));
+      const results = await Promise.all(handles.map((h) => h.result()));
+      await runtime.idle();
+
+      expect(results.map((r) => r.status)).toEqual(Array.from({ length: 10 }, () => 'completed'));
+      expect(log.filter((entry) => entry === 'P2.run')).toHaveLength(10);
+      expect(problems).toEqual([]);
+    } finally {
+      await runtime.close();
+      await store.close();
+      await dropTestDatabase(url);
+    }
+  }, 30_000);
 });

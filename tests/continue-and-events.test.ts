@@ -194,20 +194,6 @@ describe('a step that continues and waits for an event', () => {
     expect(log).toEqual(['S.run', 'S.runHandleInfo', 'W.run', 'W.runHandleInfo']);
   });
 
-  it('drops silently an inbox delivery of an event published to no instance in particular, left when another event ended the wait', async () => {
-    const wf = defineWorkflow<TestState>({ name: 'raced', steps: [recordingStep('S', [], { run: waitsFor('stock.ok') })] });
-    const { runtime, problems } = testRuntime({ workflows: [wf] });
-    const handle = await runtime.start(wf, { trail: [] }, { id: 'o-3' });
-    await runtime.idle();
-    // Another worker accepted a second stock.ok for the same wait (its copy lost the race): it sits in the inbox.
-    await runtime.store.acceptEvent({ topic: 'stock.ok', payload: {}, id: 'late', publishedAt: 0 }, [{ instanceId: 'o-3', track: null }], null);
-    await runtime.publish({ topic: 'stock.ok', id: 'first' });
-    expect((await handle.result()).status).toBe('completed');
-    await runtime.idle();
-    expect(problems.filter((p) => p.kind === 'event-dropped')).toEqual([]);
-    expect(await runtime.store.pendingEvents('o-3')).toEqual([]);
-  });
-
   it('reports an event published to an instance as never consumed when the instance ends without taking it', async () => {
     const wf = defineWorkflow<TestState>({ name: 'ends-first', steps: [recordingStep('S', [], { run: waitsFor('stock.ok') })] });
     const { runtime, problems } = testRuntime({ workflows: [wf] });

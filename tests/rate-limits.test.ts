@@ -79,6 +79,15 @@ describe('the RateLimiter', () => {
     expect(limiter.reserve('b', 2500)).toBe(3000);
   });
 
+  it('treats a booking more than a window old as spent: its caller, back that late, books anew', () => {
+    const limiter = new RateLimiter('api', { limit: 1, perMs: 1000 });
+    limiter.reserve('a', 0);
+    limiter.reserve('b', 0);
+
+    expect(limiter.reserve('c', 2500)).toBe(2500);
+    expect(limiter.reserve('b', 2600)).toBe(3500);
+  });
+
   it('books waiting callers first come, first served', () => {
     const limiter = new RateLimiter('api', { limit: 2, perMs: 1000 });
     const booked = new Map<string, number>();

@@ -19,6 +19,10 @@ describe('npm test provisions the services its tests need', () => {
     expect(TEST_SERVICES.map((s) => s.name)).toContain('redis-server');
   });
 
+  it("knows chromium, which the inspector's browser test drives", () => {
+    expect(TEST_SERVICES.find((s) => s.name === 'chromium')?.usedBy).toBe('support/chromium');
+  });
+
   it('installs a missing service with the setup script when a selected test needs it', () => {
     const service = fakeService(false);
     const calls: string[][] = [];

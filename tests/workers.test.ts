@@ -218,27 +218,6 @@ describe.each(factories)('several workers on $name', (factory) => {
     await b.runtime.close();
   });
 
-  it('share a rate limit between workers: the limit holds across all of them, not per worker', async () => {
-    const calls: { worker: string; at: number }[] = [];
-    const wf = defineWorkflow<TestState>({
-      name: 'limited',
-      steps: [recordingStep('Mail', [], { run: (s, ctx) => (calls.push({ worker: ctx.instanceId.slice(0, 1), at: ctx.clock.now() }), ok(s)) }, { rateLimit: 'mailer' })],
-    });
-    const { a, b, clock } = await twoWorkers([wf], { rateLimiters: { mailer: { limit: 1, per: '10s' } } });
-    await a.runtime.start();
-    await b.runtime.start();
-    const start = clock.now();
-    await a.runtime.start(wf, { trail: [] }, { id: 'a-1' });
-    await settle();
-    await b.runtime.start(wf, { trail: [] }, { id: 'b-1' });
-    await advance(clock, 9);
-    expect(calls.map((c) => [c.worker, c.at - start])).toEqual([['a', 0]]);
-    await advance(clock, 2);
-    expect(calls.map((c) => [c.worker, c.at - start])).toEqual([['a', 0], ['b', 10_000]]);
-    await a.runtime.close();
-    await b.runtime.close();
-  });
-
   it('hand an event published on one worker to the worker holding the instance, through the inbox, exactly once', async () => {
     const log: Log = [];
     const wf = defineWorkflow<TestState>({ name: 'inbox', steps: [recordingStep('W', log, { run: waitsFor('paid', { orderId: 'o-1' }) })] });

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Workflow, child, ok, parallel, when } from '../../src';
+import { Workflow, child, ok, parallel, when, HistoryObserver } from '../../src';
 import { TimelineObserver } from '../timeline-observer';
 import { BranchingOrderState, PaymentState } from './state';
 import {
@@ -15,7 +15,7 @@ import {
 } from './steps';
 
 /** The payment, as a workflow of its own: the order flow runs it as a child and compensates it as a unit. */
-@Workflow({ name: 'take-payment', steps: [AuthorizeCard, CapturePayment], observers: [TimelineObserver], state: PaymentState })
+@Workflow({ name: 'take-payment', steps: [AuthorizeCard, CapturePayment], observers: [TimelineObserver, new HistoryObserver()], state: PaymentState })
 export class TakePayment {}
 
 /**
@@ -37,7 +37,7 @@ export class TakePayment {}
     ManualReview,
     SendConfirmation,
   ],
-  observers: [TimelineObserver],
+  observers: [TimelineObserver, new HistoryObserver()],
   state: BranchingOrderState,
 })
 export class BranchingOrder {}

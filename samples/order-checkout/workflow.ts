@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Workflow } from '../../src';
+import { Workflow, HistoryObserver } from '../../src';
 import { TimelineObserver } from '../timeline-observer';
 import { OrderState } from './state';
 import { ChargePayment, ReserveInventory, Ship } from './steps';
@@ -14,7 +14,7 @@ import { ChargePayment, ReserveInventory, Ship } from './steps';
 @Workflow({
   name: 'order-checkout',
   steps: [ReserveInventory, ChargePayment, Ship],
-  observers: [TimelineObserver],
+  observers: [TimelineObserver, new HistoryObserver()],
   state: OrderState,
 })
 export class OrderCheckout {}

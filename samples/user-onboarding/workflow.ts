@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Workflow, parallel } from '../../src';
+import { Workflow, parallel, HistoryObserver } from '../../src';
 import { TimelineObserver } from '../timeline-observer';
 import { OnboardingState } from './state';
 import { CreateUser, ProvisionWorkspace, SendWelcomeEmail, SetUpBilling } from './steps';
@@ -12,7 +12,7 @@ import { CreateUser, ProvisionWorkspace, SendWelcomeEmail, SetUpBilling } from '
 @Workflow({
   name: 'user-onboarding',
   steps: [CreateUser, parallel('provision', [SendWelcomeEmail, ProvisionWorkspace, SetUpBilling])],
-  observers: [TimelineObserver],
+  observers: [TimelineObserver, new HistoryObserver()],
   state: OnboardingState,
 })
 export class UserOnboarding {}

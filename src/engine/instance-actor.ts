@@ -129,7 +129,7 @@ export class InstanceActor {
 
   /** True when nothing is queued or running. */
   get idle(): boolean {
-    return !this.draining && this.queue.length === 0 && !this.calls.busy;
+    return !this.draining && this.queue.length === 0 && this.calls.inFlight.size === 0;
   }
 
   /** Queues a happening; resolves true once it changed the record and the change was persisted. */
@@ -281,6 +281,7 @@ export class InstanceActor {
     const effects: Effect[] = [];
     const history: HistoryEntry[] = [];
     const consumed: { eventId: string; track: TrackRef }[] = [];
+    const requestsDone: string[] = [];
     // The actor owns its record: transitions are applied in place, and it is reloaded if saving fails.
     const draft = this.rec;
     this.applying = true;
@@ -290,6 +291,7 @@ export class InstanceActor {
       if (options.fromInbox === true && happening.type === 'event') consumed.push({ eventId: happening.event.id, track: happening.track });
       results.push(transition.changed);
       if (!transition.changed) continue;
+      if (options.request !== undefined) requestsDone.push(options.request);
       await this.hooks.run(draft, transition.effects);
       history.push(...transitionHistory(prior, happening, draft, transition.effects, draft.updatedAt, options.note, this.services.stateChanges));
       effects.push(...transition.effects);
@@ -299,7 +301,7 @@ export class InstanceActor {
     return {
       results,
       effects,
-      writes: { history, ...(consumed.length === 0 ? {} : { consumed }), ...(lease === undefined ? {} : { lease }) },
+      writes: { history, ...(consumed.length === 0 ? {} : { consumed }), ...(requestsDone.length === 0 ? {} : { requestsDone }), ...(lease === undefined ? {} : { lease }) },
     };
   }
 

@@ -16,6 +16,11 @@ export class LazyAbort {
     return this.controller.signal;
   }
 
+  /** True once {@link abort} was called. */
+  get isAborted(): boolean {
+    return this.aborted;
+  }
+
   /** Fires the signal (once; later calls are ignored). */
   abort(reason: unknown): void {
     if (this.aborted) return;

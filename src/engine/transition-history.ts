@@ -96,7 +96,7 @@ export function transitionHistory(
       lines.push(line(after, null, 'rollback-requested', at, { code: happening.reason.code, note: happening.reason.message }));
       break;
     case 'resume':
-      lines.push(line(after, null, 'resumed', at));
+      lines.push(line(after, null, 'resumed', at, note === undefined ? {} : { note }));
       break;
     case 'throttled':
       lines.push(line(after, happening.track, 'throttled', at, { ...fromPrior(prior), note: `rate limiter ${happening.limiter}: waits ${happening.until - at} ms` }));

@@ -37,56 +37,52 @@ export function resolveRateLimit(spec: unknown, where: string): ResolvedRateLimi
 }
 
 /**
- * The next call slot at or after `now` such that no window of `perMs` holds more than `limit` slots, given the last
- * slots handed out (ascending); and the last `limit` slots once it is taken. Pure: the in-process limiter and the
- * stores that share a limiter between workers both take slots with it.
+ * What hands out call slots to a rate-limited step: {@link RateLimiter} in this process, or one that books through the
+ * store (PostgreSQL), shared by every worker. `reserve` resolves to `now` or earlier when the call may go at once,
+ * or to the booked time at which to ask again with the same key.
  */
-export function nextSlot(slots: readonly number[], limit: number, perMs: number, now: number): { readonly at: number; readonly slots: number[] } {
-  const oldest = slots.length >= limit ? (slots[slots.length - limit] as number) : Number.NEGATIVE_INFINITY;
-  const at = Math.max(now, oldest + perMs);
-  const next = [...slots, at];
-  return { at, slots: next.length > limit ? next.slice(next.length - limit) : next };
+export interface SlotLimiter {
+  /** The limiter's name (a step's own limiter is `step:<step name>`). */
+  readonly name: string;
+  /** The limit and its window. */
+  readonly spec: ResolvedRateLimit;
+  /** Asks for a slot at `now` for caller `key`: `now` or earlier to go at once, else the booked time. */
+  reserve(key: string, now: number): number | Promise<number>;
 }
-
-/**
- * Takes a slot of the limiter `name` from a store that shares it between workers (see `InstanceStore.reserveSlot`),
- * resolving to its time.
- */
-export type SharedSlots = (name: string, limit: number, perMs: number, now: number) => Promise<number>;
 
 /** Past this many open bookings, stale ones are looked for at each reservation. */
 const PRUNE_ABOVE = 256;
 
-/** What a step's call asks of its limiter: a slot now, or the time at which to ask again. */
-export interface CallLimiter {
-  readonly name: string;
-  readonly spec: ResolvedRateLimit;
+/**
+ * Hands out call slots so that no window of `perMs` holds more than `limit` of them. A caller that cannot go now
+ * books the earliest free slot and is told its time; asking again with the same key returns the booking, and
+ * grants it once its time has come. Bookings are made in time order, so waiting callers go first come, first served.
+ */
+export class RateLimiter implements SlotLimiter {
+  /** The times of the last `limit` slots handed out or booked, ascending. */
+  private readonly slots: number[] = [];
+  private readonly bookings = new Map<string, number>();
+
+  constructor(readonly name: string, readonly spec: ResolvedRateLimit) {}
+
   /**
    * Asks for a slot at `now` for `key` (one caller). Resolves to `now` or earlier when the call may go at once
    * (the slot is taken), or to the booked time at which to ask again.
    */
-  reserve(key: string, now: number): number | Promise<number>;
-}
-
-/** The bookings of waiting callers: a caller that asks again gets its booked slot, granted once its time came. */
-abstract class Bookings {
-  private readonly bookings = new Map<string, number>();
-
-  constructor(
-    readonly name: string,
-    readonly spec: ResolvedRateLimit,
-  ) {}
-
-  /** The booking of `key`, taken when its time has come; undefined when it has none. */
-  protected booked(key: string, now: number): number | undefined {
+  reserve(key: string, now: number): number {
     if (this.bookings.size > PRUNE_ABOVE) this.prune(now);
-    const at = this.bookings.get(key);
-    if (at !== undefined && at <= now) this.bookings.delete(key);
-    return at;
-  }
-
-  /** Remembers a slot later than `now` as `key`'s booking; answers its time. */
-  protected book(key: string, at: number, now: number): number {
+    const booked = this.bookings.get(key);
+    if (booked !== undefined && booked >= now - this.spec.perMs) {
+      if (booked <= now) this.bookings.delete(key);
+      return booked;
+    }
+    // A booking a window old is spent: its caller went away (rolled back while waiting) and, back that late, books anew.
+    if (booked !== undefined) this.bookings.delete(key);
+    const { limit, perMs } = this.spec;
+    const oldest = this.slots.length >= limit ? (this.slots[this.slots.length - limit] as number) : Number.NEGATIVE_INFINITY;
+    const at = Math.max(now, oldest + perMs);
+    this.slots.push(at);
+    if (this.slots.length > limit) this.slots.splice(0, this.slots.length - limit);
     if (at > now) this.bookings.set(key, at);
     return at;
   }
@@ -102,45 +98,5 @@ abstract class Bookings {
   /** Bookings not yet taken (for tests and diagnostics). */
   get waiting(): number {
     return this.bookings.size;
-  }
-}
-
-/**
- * Hands out call slots so that no window of `perMs` holds more than `limit` of them, in this process. A caller that
- * cannot go now books the earliest free slot and is told its time; asking again with the same key returns the
- * booking, and grants it once its time has come. Bookings are made in time order, so waiting callers go first come,
- * first served.
- */
-export class RateLimiter extends Bookings implements CallLimiter {
-  /** The times of the last `limit` slots handed out or booked, ascending. */
-  private slots: number[] = [];
-
-  reserve(key: string, now: number): number {
-    const booked = this.booked(key, now);
-    if (booked !== undefined) return booked;
-    const next = nextSlot(this.slots, this.spec.limit, this.spec.perMs, now);
-    this.slots = next.slots;
-    return this.book(key, next.at, now);
-  }
-}
-
-/**
- * A limiter whose slots are kept in a store several workers share (PostgreSQL), so that its limit holds across all
- * of them. A booking is remembered by the worker that made it: a worker that takes an instance over books anew (a
- * slot may go unused, never one too many).
- */
-export class SharedRateLimiter extends Bookings implements CallLimiter {
-  constructor(
-    name: string,
-    spec: ResolvedRateLimit,
-    private readonly take: SharedSlots,
-  ) {
-    super(name, spec);
-  }
-
-  reserve(key: string, now: number): number | Promise<number> {
-    const booked = this.booked(key, now);
-    if (booked !== undefined) return booked;
-    return this.take(this.name, this.spec.limit, this.spec.perMs, now).then((at) => this.book(key, at, now));
   }
 }

@@ -8,6 +8,7 @@ import { trackOf, type InstanceRecord, type TrackRef } from '../engine/instance-
 import { InstanceBlockedError, LeasedElsewhereError, UnknownInstanceError, VersionConflictError } from '../errors/runtime-errors';
 import { quote } from '../errors/serialized-error';
 import { KEEP_FOR_INSTANCE } from '../store/instance-store';
+import { CHILD_ENDED_TOPIC } from '../workflow/child';
 import type { Instances } from './instances';
 import type { PublishReceipt } from '../core/publish-receipt';
 import type { RuntimeContext } from './runtime-context';
@@ -114,13 +115,13 @@ export class EventDelivery {
   }
 
   /**
-   * Reports and removes what an ended instance never consumed: events published to it (kept for it, or in its inbox).
-   * An inbox delivery of an event published to no instance in particular is removed silently: it was accepted for
-   * a wait that another event (or the end) closed first, which is what draining the inbox does with it too.
+   * Reports and removes what an ended instance never consumed: events published to it, inbox deliveries. A child's
+   * end is told to its parent twice when the child ends as the parent's wait begins (once when the child ends, once
+   * when the wait finds it ended): the copy left over is removed without a report.
    */
   async dropEventsOf(record: InstanceRecord): Promise<void> {
     for (const event of await this.ctx.store.dropEvents(record.id)) {
-      if (event.instanceId === undefined) continue;
+      if (event.topic === CHILD_ENDED_TOPIC) continue;
       this.ctx.report(
         'event-dropped',
         `event ${event.topic} (${event.id}) for instance ${record.id} was never consumed: the instance ended ${record.flow.status}`,

@@ -23,7 +23,7 @@ export class OperatorApi {
   ) {}
 
   /** Rolls an instance back from outside. @throws UnknownInstanceError; SagaflowError `INSTANCE_FINISHED` */
-  async rollback(id: string, reason: string): Promise<void> {
+  async rollback(id: string, reason: string, request?: string): Promise<void> {
     checkInstanceId(id, 'rollback');
     checkText(reason, 'the reason', 'rollback');
     this.ctx.assertOpen('roll back');
@@ -33,20 +33,20 @@ export class OperatorApi {
         instanceId: id,
       });
     }
-    await actor.post({ type: 'rollback', reason: serializeError(new RollbackRequestedError(reason)) });
+    await actor.post({ type: 'rollback', reason: serializeError(new RollbackRequestedError(reason)) }, request === undefined ? {} : { request });
   }
 
   /** Cancels an instance: a rollback with who and why in the history. */
-  async cancel(id: string, reason: string, note: OperatorNote): Promise<void> {
+  async cancel(id: string, reason: string, note: OperatorNote, request?: string): Promise<void> {
     checkNote(note, 'cancel');
-    await this.rollback(id, note.by === undefined ? reason : `${reason} (by ${note.by})`);
+    await this.rollback(id, note.by === undefined ? reason : `${reason} (by ${note.by})`, request);
   }
 
   /**
    * Retries or skips the failed compensations of a `compensation_failed` instance.
    * @throws UnknownInstanceError; InvalidOperationError `INVALID_OPERATION`
    */
-  async operate(id: string, action: 'retryCompensation' | 'skipCompensation', note: OperatorNote): Promise<void> {
+  async operate(id: string, action: 'retryCompensation' | 'skipCompensation', note: OperatorNote, request?: string): Promise<void> {
     checkInstanceId(id, action);
     checkNote(note, action);
     this.ctx.assertOpen(action);
@@ -60,7 +60,7 @@ export class OperatorApi {
       throw new InvalidOperationError(action, id, record.flow.status, 'no compensation is left to act on (the rollback went past its failures, which are listed in compensationFailures)');
     }
     const text = noteText(note);
-    await actor.post({ type: action }, text === '' ? {} : { note: text });
+    await actor.post({ type: action }, { ...(text === '' ? {} : { note: text }), ...(request === undefined ? {} : { request }) });
   }
 
   /** The history of an instance, oldest first. @throws UnknownInstanceError */

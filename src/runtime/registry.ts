@@ -9,7 +9,7 @@ import type { InstanceRecord } from '../engine/instance-record';
 import type { ObserverSpec } from '../observers/observer';
 import { ObserverRunner, type HookProblem } from '../engine/observer-runner';
 import { stateChangeOptions, type StateChangeRecording } from '../observers/history-observer';
-import { RateLimiter, resolveRateLimit, SharedRateLimiter, type CallLimiter, type ResolvedRateLimit } from '../policies/rate-limiter';
+import { RateLimiter, resolveRateLimit, type ResolvedRateLimit, type SlotLimiter } from '../policies/rate-limiter';
 import { NO_POLICY, resolveStepPolicy, type PolicyLookup, type StepPolicy, type StepPolicyOptions } from '../policies/step-policy';
 import { StateCodec } from '../state/state-codec';
 import type { BaseStep, StepClass } from '../steps/base-step';
@@ -28,7 +28,7 @@ export class Registry {
   private readonly resolver: Resolver;
   private readonly resolved = new Map<unknown, unknown>();
   /** Rate limiters: the shared ones by name, and steps' own ones by `step:<name>`. */
-  private readonly limiters = new Map<string, CallLimiter>();
+  private readonly limiters = new Map<string, SlotLimiter>();
 
   constructor(
     options: SagaRuntimeOptions,
@@ -50,15 +50,6 @@ export class Registry {
     for (const [name, spec] of Object.entries(options.rateLimiters ?? {})) {
       this.limiters.set(name, this.limiter(name, resolveRateLimit(spec, `rateLimiters.${name}`)));
     }
-  }
-
-  /** A limiter: kept in the store when it is shared by several workers and can keep one, else in this process. */
-  private limiter(name: string, spec: ResolvedRateLimit): CallLimiter {
-    const store = this.ctx.store;
-    if (store.shared === true && store.reserveSlot !== undefined) {
-      return new SharedRateLimiter(name, spec, (limiter, limit, perMs, now) => (store.reserveSlot as NonNullable<typeof store.reserveSlot>)(limiter, limit, perMs, now));
-    }
-    return new RateLimiter(name, spec);
   }
 
   /**
@@ -114,8 +105,8 @@ export class Registry {
   }
 
   /** The rate limiter of each step of `def` that has one. @throws DefinitionError `UNKNOWN_RATE_LIMITER` */
-  private limitersOf(def: WorkflowDefinition): Map<string, CallLimiter> {
-    const out = new Map<string, CallLimiter>();
+  private limitersOf(def: WorkflowDefinition): Map<string, SlotLimiter> {
+    const out = new Map<string, SlotLimiter>();
     for (const [name, step] of def.steps) {
       const limit = step.meta.options.rateLimit;
       if (limit === undefined) continue;
@@ -139,6 +130,17 @@ export class Registry {
       out.set(name, own);
     }
     return out;
+  }
+
+  /**
+   * A rate limiter: booked through the store when several workers share it (so the limit holds across all of
+   * them), else kept in this process.
+   */
+  private limiter(name: string, spec: ResolvedRateLimit): SlotLimiter {
+    const store = this.ctx.store;
+    if (store.shared !== true || store.reserveSlot === undefined) return new RateLimiter(name, spec);
+    const reserveSlot = store.reserveSlot.bind(store);
+    return { name, spec, reserve: (key, now) => reserveSlot(name, spec, key, now) };
   }
 
   private policies(def: WorkflowDefinition): PolicyLookup {

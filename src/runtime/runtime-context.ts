@@ -59,6 +59,8 @@ export class RuntimeContext {
   closed = false;
   stopping = false;
   private readyPromise: Promise<void> | null = null;
+  /** Called once the store has opened (the first time {@link ready} succeeds). */
+  onReady: () => void = () => undefined;
 
   constructor(options: SagaRuntimeOptions) {
     this.ownsStore = options.store === undefined;
@@ -84,10 +86,13 @@ export class RuntimeContext {
 
   /** The store's init, once; a failed one is tried again by the next call (the database may come up later). */
   ready(): Promise<void> {
-    this.readyPromise ??= (this.store.init?.() ?? Promise.resolve()).catch((error: unknown) => {
-      this.readyPromise = null;
-      throw error;
-    });
+    this.readyPromise ??= (this.store.init?.() ?? Promise.resolve()).then(
+      () => this.onReady(),
+      (error: unknown) => {
+        this.readyPromise = null;
+        throw error;
+      },
+    );
     return this.readyPromise;
   }
 

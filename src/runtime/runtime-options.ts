@@ -2,6 +2,7 @@
  * The public shapes around {@link SagaRuntime}: its options, what `start`, `get` and `stop` return, and the
  * problems it reports. Kept apart so the runtime's collaborators can use them without importing the facade.
  */
+import type { RetentionOptions } from './retention';
 import type { ObserverSpec, FlowView } from '../observers/observer';
 import type { InstanceStatus } from '../core/flow-fields';
 import type { BlockedReason } from '../engine/instance-record';
@@ -53,9 +54,17 @@ export interface SagaRuntimeOptions {
   readonly pollInterval?: Duration;
   /**
    * Named rate limiters that steps share: `@Step({ name, rateLimit: 'jira' })` on any workflow draws on
-   * `rateLimiters.jira`. Limits are kept per runtime process. @default {}
+   * `rateLimiters.jira`. On a shared store (PostgreSQL) the limit holds across every worker on the database (slots
+   * are booked in the store); otherwise it is kept in this process. @default {}
    */
   readonly rateLimiters?: Readonly<Record<string, RateLimitSpec>>;
+  /**
+   * How long finished instances are kept: `{ completed: '7d', rolledBack: '30d' }` deletes them (with their history
+   * and inbox rows) once older, in bounded batches, a round every `interval` (the first when the store opens).
+   * `compensation_failed` and `blocked` instances are never purged automatically. The store must support `purge`.
+   * @default nothing is ever purged
+   */
+  readonly retention?: RetentionOptions;
 }
 
 /** Who performs an operator action, and why; recorded in the instance's history. */
@@ -149,7 +158,7 @@ export interface WorkflowHandle<S> {
 
 /** A problem the runtime reported and survived (a throwing observer, a dropped event, a failed save). */
 export interface RuntimeProblem {
-  readonly kind: 'observer-failed' | 'event-dropped' | 'instance-failed' | 'instance-blocked' | 'bus-problem';
+  readonly kind: 'observer-failed' | 'event-dropped' | 'instance-failed' | 'instance-blocked' | 'bus-problem' | 'maintenance-failed';
   readonly message: string;
   readonly error: SerializedError;
   readonly instanceId?: string;
@@ -170,6 +179,7 @@ export const RUNTIME_OPTION_KEYS = optionKeys<SagaRuntimeOptions>()([
   'leaseDuration',
   'pollInterval',
   'rateLimiters',
+  'retention',
 ]);
 
 /** The names of {@link StartOptions}. */

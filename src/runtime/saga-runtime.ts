@@ -24,6 +24,11 @@ import { InstanceStarter } from './instance-starter';
 import { Instances } from './instances';
 import type { Logger } from '../core/logger';
 import { Lifecycle } from './lifecycle';
+import { Maintenance } from './maintenance';
+import { OperatorRequests } from './operator-requests';
+import { checkNote, checkText } from './operator-input';
+import { checkInstanceId } from '../store/instance-filter';
+import { retentionPolicy } from './retention';
 import { OperatorApi } from './operator-api';
 import type { PublishReceipt } from '../core/publish-receipt';
 import { Recovery } from './recovery';
@@ -83,6 +88,8 @@ export class SagaRuntime {
   private readonly migration: InstanceMigration;
   private readonly starter: InstanceStarter;
   private readonly lifecycle: Lifecycle;
+  private readonly maintenance: Maintenance;
+  private readonly requests: OperatorRequests;
 
   constructor(options: SagaRuntimeOptions = {}) {
     readingOptions('new SagaRuntime', () => {
@@ -92,6 +99,7 @@ export class SagaRuntime {
       for (const [name, spec] of Object.entries(options.rateLimiters ?? {})) resolveRateLimit(spec, `rateLimiters.${name}`);
       for (const duration of [options.eventRetention, options.leaseDuration, options.pollInterval]) if (duration !== undefined) toMillis(duration, 'new SagaRuntime');
       compileObservers(options.observers ?? [], 'runtime');
+      if (options.retention !== undefined) retentionPolicy(options.retention);
     });
     const ctx = (this.ctx = new RuntimeContext(options));
     this.store = ctx.store;
@@ -100,6 +108,8 @@ export class SagaRuntime {
     this.logger = ctx.logger;
     this.workerId = ctx.workerId;
     this.errors$ = ctx.problems.asObservable();
+    const maintenance = (this.maintenance = new Maintenance(options, ctx));
+    ctx.onReady = () => maintenance.opened();
     this.registry = new Registry(options, ctx);
     const blocking = new Blocking(ctx, this.registry);
     // The collaborators below call each other only once the runtime runs, so the arrows may point forward.
@@ -130,6 +140,7 @@ export class SagaRuntime {
     this.operator = new OperatorApi(ctx, this.instances, this.results);
     this.migration = new InstanceMigration(ctx, this.registry, this.instances, blocking, this.recovery, this.operator);
     this.starter = new InstanceStarter(ctx, this.registry, this.instances, this.results);
+    this.requests = new OperatorRequests(ctx, this.registry, this.instances, this.events, this.operator);
     this.lifecycle = new Lifecycle(ctx, this.instances, this.recovery, this.events, this.starter, this.results);
     ctx.bus.attach((input) => this.publish(input as SagaEventInput));
     ctx.bus.problems$.subscribe((p) => ctx.report('bus-problem', `bus ${p.kind}`, p.error));
@@ -143,6 +154,7 @@ export class SagaRuntime {
   register(...workflows: WorkflowRef[]): this {
     for (const ref of workflows) {
       this.registry.register(ref, (def) => {
+        this.maintenance.registered(def.outline);
         // Instances blocked for want of this definition go on (once the runtime runs instances at all).
         if (this.recovery.started && !this.store.shared) {
           this.recovery.resumeBlocked(def.name).catch((e: unknown) => this.ctx.report('instance-failed', `blocked instances of ${def.name} could not be resumed`, e));
@@ -157,7 +169,7 @@ export class SagaRuntime {
   /** Starts an instance of a registered workflow with a validated input state. */
   start<S = any>(workflow: WorkflowRef<S> | string, input: S | Record<string, unknown>, options?: StartOptions): Promise<WorkflowHandle<S>>; // eslint-disable-line @typescript-eslint/no-explicit-any
   start<S>(workflow?: WorkflowRef<S> | string, input?: unknown, options: StartOptions = {}): Promise<WorkflowHandle<S> | void> {
-    if (workflow === undefined) return this.recovery.recover();
+    if (workflow === undefined) return this.recovery.recover().then(() => this.requests.start());
     return this.starter.start(workflow, input, options);
   }
 
@@ -192,8 +204,11 @@ export class SagaRuntime {
    * Operator: cancels an instance — the same as {@link SagaRuntime.rollback}, with who and why recorded in the
    * history.
    */
-  cancel(id: string, reason: string, note: OperatorNote = {}): Promise<void> {
-    return this.operator.cancel(id, reason, note);
+  async cancel(id: string, reason: string, note: OperatorNote = {}): Promise<void> {
+    checkInstanceId(id, 'cancel');
+    checkText(reason, 'the reason', 'cancel');
+    checkNote(note, 'cancel');
+    await this.requests.ask({ instanceId: id, kind: 'cancel', reason, ...(note.by === undefined ? {} : { by: note.by }) });
   }
 
   /**
@@ -203,7 +218,7 @@ export class SagaRuntime {
    * `compensation_failed`, or when nothing is left to retry (`onCompensationError: 'continue'` went past it).
    */
   retryCompensation(id: string, note: OperatorNote = {}): Promise<void> {
-    return this.operator.operate(id, 'retryCompensation', note);
+    return this.operatorRequest(id, 'retry-compensation', note);
   }
 
   /**
@@ -212,7 +227,24 @@ export class SagaRuntime {
    * @throws UnknownInstanceError; InvalidOperationError `INVALID_OPERATION` when the instance is not `compensation_failed`.
    */
   skipCompensation(id: string, note: string | OperatorNote = {}): Promise<void> {
-    return this.operator.operate(id, 'skipCompensation', typeof note === 'string' ? { reason: note } : note);
+    return this.operatorRequest(id, 'skip-compensation', typeof note === 'string' ? { reason: note } : note);
+  }
+
+  /**
+   * Operator: lets a `blocked` instance go on here — its definition is registered again — with who and why recorded
+   * in its history. (Registering the definition resumes blocked instances by itself; this asks for one explicitly.)
+   * @throws UnknownInstanceError; InvalidOperationError `INVALID_OPERATION` when it is not blocked; InstanceBlockedError
+   * when this runtime still cannot run it (the request stays, for a runtime that can).
+   */
+  resume(id: string, note: OperatorNote = {}): Promise<void> {
+    return this.operatorRequest(id, 'resume', note);
+  }
+
+  /** Writes an operator request through the store (the one way operator acts happen) and applies it. */
+  private async operatorRequest(id: string, kind: 'retry-compensation' | 'skip-compensation' | 'resume', note: OperatorNote): Promise<void> {
+    checkInstanceId(id, kind);
+    checkNote(note, kind);
+    await this.requests.ask({ instanceId: id, kind, ...(note.by === undefined ? {} : { by: note.by }), ...(note.reason === undefined ? {} : { reason: note.reason }) });
   }
 
   /**
@@ -281,6 +313,8 @@ export class SagaRuntime {
    * process.on('SIGTERM', () => void runtime.stop({ drainTimeout: '10s' }));
    */
   stop(options: StopOptions = {}): Promise<StopReport> {
+    this.maintenance.stop();
+    this.requests.stop();
     return this.lifecycle.stop(options);
   }
 
@@ -290,6 +324,8 @@ export class SagaRuntime {
    * passed in is yours to close.
    */
   close(): Promise<void> {
+    this.maintenance.stop();
+    this.requests.stop();
     return this.lifecycle.close();
   }
 }

@@ -3,6 +3,10 @@ import type { WaiterRef } from '../bus/wait-index';
 import type { InstanceStatus, Wait } from '../core/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../engine/instance-record';
+import type { WorkflowOutline } from '../workflow/workflow-outline';
+import type { OperatorRequest, OperatorRequestInput } from './operator-request';
+import type { SerializedError } from '../errors/serialized-error';
+import type { ResolvedRateLimit } from '../policies/rate-limiter';
 
 /** The `retainUntil` of an event kept for the instance it was published to: it does not expire. */
 export const KEEP_FOR_INSTANCE = Number.MAX_SAFE_INTEGER;
@@ -55,12 +59,33 @@ export interface PendingEvent {
   readonly track: TrackRef;
 }
 
+/** A definition's outline as a runtime stored it ({@link InstanceStore.saveOutline}). */
+export interface StoredOutline {
+  readonly outline: WorkflowOutline;
+  /** When a runtime first registered it (ms since epoch). */
+  readonly registeredAt: number;
+}
+
+/** Which finished instances {@link InstanceStore.purge} deletes. */
+export interface PurgeOptions {
+  /** Only instances last updated before this time (ms since epoch). */
+  readonly before: number;
+  /** Only these statuses: finished ones (`completed`, `rolled_back`, `compensation_failed`). */
+  readonly statuses: readonly InstanceStatus[];
+  /** At most this many, oldest update first. */
+  readonly limit: number;
+  /** Only say which would go. @default false */
+  readonly dryRun?: boolean;
+}
+
 /** What a transition writes besides the record, in the same transaction. */
 export interface TransitionWrites {
   /** History lines to append. */
   readonly history?: readonly HistoryEntry[];
   /** Inbox deliveries this transition consumed (so they are handled exactly once). */
   readonly consumed?: readonly { readonly eventId: string; readonly track: TrackRef }[];
+  /** Operator requests this transition applied: marked done in the same write (at the record's `updatedAt`). */
+  readonly requestsDone?: readonly string[];
   /**
    * Take (or renew) the instance's lease in the same write (shared stores). With `ifFreeAt`, only when no other
    * owner holds a lease unexpired at that time: otherwise nothing is written and the save or create fails with
@@ -81,6 +106,11 @@ export interface InstanceStore {
    * @default false
    */
   readonly shared?: boolean;
+  /**
+   * True when other processes may open the store too (an SQLite file): the runtime then polls it for the operator
+   * requests they write (the `sagaflow` CLI, the inspector). A shared store is polled anyway. @default false
+   */
+  readonly multiProcess?: boolean;
   /** Prepares the store (connects, runs migrations); the runtime awaits it before first use. */
   init?(): Promise<void>;
   /** Ids of instances with inbox deliveries not yet consumed (at most `limit`), only of `runnable` ones when given. */
@@ -159,6 +189,11 @@ export interface InstanceStore {
   claimStale(owner: string, until: number, now: number, limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]>;
   /** Records that worker `workerId` is alive at `now` and runs these definitions (shared stores). */
   heartbeat?(workerId: string, runs: readonly RunnableDefinition[], now: number): Promise<void>;
+  /**
+   * Books a call slot of a rate limiter shared by every worker on the store (shared stores): resolves to `now` when
+   * the call may go at once, or to the booked time at which caller `key` asks again (and then takes its booking).
+   */
+  reserveSlot?(limiter: string, spec: ResolvedRateLimit, key: string, now: number): Promise<number>;
   /** The definitions that some worker whose last heartbeat was at or after `since` runs. */
   liveRunners?(since: number): Promise<RunnableDefinition[]>;
   /** Forgets a worker's heartbeat (it is stopping). */
@@ -178,10 +213,31 @@ export interface InstanceStore {
    */
   advanceSchedule?(name: string, expectedPrevious: number | undefined, tick: number, now: number): Promise<boolean>;
   /**
-   * Takes the next call slot of rate limiter `name` at or after `now` such that no window of `perMs` holds more than
-   * `limit` slots, and resolves its time (shared stores: the workers then share each limit). Atomic across workers.
+   * Stores the outline of a registered definition (once per workflow, version and fingerprint) so that tools without
+   * the workflow's code (the `sagaflow` CLI, the inspector) can draw it. Resolves true when it was not stored yet.
    */
-  reserveSlot?(name: string, limit: number, perMs: number, now: number): Promise<number>;
+  saveOutline?(outline: WorkflowOutline, registeredAt: number): Promise<boolean>;
+  /** The stored outlines (of one workflow when given), newest registration first. */
+  outlines?(workflow?: string): Promise<StoredOutline[]>;
+  /**
+   * Deletes finished instances matching `options` with their history, inbox, waits and kept events, in one
+   * transaction, and resolves their ids (with `dryRun`, deletes nothing and resolves the ids that would go).
+   * @throws OperatingError `NOT_PURGEABLE` for a status that is not finished; InvalidArgumentError for a bad limit or time
+   */
+  purge?(options: PurgeOptions): Promise<string[]>;
+  /**
+   * Writes an operator request in one transaction, after checking that it applies to the instance as stored.
+   * @throws UnknownInstanceError; SagaflowError `INSTANCE_FINISHED`; InvalidOperationError `INVALID_OPERATION`; InvalidArgumentError
+   */
+  request?(input: OperatorRequestInput, id: string, now: number): Promise<OperatorRequest>;
+  /** A stored request, or undefined. */
+  requestById?(id: string): Promise<OperatorRequest | undefined>;
+  /** The pending requests of an instance, oldest first. */
+  pendingRequests?(instanceId: string): Promise<OperatorRequest[]>;
+  /** Ids of instances with pending requests (at most `limit`, oldest request first), only of `runnable` ones when given. */
+  requestInstances?(limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]>;
+  /** Marks a pending request done, or failed with `error`. */
+  finishRequest?(id: string, error: SerializedError | null, now: number): Promise<void>;
   /** Releases resources; the store is unusable afterwards. */
   close(): Promise<void>;
 }

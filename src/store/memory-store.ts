@@ -7,10 +7,14 @@ import type { HistoryEntry } from '../engine/history-entry';
 import { versionOf, type InstanceRecord, type TrackRef } from '../engine/instance-record';
 import { deadlinesOf, decodeRecord, encodeRecord, isParked, waitsOf } from './record-codec';
 import { snapshotRecord } from './record-copy';
-import { nextSlot } from '../policies/rate-limiter';
 import { copyJson } from '../core/safe-json';
 import { checkFilter, isRunnable } from './instance-filter';
-import { KEEP_FOR_INSTANCE, type RunnableDefinition, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from './instance-store';
+import { checkPurge } from './purge-options';
+import { checkRequestApplies, checkRequestInput, type OperatorRequest, type OperatorRequestInput } from './operator-request';
+import type { SerializedError } from '../errors/serialized-error';
+import type { WorkflowOutline } from '../workflow/workflow-outline';
+import { RateLimiter, type ResolvedRateLimit } from '../policies/rate-limiter';
+import { KEEP_FOR_INSTANCE, type PurgeOptions, type StoredOutline, type RunnableDefinition, type DueWait, type InstanceFilter, type InstanceStore, type InstanceSummary, type PendingEvent, type TransitionWrites } from './instance-store';
 
 interface Row {
   /**
@@ -58,9 +62,11 @@ export class MemoryStore implements InstanceStore {
   private readonly retained = new RetainedEvents(Number.POSITIVE_INFINITY);
   private readonly retainedUntil = new Map<string, number>();
   private readonly scheduleTicks = new Map<string, { tick: number; updatedAt: number }>();
-  /** The last slots of each rate limiter (see {@link reserveSlot}). */
-  private readonly rateSlots = new Map<string, number[]>();
+  /** The rate limiters its workers share, by name. */
+  private readonly limiters = new Map<string, RateLimiter>();
   private readonly workers = new Map<string, { runs: RunnableDefinition[]; seenAt: number }>();
+  private readonly storedOutlines = new Map<string, StoredOutline>();
+  private readonly requests = new Map<string, OperatorRequest>();
 
   create(record: InstanceRecord, writes: TransitionWrites = {}): Promise<boolean> {
     if (this.rows.has(record.id)) return Promise.resolve(false);
@@ -233,6 +239,12 @@ export class MemoryStore implements InstanceStore {
     return Promise.resolve();
   }
 
+  reserveSlot(limiter: string, spec: ResolvedRateLimit, key: string, now: number): Promise<number> {
+    let shared = this.limiters.get(limiter);
+    if (shared === undefined) this.limiters.set(limiter, (shared = new RateLimiter(limiter, spec)));
+    return Promise.resolve(shared.reserve(key, now));
+  }
+
   liveRunners(since: number): Promise<RunnableDefinition[]> {
     return Promise.resolve([...this.workers.values()].filter((w) => w.seenAt >= since).flatMap((w) => structuredClone(w.runs)));
   }
@@ -257,12 +269,6 @@ export class MemoryStore implements InstanceStore {
     return runnable === undefined || isRunnable(runnable, row.summary.workflow, row.summary.version, row.fingerprint);
   }
 
-  reserveSlot(name: string, limit: number, perMs: number, now: number): Promise<number> {
-    const next = nextSlot(this.rateSlots.get(name) ?? [], limit, perMs, now);
-    this.rateSlots.set(name, next.slots);
-    return Promise.resolve(next.at);
-  }
-
   scheduleTick(name: string): Promise<number | undefined> {
     return Promise.resolve(this.scheduleTicks.get(name)?.tick);
   }
@@ -271,6 +277,74 @@ export class MemoryStore implements InstanceStore {
     if (this.scheduleTicks.get(name)?.tick !== expectedPrevious) return Promise.resolve(false);
     this.scheduleTicks.set(name, { tick, updatedAt: now });
     return Promise.resolve(true);
+  }
+
+  saveOutline(outline: WorkflowOutline, registeredAt: number): Promise<boolean> {
+    const key = JSON.stringify([outline.name, outline.version, outline.fingerprint]);
+    if (this.storedOutlines.has(key)) return Promise.resolve(false);
+    this.storedOutlines.set(key, { outline: structuredClone(outline), registeredAt });
+    return Promise.resolve(true);
+  }
+
+  outlines(workflow?: string): Promise<StoredOutline[]> {
+    const all = [...this.storedOutlines.values()].filter((o) => workflow === undefined || o.outline.name === workflow);
+    return Promise.resolve(structuredClone(all.reverse().sort((a, b) => b.registeredAt - a.registeredAt)));
+  }
+
+  purge(options: PurgeOptions): Promise<string[]> {
+    try {
+      checkPurge(options);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    const ids = [...this.rows.values()]
+      .map((r) => r.summary)
+      .filter((s) => options.statuses.includes(s.status) && s.updatedAt < options.before)
+      .sort((a, b) => a.updatedAt - b.updatedAt || (a.id < b.id ? -1 : 1))
+      .slice(0, options.limit)
+      .map((s) => s.id);
+    if (options.dryRun !== true) {
+      for (const id of ids) {
+        const row = this.rows.get(id) as Row;
+        this.waits.removeInstance(id, row.tracks);
+        this.rows.delete(id);
+        for (const [key, r] of this.requests) if (r.instanceId === id) this.requests.delete(key);
+        for (const e of this.retained.removeWhere((event) => event.instanceId === id)) this.retainedUntil.delete(e.id);
+      }
+    }
+    return Promise.resolve(ids);
+  }
+
+  async request(input: OperatorRequestInput, id: string, now: number): Promise<OperatorRequest> {
+    checkRequestInput(input);
+    checkRequestApplies(input, await this.load(input.instanceId));
+    const request: OperatorRequest = { id, ...input, requestedAt: now, state: 'pending' };
+    this.requests.set(id, request);
+    return structuredClone(request);
+  }
+
+  requestById(id: string): Promise<OperatorRequest | undefined> {
+    const found = this.requests.get(id);
+    return Promise.resolve(found === undefined ? undefined : structuredClone(found));
+  }
+
+  pendingRequests(instanceId: string): Promise<OperatorRequest[]> {
+    return Promise.resolve(structuredClone([...this.requests.values()].filter((r) => r.instanceId === instanceId && r.state === 'pending')));
+  }
+
+  requestInstances(limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]> {
+    const ids = new Set<string>();
+    for (const r of this.requests.values()) {
+      const row = this.rows.get(r.instanceId);
+      if (r.state === 'pending' && row !== undefined && ids.size < limit && this.runs(row, runnable)) ids.add(r.instanceId);
+    }
+    return Promise.resolve([...ids]);
+  }
+
+  finishRequest(id: string, error: SerializedError | null, now: number): Promise<void> {
+    const found = this.requests.get(id);
+    if (found?.state === 'pending') this.requests.set(id, { ...found, state: error === null ? 'done' : 'failed', ...(error === null ? {} : { error }), doneAt: now });
+    return Promise.resolve();
   }
 
   close(): Promise<void> {
@@ -302,6 +376,10 @@ export class MemoryStore implements InstanceStore {
     for (const { track, wait } of waits) this.waits.add({ instanceId: record.id, track }, wait);
     let inbox = previous?.inbox ?? [];
     for (const c of writes.consumed ?? []) inbox = inbox.filter((p) => !(p.event.id === c.eventId && p.track === c.track));
+    for (const id of writes.requestsDone ?? []) {
+      const request = this.requests.get(id);
+      if (request?.state === 'pending' && request.instanceId === record.id) this.requests.set(id, { ...request, state: 'done', doneAt: record.updatedAt });
+    }
     const history = previous?.history ?? [];
     // History lines are fresh objects the writer never touches again; history() hands out copies.
     for (const h of writes.history ?? []) history.push(h);

@@ -1,5 +1,5 @@
 import type { InstanceStatus, InstanceStore } from '../../src';
-import type { LedgerSnapshot, RunRow } from './ledger';
+import type { LedgerSnapshot, ProblemRow, RunRow } from './ledger';
 import { DECLINED, STEPS, effectKey, type PlannedSaga } from './workload';
 
 /** How a saga ended, as its store says. */
@@ -144,4 +144,21 @@ export async function outcomesIn(store: InstanceStore, planned: readonly Planned
     if (record !== undefined) outcomes.set(saga.id, { status: record.flow.status, errorCode: record.flow.errorReason?.code ?? null });
   }
   return outcomes;
+}
+
+/**
+ * The runtime problems that say something went wrong. Two workers may both publish `payment.captured` for one saga
+ * before either records its acknowledgement (the publishers run in every worker, as at-least-once buses do): the
+ * saga's wait takes one, and the other, left in its inbox, is reported `EVENT_NOT_CONSUMED` when the saga ends. That
+ * report is the contract working, not a problem, when the saga's step received exactly one other event of its own
+ * (checked by {@link sagaProblems}).
+ */
+export function unexpectedProblems(ledger: LedgerSnapshot): ProblemRow[] {
+  return ledger.problems.filter((p) => {
+    if (p.code !== 'EVENT_NOT_CONSUMED' || p.instanceId === null) return true;
+    const dropped = /\(([^()]+)\)/.exec(p.message)?.[1];
+    const handled = ledger.handled.filter((h) => h.saga === p.instanceId);
+    const duplicate = dropped !== undefined && dropped.startsWith(`${p.instanceId}:captured:`) && handled.length === 1 && handled[0]?.eventId !== dropped;
+    return !duplicate;
+  });
 }

@@ -153,18 +153,6 @@ export function storeContract(make: () => Promise<InstanceStore>): void {
     expect(await loadUnleased('u', 'w2', 1_500)).toBe('leased');
   });
 
-  it('hands out the slots of a rate limiter so that no window holds more than its limit, whoever asks', async () => {
-    const reserveSlot = store.reserveSlot?.bind(store);
-    if (reserveSlot === undefined) return;
-    const taken = [];
-    for (let i = 0; i < 5; i++) taken.push(await reserveSlot('mailer', 2, 1_000, 100));
-    expect(taken).toEqual([100, 100, 1_100, 1_100, 2_100]);
-    expect(await reserveSlot('mailer', 2, 1_000, 5_000)).toBe(5_000);
-    expect(await reserveSlot('other', 2, 1_000, 100)).toBe(100);
-    const together = await Promise.all(Array.from({ length: 4 }, () => reserveSlot('burst', 1, 1_000, 0)));
-    expect([...together].sort((a, b) => a - b)).toEqual([0, 1_000, 2_000, 3_000]);
-  });
-
   it('claims stale unfinished instances with work to do, never parked or leased ones, once each', async () => {
     const inFlight = newRecord('busy', 'wf', {}, 0);
     inFlight.flow.inFlight = true;

@@ -21,6 +21,7 @@ function runs(command: string, args: readonly string[]): boolean {
 /** The services the test suite installs itself when they are missing. */
 export const TEST_SERVICES: readonly TestService[] = [
   { name: 'redis-server', usedBy: 'support/redis', present: () => runs(process.env.SAGAFLOW_REDIS_SERVER ?? 'redis-server', ['--version']) },
+  { name: 'chromium', usedBy: 'support/chromium', present: () => runs(process.env.SAGAFLOW_CHROMIUM ?? 'chromium', ['--version']) },
 ];
 
 /** Test files whose source imports `marker`. */

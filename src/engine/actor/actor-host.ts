@@ -4,7 +4,7 @@ import type { SagaEventInput } from '../../bus/event';
 import type { ObserverRunner } from '../observer-runner';
 import type { StateChangeRecording } from '../../observers/history-observer';
 import type { PolicyLookup } from '../../policies/step-policy';
-import type { CallLimiter } from '../../policies/rate-limiter';
+import type { SlotLimiter } from '../../policies/rate-limiter';
 import type { PublishReceipt } from '../../core/publish-receipt';
 import type { Logger } from '../../core/logger';
 import type { StateCodec } from '../../state/state-codec';
@@ -28,7 +28,7 @@ export interface WorkflowServices {
   /** The state codec of forEach item steps: their state is the item, plain JSON. */
   readonly itemCodec: StateCodec;
   /** The rate limiter of each step that has one, by step name. */
-  readonly limiters: ReadonlyMap<string, CallLimiter>;
+  readonly limiters: ReadonlyMap<string, SlotLimiter>;
 }
 
 /** What an actor needs from the runtime that owns it. */
@@ -69,4 +69,6 @@ export interface PostOptions {
    * when it no longer applies, so it is handled exactly once either way).
    */
   readonly fromInbox?: boolean;
+  /** The id of the operator request this happening applies: marked done in the same transaction as its history line. */
+  readonly request?: string;
 }

@@ -19,11 +19,6 @@ export function trackKey(ref: TrackRef): string {
   return ref ?? '\u0000main';
 }
 
-type Invoke = Extract<Effect, { type: 'invoke' }>;
-
-/** How long a call waits before asking a shared rate limiter again when the store could not answer. */
-const LIMITER_RETRY_MS = 1_000;
-
 /** The handler calls an actor has in flight, one per track at most. */
 export class StepCalls {
   /** The call in flight of each track, with its token; a newer call of a track aborts the older one. */
@@ -36,64 +31,48 @@ export class StepCalls {
   ) {}
 
   /**
-   * A `run` of a rate-limited step asks its limiter for a slot first; with none free now, the track is parked
-   * (persisted) until the booked slot and the call is made then. True when the call may go now; a promise of it
-   * when the limiter is shared through the store.
+   * Starts the call an `invoke` effect asks for; its result is posted to the actor. A `run` of a rate-limited step
+   * asks its limiter for a slot first; with none free now, the track is parked (persisted) until the booked slot and
+   * the call is made then. A limiter shared through the store answers later: meanwhile the call counts as in flight
+   * (the actor is not idle, and a newer call of the track or an abort cancels it).
    */
-  private admitted(effect: Invoke): boolean | Promise<boolean> {
+  invoke(effect: Extract<Effect, { type: 'invoke' }>): void {
     const limiter = effect.func === 'run' ? this.services.limiters.get(effect.step) : undefined;
-    if (limiter === undefined) return true;
+    if (limiter === undefined) return this.start(effect);
     const now = this.host.clock.now();
-    const at = limiter.reserve(`${this.actor.record.id}\u0000${trackKey(effect.track)}`, now);
-    const decide = (slot: number): boolean => {
-      if (slot <= now) return true;
-      void this.actor.post({ type: 'throttled', track: effect.track, token: effect.token, until: slot, limiter: limiter.name }).catch((error: unknown) =>
-        this.host.reportFailure(this.actor.record.id, `parking ${effect.step} for its rate limit failed`, error),
-      );
-      return false;
-    };
-    return typeof at === 'number' ? decide(at) : at.then(decide);
-  }
-
-  /** Starts the call an `invoke` effect asks for (once its rate limiter admits it); its result is posted to the actor. */
-  invoke(effect: Invoke): void {
-    const admitted = this.admitted(effect);
-    if (admitted === true) this.start(effect);
-    if (typeof admitted === 'boolean') return;
-    this.admitting += 1;
-    const current = (): boolean => trackOf(this.actor.record, effect.track)?.flow.token === effect.token;
-    admitted
-      .then(
-        // The track may have moved on while the slot was asked for (a rollback, say): then this call is not made.
-        (go) => {
-          if (go && current()) this.start(effect);
-        },
-        (error: unknown) => {
-          // The store could not be asked: the call waits a second and asks again (a limit is never exceeded).
-          this.host.reportFailure(this.actor.record.id, `the rate limiter of ${effect.step} could not be asked; it is asked again in 1 s`, error);
-          if (!current()) return;
-          const until = this.host.clock.now() + LIMITER_RETRY_MS;
-          void this.actor.post({ type: 'throttled', track: effect.track, token: effect.token, until, limiter: this.services.limiters.get(effect.step)?.name ?? effect.step }).catch((e: unknown) =>
-            this.host.reportFailure(this.actor.record.id, `parking ${effect.step} for its rate limit failed`, e),
-          );
-        },
-      )
-      .finally(() => {
-        this.admitting -= 1;
+    const key = trackKey(effect.track);
+    const at = limiter.reserve(`${this.actor.record.id}\u0000${key}`, now);
+    if (typeof at === 'number') return this.admit(effect, limiter.name, at, now);
+    const asking = { abort: new LazyAbort(), token: effect.token };
+    this.inFlight.get(key)?.abort.abort(new SagaflowError('SUPERSEDED', 'a newer call of this track started'));
+    this.inFlight.set(key, asking);
+    const settle = (slot: number | undefined, error?: unknown): void => {
+      if (this.inFlight.get(key) !== asking) return;
+      this.inFlight.delete(key);
+      if (asking.abort.isAborted) {
         if (this.actor.idle) this.host.idle(this.actor);
-      });
+        return;
+      }
+      if (slot !== undefined) return this.admit(effect, limiter.name, slot, now);
+      // The store could not book a slot: report it and ask again a window later (the track stays parked meanwhile).
+      this.host.reportFailure(this.actor.record.id, `the rate limiter ${limiter.name} of ${effect.step} could not book a slot in the store; asking again later`, error);
+      this.admit(effect, limiter.name, now + limiter.spec.perMs, now);
+    };
+    at.then(
+      (slot) => settle(slot),
+      (error: unknown) => settle(undefined, error),
+    );
   }
 
-  /** Calls waiting for a shared rate limiter's answer. */
-  private admitting = 0;
-
-  /** True while a call is in flight or waits for its rate limiter's answer. */
-  get busy(): boolean {
-    return this.inFlight.size > 0 || this.admitting > 0;
+  /** Calls the step when its slot is now, else parks the track until the slot. */
+  private admit(effect: Extract<Effect, { type: 'invoke' }>, limiter: string, at: number, now: number): void {
+    if (at <= now) return this.start(effect);
+    void this.actor.post({ type: 'throttled', track: effect.track, token: effect.token, until: at, limiter }).catch((error: unknown) =>
+      this.host.reportFailure(this.actor.record.id, `parking ${effect.step} for its rate limit failed`, error),
+    );
   }
 
-  /** Makes the call of an admitted `invoke` effect; its result is posted to the actor. */
-  private start(effect: Invoke): void {
+  private start(effect: Extract<Effect, { type: 'invoke' }>): void {
     const { def, observers, policy } = this.services;
     const compiled = def.steps.get(effect.step);
     const key = trackKey(effect.track);

@@ -15,7 +15,9 @@ export const TABLES = {
   migrations: 'sagaflow_migrations',
   schedule: 'sagaflow_schedule',
   workers: 'sagaflow_workers',
-  rateLimits: 'sagaflow_rate_limits',
+  definitions: 'sagaflow_definitions',
+  requests: 'sagaflow_requests',
+  rateSlots: 'sagaflow_rate_slots',
 } as const;
 export type TableKey = keyof typeof TABLES;
 
@@ -106,7 +108,9 @@ export class Dialect {
       migrations: qualify(TABLES.migrations),
       schedule: qualify(TABLES.schedule),
       workers: qualify(TABLES.workers),
-      rateLimits: qualify(TABLES.rateLimits),
+      definitions: qualify(TABLES.definitions),
+      requests: qualify(TABLES.requests),
+      rateSlots: qualify(TABLES.rateSlots),
     };
   }
 

@@ -63,21 +63,38 @@ export interface SagaflowRetainedRow {
   instanceId: string | null;
 }
 
-/**
- * A row of `sagaflow_rate_limits`: the call slots a rate limiter handed out lately (a JSON array of the last `limit`
- * slot times, ms since epoch), shared by the workers of a database, and its compare-and-set version.
- */
-export interface SagaflowRateLimitRow {
-  name: string;
-  slots: string;
-  version: number;
-}
-
 /** A row of `sagaflow_workers`: a live worker and the definitions it runs (`[workflow, version, fingerprint]`). */
 export interface SagaflowWorkerRow {
   workerId: string;
   runs: unknown;
   seenAt: number | string;
+}
+
+/** A row of `sagaflow_definitions`: the outline of a definition some runtime registered (drawn by the inspector). */
+export interface SagaflowDefinitionRow {
+  workflow: string;
+  version: number;
+  fingerprint: string;
+  /** The `WorkflowOutline` as JSON. */
+  outline: unknown;
+  /** When a runtime last registered it (ms since epoch). */
+  registeredAt: number | string;
+}
+
+/** A row of `sagaflow_requests`: an operator request, pending until the worker running its instance applies it. */
+export interface SagaflowRequestRow {
+  id: string;
+  instanceId: string;
+  /** `retry-compensation`, `skip-compensation`, `cancel` or `resume`. */
+  kind: string;
+  requestedBy: string | null;
+  reason: string | null;
+  requestedAt: number | string;
+  /** `pending`, `done` or `failed`. */
+  state: string;
+  /** JSON of the serialised error of a failed request, or null. */
+  error: string | null;
+  doneAt: number | string | null;
 }
 
 /** A row of `sagaflow_history`: one line of an instance's history (append-only). */
@@ -151,6 +168,7 @@ export function sagaflowEntities(kind: DriverKind, schema?: string): EntitySchem
         { name: 'IDX_sagaflow_instances_status', columns: ['status'] },
         { name: 'IDX_sagaflow_instances_definition', columns: ['workflow', 'defVersion'] },
         { name: 'IDX_sagaflow_instances_next_due', columns: ['nextDue'] },
+        { name: 'IDX_sagaflow_instances_status_updated', columns: ['status', 'updatedAt'] },
         { name: 'IDX_sagaflow_instances_claimable', columns: ['updatedAt'], where: claimablePredicate(kind, UNFINISHED_STATUSES) },
       ],
     }) as EntitySchema,
@@ -243,15 +261,37 @@ export function sagaflowEntities(kind: DriverKind, schema?: string): EntitySchem
         seenAt: { name: 'seen_at', type: t(c.bigint) },
       },
     }) as EntitySchema,
-    new EntitySchema<SagaflowRateLimitRow>({
-      name: 'SagaflowRateLimit',
-      tableName: TABLES.rateLimits,
+    new EntitySchema<SagaflowDefinitionRow>({
+      name: 'SagaflowDefinition',
+      tableName: TABLES.definitions,
       ...where,
       columns: {
-        name: { type: t(c.string), primary: true },
-        slots: { type: t(c.text) },
-        version: { type: t(c.int) },
+        workflow: { type: t(c.string), primary: true },
+        version: { type: t(c.int), primary: true },
+        fingerprint: { type: t(c.string), primary: true },
+        outline: { type: t(c.json) },
+        registeredAt: { name: 'registered_at', type: t(c.bigint) },
       },
+    }) as EntitySchema,
+    new EntitySchema<SagaflowRequestRow>({
+      name: 'SagaflowRequest',
+      tableName: TABLES.requests,
+      ...where,
+      columns: {
+        id: { type: t(c.string), primary: true },
+        instanceId: { name: 'instance_id', type: t(c.string) },
+        kind: { type: t(c.string) },
+        requestedBy: { name: 'requested_by', type: t(c.string), nullable: true },
+        reason: { type: t(c.text), nullable: true },
+        requestedAt: { name: 'requested_at', type: t(c.bigint) },
+        state: { type: t(c.string) },
+        error: { type: t(c.text), nullable: true },
+        doneAt: { name: 'done_at', type: t(c.bigint), nullable: true },
+      },
+      indices: [
+        { name: 'IDX_sagaflow_requests_state', columns: ['state', 'requestedAt'] },
+        { name: 'IDX_sagaflow_requests_instance', columns: ['instanceId', 'requestedAt'] },
+      ],
     }) as EntitySchema,
   ];
 }

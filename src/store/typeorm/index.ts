@@ -24,7 +24,8 @@ export {
   SagaflowSchedule1763800000000,
   SagaflowAddressedEvents1763850000000,
   SagaflowVersions1763900000000,
-  SagaflowRateLimits1764000000000,
+  SagaflowOperating1764000000000,
+  SagaflowOperatorRequests1764100000000,
   type SagaflowMigrationClass,
 } from './migrations';
 export { runSagaflowMigrations, MigrationsPendingError, type RunMigrationsOptions } from './migrate';
@@ -37,10 +38,12 @@ export {
   type SagaflowHistoryRow,
   type SagaflowScheduleRow,
   type SagaflowWorkerRow,
-  type SagaflowRateLimitRow,
+  type SagaflowDefinitionRow,
+  type SagaflowRequestRow,
 } from './entities';
 export type { DriverKind } from './dialect';
 export { SagaFlowColumns, SagaFlowJsonbColumns, SagaFlowBaseColumns, type SagaFlowFields } from './saga-flow-columns';
 export { EntityMirror, mirrorToEntity, type EntityMirrorOptions, type MirroredInstance } from './entity-mirror';
 export { inboxChannel, LISTEN_APPLICATION_NAME, type PgListenOptions } from './pg-listener';
 export { StoreFileChangedError } from './database-file';
+export { checkSagaflowSchema } from './schema-check';

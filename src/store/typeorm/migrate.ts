@@ -137,6 +137,16 @@ export async function runSagaflowMigrations(dataSource: DataSource, options: Run
  * @throws MigrationsPendingError when some have not run
  */
 export async function checkSagaflowMigrationsRan(dataSource: DataSource, schema: string | undefined): Promise<void> {
+  const done = await recordedMigrations(dataSource, schema);
+  const pending = sagaflowMigrations.map((M) => M.name).filter((name) => !done.has(name));
+  if (pending.length > 0) throw new MigrationsPendingError(pending, `"${applicationMigrationsTable(dataSource)}"`);
+}
+
+/**
+ * The names of the migrations recorded in `sagaflow_migrations` and in the application's own migrations table
+ * (whichever exist) of an initialised data source.
+ */
+export async function recordedMigrations(dataSource: DataSource, schema: string | undefined): Promise<Set<string>> {
   const kind = driverKindOf(dataSource);
   const dialect = new Dialect(kind, kind === 'postgres' ? schema : undefined);
   const appTable = applicationMigrationsTable(dataSource);
@@ -158,6 +168,5 @@ export async function checkSagaflowMigrationsRan(dataSource: DataSource, schema:
   } finally {
     if (kind === 'postgres') await runner.release();
   }
-  const pending = sagaflowMigrations.map((M) => M.name).filter((name) => !done.has(name));
-  if (pending.length > 0) throw new MigrationsPendingError(pending, `"${appTable}"`);
+  return done;
 }

@@ -81,6 +81,13 @@ export function pgTransition(
        AND (event_id, track) IN (VALUES ${consumed.map((c) => `(${v(c.eventId, 'text')}, ${v(trackColumn(c.track), 'text')})`).join(', ')}))`,
     );
   }
+  const done = writes.requestsDone ?? [];
+  if (done.length > 0) {
+    ctes.push(
+      `rq AS (UPDATE ${d.t('requests')} SET state = 'done', done_at = ${v(p.updatedAt, 'bigint')} WHERE instance_id IN (SELECT id FROM u)
+       AND state = 'pending' AND id IN (${done.map((id) => v(id, 'text')).join(', ')}))`,
+    );
+  }
   const current = expected === null ? '' : `, (SELECT version FROM ${d.t('instances')} WHERE id = ${v(p.id)}) AS current`;
   return { sql: `WITH ${ctes.join(',\n')}\nSELECT (SELECT count(*) FROM u) AS changed${current}`, params };
 }

@@ -8,7 +8,6 @@ import { num } from './rows';
 import { StorePart } from './store-session';
 import { UNFINISHED_STATUSES } from './statuses';
 import { parseJsonSafe } from '../../core/safe-json';
-import { nextSlot } from '../../policies/rate-limiter';
 
 /** The unfinished statuses but `blocked`: instances that run, or would if a worker took them. */
 const RUNNING_STATUSES = UNFINISHED_STATUSES.filter((s) => s !== 'blocked').map((s) => `'${s}'`).join(', ');
@@ -53,27 +52,6 @@ export class SharedWorkers extends StorePart {
           : await x(`UPDATE ${i} SET lease_owner = ?, lease_until = ? WHERE id IN (${candidates}) RETURNING id`, [owner, until, now, ...only, limit]);
       return rows.map((r) => String(r.id));
     });
-  }
-
-  /**
-   * Takes a slot of rate limiter `name`: reads its last slots, computes the next one, and writes them back with a
-   * compare-and-set on the row's version (again on a conflict): atomic across workers, and never a lock held while
-   * waiting for another.
-   */
-  async reserveSlot(name: string, limit: number, perMs: number, now: number): Promise<number> {
-    const table = this.dialect.t('rateLimits');
-    for (;;) {
-      const { rows } = await this.run('read a rate limiter', 'read', (x) => x(`SELECT slots, version FROM ${table} WHERE name = ?`, [name]));
-      const row = rows[0];
-      const next = nextSlot(row === undefined ? [] : slotsOf(row.slots), limit, perMs, now);
-      const slots = JSON.stringify(next.slots);
-      const written = await this.run('take a rate-limiter slot', 'alone', async (x) =>
-        row === undefined
-          ? (await x(`INSERT INTO ${table} (name, slots, version) VALUES (?, ?, 1) ON CONFLICT (name) DO NOTHING`, [name, slots])).affected
-          : (await x(`UPDATE ${table} SET slots = ?, version = version + 1 WHERE name = ? AND version = ?`, [slots, name, num(row.version)])).affected,
-      );
-      if (written > 0) return next.at;
-    }
   }
 
   heartbeat(workerId: string, runs: readonly RunnableDefinition[], now: number): Promise<void> {
@@ -148,13 +126,3 @@ function parseRuns(column: unknown): RunnableDefinition[] {
   return out;
 }
 
-/** The stored slots of a rate limiter: a JSON array of numbers (anything else reads as none). */
-function slotsOf(column: unknown): number[] {
-  if (typeof column !== 'string') return [];
-  try {
-    const value = parseJsonSafe(column);
-    return Array.isArray(value) ? value.filter((v): v is number => typeof v === 'number') : [];
-  } catch {
-    return [];
-  }
-}

@@ -38,6 +38,13 @@ export interface SqliteStoreOptions {
   readonly runMigrations?: boolean;
   /** TypeORM query logging. @default false */
   readonly logging?: boolean;
+  /**
+   * Open the file read-only (for tools such as the `sagaflow` CLI): it must exist (a missing file is never
+   * created: `NO_DATABASE`), no migration runs, and its schema must be the one this sagaflow knows
+   * (`NOT_SAGAFLOW_DATABASE`, `SCHEMA_OUTDATED`, `SCHEMA_TOO_NEW`). Writes fail.
+   * @default false
+   */
+  readonly readOnly?: boolean;
 }
 
 interface PostgresCommonOptions {
@@ -95,7 +102,7 @@ export interface PostgresDataSourceOptions extends PostgresCommonOptions {
 /** Options of {@link TypeormStore.postgres}. */
 export type PostgresStoreOptions = PostgresUrlOptions | PostgresDataSourceOptions;
 
-const SQLITE_KEYS = optionKeys<SqliteStoreOptions>()(['file', 'synchronous', 'maxBatch', 'busyTimeoutMs', 'runMigrations', 'logging']);
+const SQLITE_KEYS = optionKeys<SqliteStoreOptions>()(['file', 'synchronous', 'maxBatch', 'busyTimeoutMs', 'runMigrations', 'logging', 'readOnly']);
 const POSTGRES_URL_KEYS = optionKeys<PostgresUrlOptions>()(['url', 'poolSize', 'logging', 'schema', 'runMigrations', 'notifications', 'logger', 'maxBatch', 'writeConnections']);
 const POSTGRES_DATA_SOURCE_KEYS = optionKeys<PostgresDataSourceOptions>()(['dataSource', 'schema', 'runMigrations', 'notifications', 'logger', 'maxBatch', 'writeConnections']);
 
@@ -120,6 +127,10 @@ export function checkSqliteOptions(options: SqliteStoreOptions): void {
   checkCount(options.busyTimeoutMs, 'busyTimeoutMs', where, 0);
   checkBoolean(options.runMigrations, 'runMigrations', where);
   checkBoolean(options.logging, 'logging', where);
+  checkBoolean(options.readOnly, 'readOnly', where);
+  if (options.readOnly === true && (options.runMigrations === true || options.file === ':memory:')) {
+    throw new DefinitionError('BAD_OPTION', `${where}: a readOnly store runs no migrations and needs a file`, { where, field: 'readOnly' });
+  }
 }
 
 /** @throws DefinitionError `BAD_OPTION` */

@@ -10,6 +10,7 @@ import type { DatabaseFile } from './database-file';
 import { checkSagaflowMigrationsRan, runSagaflowMigrations } from './migrate';
 import type { PgListenOptions } from './pg-listener';
 import { WriteQueue, type Lane, type Statement, type WriteStats } from './write-queue';
+import { openChecked } from './schema-check';
 
 /** What {@link pipeline} needs of a `pg` client: a simple query (several statements, no parameters). */
 interface PgClient {
@@ -131,6 +132,8 @@ export interface Setup {
   /** PostgreSQL: LISTEN/NOTIFY settings, or false. */
   readonly notifications?: false | PgListenOptions;
   readonly logger?: Pick<Logger, 'warn'>;
+  /** SQLite opened read-only: the file (which must exist); its schema is checked, never migrated. */
+  readonly readOnly?: string;
 }
 
 /**
@@ -189,6 +192,12 @@ export class StoreSession {
 
   private async open(): Promise<void> {
     const { dataSource, reader } = this.setup;
+    if (this.setup.readOnly !== undefined) {
+      await openChecked(dataSource, this.setup.readOnly, 'TypeormStore.sqlite', undefined);
+      const reading = { exec: this.dialect.exec(dataSource.createQueryRunner()), release: () => undefined };
+      this.queue = new WriteQueue({ connect: () => Promise.resolve(reading), maxBatch: 1 });
+      return;
+    }
     if (!dataSource.isInitialized) await dataSource.initialize();
     if (this.setup.runMigrations) await runSagaflowMigrations(dataSource, this.setup.schema === undefined ? {} : { schema: this.setup.schema });
     else await checkSagaflowMigrationsRan(dataSource, this.setup.schema);

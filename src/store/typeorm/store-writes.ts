@@ -165,5 +165,8 @@ export class StoreWrites extends StorePart {
     for (const c of writes.consumed ?? []) {
       await x(`DELETE FROM ${this.dialect.t('inbox')} WHERE event_id = ? AND instance_id = ? AND track = ?`, [c.eventId, p.id, trackColumn(c.track)]);
     }
+    for (const id of writes.requestsDone ?? []) {
+      await x(`UPDATE ${this.dialect.t('requests')} SET state = 'done', done_at = ? WHERE id = ? AND instance_id = ? AND state = 'pending'`, [p.updatedAt, id, p.id]);
+    }
   }
 }

@@ -7,7 +7,7 @@ import type { HistoryEntry } from '../../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../../engine/instance-record';
 import { DefinitionError } from '../../errors/definition-error';
 import { quote } from '../../errors/serialized-error';
-import type { RunnableDefinition, DueWait, InstanceFilter, InstanceStore, InstanceSummary, PendingEvent, TransitionWrites } from '../instance-store';
+import type { PurgeOptions, StoredOutline, RunnableDefinition, DueWait, InstanceFilter, InstanceStore, InstanceSummary, PendingEvent, TransitionWrites } from '../instance-store';
 import { driverKindOf, schemaOf, type DriverKind } from './dialect';
 import { sagaflowEntities } from './entities';
 import { checkMigrationsOwner } from './migrate';
@@ -20,6 +20,12 @@ import { StoreWrites } from './store-writes';
 import { StoreReads } from './store-reads';
 import { StoreEvents } from './store-events';
 import { SharedWorkers } from './shared-workers';
+import { StoreOperating } from './store-operating';
+import { RateSlots } from './rate-slots';
+import type { ResolvedRateLimit } from '../../policies/rate-limiter';
+import type { WorkflowOutline } from '../../workflow/workflow-outline';
+import type { OperatorRequest, OperatorRequestInput } from '../operator-request';
+import type { SerializedError } from '../../errors/serialized-error';
 
 /** PostgreSQL's default group-commit batch (see `maxBatch`). */
 const PG_MAX_BATCH = 100;
@@ -64,6 +70,8 @@ export class TypeormStore implements InstanceStore {
   private readonly readPath: StoreReads;
   private readonly events: StoreEvents;
   private readonly workers: SharedWorkers;
+  private readonly operating: StoreOperating;
+  private readonly rateSlots: RateSlots;
 
   private constructor(private readonly setup: Setup) {
     this.session = new StoreSession(setup);
@@ -71,6 +79,8 @@ export class TypeormStore implements InstanceStore {
     this.readPath = new StoreReads(this.session);
     this.events = new StoreEvents(this.session);
     this.workers = new SharedWorkers(this.session);
+    this.operating = new StoreOperating(this.session);
+    this.rateSlots = new RateSlots(this.session);
   }
 
   /**
@@ -94,6 +104,11 @@ export class TypeormStore implements InstanceStore {
       logging: options.logging ?? false,
     };
     const memory = file === ':memory:';
+    if (options.readOnly === true) {
+      // One read-only connection: nothing is written, and a missing file is never created (checked on open).
+      const dataSource = new DataSource({ ...common, readonly: true, fileMustExist: true });
+      return new TypeormStore({ kind: 'sqlite', dataSource, owns: true, schema: undefined, runMigrations: false, readOnly: path.resolve(file), maxBatch: 1 });
+    }
     const dataSource = new DataSource({
       ...common,
       enableWAL: !memory,
@@ -181,6 +196,11 @@ export class TypeormStore implements InstanceStore {
    */
   get shared(): boolean {
     return this.setup.kind === 'postgres';
+  }
+
+  /** True unless the store is an in-memory SQLite database: other processes (the `sagaflow` CLI) may open it. */
+  get multiProcess(): boolean {
+    return this.setup.kind === 'postgres' || this.setup.file !== undefined;
   }
 
   /** True while the PostgreSQL LISTEN connection of {@link onInbox} is up. */
@@ -315,6 +335,10 @@ export class TypeormStore implements InstanceStore {
     return this.workers.heartbeat(workerId, runs, now);
   }
 
+  reserveSlot(limiter: string, spec: ResolvedRateLimit, key: string, now: number): Promise<number> {
+    return this.rateSlots.reserve(limiter, spec, key, now);
+  }
+
   liveRunners(since: number): Promise<RunnableDefinition[]> {
     return this.workers.liveRunners(since);
   }
@@ -335,8 +359,36 @@ export class TypeormStore implements InstanceStore {
     return this.workers.advanceSchedule(name, expectedPrevious, tick, now);
   }
 
-  reserveSlot(name: string, limit: number, perMs: number, now: number): Promise<number> {
-    return this.workers.reserveSlot(name, limit, perMs, now);
+  saveOutline(outline: WorkflowOutline, registeredAt: number): Promise<boolean> {
+    return this.operating.saveOutline(outline, registeredAt);
+  }
+
+  outlines(workflow?: string): Promise<StoredOutline[]> {
+    return this.operating.outlines(workflow);
+  }
+
+  purge(options: PurgeOptions): Promise<string[]> {
+    return this.operating.purge(options);
+  }
+
+  request(input: OperatorRequestInput, id: string, now: number): Promise<OperatorRequest> {
+    return this.operating.request(input, id, now);
+  }
+
+  requestById(id: string): Promise<OperatorRequest | undefined> {
+    return this.operating.requestById(id);
+  }
+
+  pendingRequests(instanceId: string): Promise<OperatorRequest[]> {
+    return this.operating.pendingRequests(instanceId);
+  }
+
+  requestInstances(limit: number, runnable?: readonly RunnableDefinition[]): Promise<string[]> {
+    return this.operating.requestInstances(limit, runnable);
+  }
+
+  finishRequest(id: string, error: SerializedError | null, now: number): Promise<void> {
+    return this.operating.finishRequest(id, error, now);
   }
 
   /** Waits for the writes in progress, then closes the connections it opened (never the application's). */

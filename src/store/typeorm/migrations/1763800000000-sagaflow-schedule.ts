@@ -1,6 +1,5 @@
-import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { TABLES } from '../dialect';
-import { createOneTable, dropOneTable } from './one-table';
+import { Table, type MigrationInterface, type QueryRunner } from 'typeorm';
+import { columnTypes, driverKindOf, schemaOf, TABLES } from '../dialect';
 
 /**
  * Version 2 of the sagaflow schema: `sagaflow_schedule`, the last tick each cron schedule fired (so a restarted
@@ -14,14 +13,24 @@ export class SagaflowSchedule1763800000000 implements MigrationInterface {
   constructor(private readonly schema?: string) {}
 
   async up(queryRunner: QueryRunner): Promise<void> {
-    await createOneTable(queryRunner, this.schema, TABLES.schedule, (c) => [
-      { name: 'name', type: c.string, isPrimary: true },
-      { name: 'last_tick', type: c.bigint },
-      { name: 'updated_at', type: c.bigint },
-    ]);
+    const schema = this.schema ?? schemaOf(queryRunner.connection);
+    const c = columnTypes(driverKindOf(queryRunner.connection));
+    await queryRunner.createTable(
+      new Table({
+        name: TABLES.schedule,
+        ...(schema === undefined ? {} : { schema }),
+        columns: [
+          { name: 'name', type: c.string, isPrimary: true },
+          { name: 'last_tick', type: c.bigint },
+          { name: 'updated_at', type: c.bigint },
+        ],
+      }),
+      true,
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
-    await dropOneTable(queryRunner, this.schema, TABLES.schedule);
+    const schema = this.schema ?? schemaOf(queryRunner.connection);
+    await queryRunner.dropTable(schema === undefined ? TABLES.schedule : `${schema}.${TABLES.schedule}`, true);
   }
 }

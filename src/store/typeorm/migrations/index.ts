@@ -3,7 +3,9 @@ import { SagaflowInitial1763700000000 } from './1763700000000-sagaflow-initial';
 import { SagaflowSchedule1763800000000 } from './1763800000000-sagaflow-schedule';
 import { SagaflowAddressedEvents1763850000000 } from './1763850000000-sagaflow-addressed-events';
 import { SagaflowVersions1763900000000 } from './1763900000000-sagaflow-versions';
-import { SagaflowRateLimits1764000000000 } from './1764000000000-sagaflow-rate-limits';
+import { SagaflowOperating1764000000000 } from './1764000000000-sagaflow-operating';
+import { SagaflowOperatorRequests1764100000000 } from './1764100000000-sagaflow-operator-requests';
+import { SagaflowRateSlots1764200000000 } from './1764200000000-sagaflow-rate-slots';
 
 /** A sagaflow migration class: constructed with the PostgreSQL schema to use (default: the data source's). */
 export type SagaflowMigrationClass = new (schema?: string) => MigrationInterface & { readonly name: string };
@@ -19,6 +21,22 @@ export type SagaflowMigrationClass = new (schema?: string) => MigrationInterface
  * // npx typeorm migration:run -d ./data-source.js, then:
  * TypeormStore.postgres({ dataSource, runMigrations: false });
  */
-export const sagaflowMigrations: readonly SagaflowMigrationClass[] = [SagaflowInitial1763700000000, SagaflowSchedule1763800000000, SagaflowAddressedEvents1763850000000, SagaflowVersions1763900000000, SagaflowRateLimits1764000000000];
+export const sagaflowMigrations: readonly SagaflowMigrationClass[] = [
+  SagaflowInitial1763700000000,
+  SagaflowSchedule1763800000000,
+  SagaflowAddressedEvents1763850000000,
+  SagaflowVersions1763900000000,
+  SagaflowOperating1764000000000,
+  SagaflowOperatorRequests1764100000000,
+  SagaflowRateSlots1764200000000,
+];
 
-export { SagaflowInitial1763700000000, SagaflowSchedule1763800000000, SagaflowAddressedEvents1763850000000, SagaflowVersions1763900000000, SagaflowRateLimits1764000000000 };
+export {
+  SagaflowInitial1763700000000,
+  SagaflowSchedule1763800000000,
+  SagaflowAddressedEvents1763850000000,
+  SagaflowVersions1763900000000,
+  SagaflowOperating1764000000000,
+  SagaflowOperatorRequests1764100000000,
+  SagaflowRateSlots1764200000000,
+};

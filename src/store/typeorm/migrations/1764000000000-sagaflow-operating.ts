@@ -1,0 +1,51 @@
+import { Table, TableIndex, type MigrationInterface, type QueryRunner } from 'typeorm';
+import { columnTypes, driverKindOf, schemaOf, TABLES } from '../dialect';
+
+/**
+ * Version 5 of the sagaflow schema: operating without the application's code. `sagaflow_definitions` keeps the
+ * outline of every definition a runtime registered (by workflow, version and fingerprint), so the `sagaflow` command
+ * line and the inspector can draw an instance's workflow; an index on instances by status and update time serves
+ * listing by status and purging finished instances by age. Running it again is harmless.
+ */
+export class SagaflowOperating1764000000000 implements MigrationInterface {
+  readonly name = 'SagaflowOperating1764000000000';
+
+  /** @param schema PostgreSQL schema of the tables; default: the data source's `schema` option. */
+  constructor(private readonly schema?: string) {}
+
+  private qualified(queryRunner: QueryRunner, table: string): string {
+    const schema = this.schema ?? schemaOf(queryRunner.connection);
+    return schema === undefined ? table : `${schema}.${table}`;
+  }
+
+  async up(queryRunner: QueryRunner): Promise<void> {
+    const schema = this.schema ?? schemaOf(queryRunner.connection);
+    const c = columnTypes(driverKindOf(queryRunner.connection));
+    await queryRunner.createTable(
+      new Table({
+        name: TABLES.definitions,
+        ...(schema === undefined ? {} : { schema }),
+        columns: [
+          { name: 'workflow', type: c.string, isPrimary: true },
+          { name: 'version', type: c.int, isPrimary: true },
+          { name: 'fingerprint', type: c.string, isPrimary: true },
+          { name: 'outline', type: c.json },
+          { name: 'registered_at', type: c.bigint },
+        ],
+      }),
+      true,
+    );
+    const instances = this.qualified(queryRunner, TABLES.instances);
+    const table = await queryRunner.getTable(instances);
+    if (table?.indices.some((i) => i.name === 'IDX_sagaflow_instances_status_updated') !== true) {
+      await queryRunner.createIndex(instances, new TableIndex({ name: 'IDX_sagaflow_instances_status_updated', columnNames: ['status', 'updated_at'] }));
+    }
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    const instances = this.qualified(queryRunner, TABLES.instances);
+    const table = await queryRunner.getTable(instances);
+    if (table?.indices.some((i) => i.name === 'IDX_sagaflow_instances_status_updated') === true) await queryRunner.dropIndex(instances, 'IDX_sagaflow_instances_status_updated');
+    await queryRunner.dropTable(this.qualified(queryRunner, TABLES.definitions), true);
+  }
+}
