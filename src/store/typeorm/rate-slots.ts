@@ -16,7 +16,8 @@ export class RateSlots extends StorePart {
   reserve(limiter: string, spec: ResolvedRateLimit, key: string, now: number): Promise<number> {
     // As JSON text: a caller's key may hold characters PostgreSQL's text refuses (NUL).
     const slotKey = JSON.stringify(key);
-    return this.run('book a rate-limit slot', 'tx', async (x) => {
+    // On its own (not in a group-commit batch): the limiter's lock is held only for this booking.
+    return this.run('book a rate-limit slot', 'alone', async (x) => {
       const t = this.dialect.t('rateSlots');
       if (this.setup.kind === 'postgres') await x('SELECT pg_advisory_xact_lock(hashtext(?))', [`sagaflow rate limiter ${limiter}`]);
       // Slots and bookings a window old are spent, or their callers went away (rolled back while waiting): a caller

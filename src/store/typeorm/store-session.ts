@@ -138,9 +138,10 @@ export interface Setup {
 
 /**
  * How an operation runs: a read, one write, or several statements in one transaction — both of which share a
- * group commit with other writes — or (`alone`) a write of instance rows other than a transition's own (leases,
- * claims), which on PostgreSQL commits on its own: it then never holds a row lock while waiting for another, so it
- * cannot deadlock with a batch.
+ * group commit with other writes — or (`alone`) a write that on PostgreSQL runs in a transaction of its own, outside
+ * every batch: writes of instance rows other than a transition's own (leases, claims), which then never hold a row
+ * lock while waiting for another and so cannot deadlock with a batch, and bookings under a lock that a batch would
+ * hold until all its writes commit (rate-limiter slots).
  */
 export type Mode = 'read' | 'write' | 'tx' | 'alone';
 
@@ -279,7 +280,18 @@ export class StoreSession {
     const runner = this.setup.dataSource.createQueryRunner();
     try {
       await runner.connect();
-      return await fn(this.dialect.exec(runner));
+      const x = this.dialect.exec(runner);
+      if (mode === 'read') return await fn(x);
+      // A write of its own: its transaction, on a connection of its own, outside every batch.
+      await x('BEGIN');
+      try {
+        const result = await fn(x);
+        await x('COMMIT');
+        return result;
+      } catch (error) {
+        await x('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
     } finally {
       await runner.release();
     }
