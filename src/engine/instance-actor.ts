@@ -10,7 +10,7 @@ import { LifecycleHooks } from './actor/lifecycle-hooks';
 import { StepCalls, trackKey } from './actor/step-calls';
 import { applyHappening, type DecideEnv, type Effect, type Happening } from './decide';
 import { isFinalStatus } from '../core/flow-fields';
-import type { InstanceRecord, TrackRef } from './instance-record';
+import { trackOf, type InstanceRecord, type TrackRef } from './instance-record';
 import { priorTrack, transitionHistory } from './transition-history';
 
 // The host types moved to actor/actor-host.ts; they stay importable from here.
@@ -71,6 +71,8 @@ export class InstanceActor {
   private readonly queue: Queued[] = [];
   private draining = false;
   /** Ends a store-retry backoff early (the runtime closed, or the actor was aborted). */
+  /** True when an inbox event was left for a busy track: the next wait drains the inbox again. */
+  private inboxKept = false;
   private wake: (() => void) | null = null;
   /** Set when a failed save could not be followed by a reload: the in-memory record can no longer be trusted. */
   private broken = false;
@@ -288,7 +290,12 @@ export class InstanceActor {
     for (const { happening, options } of items) {
       const prior = priorTrack(draft, happening);
       const transition = applyHappening(this.env(), draft, happening);
-      if (options.fromInbox === true && happening.type === 'event') consumed.push({ eventId: happening.event.id, track: happening.track });
+      if (options.fromInbox === true && happening.type === 'event') {
+        // A track whose handler is still running (between a runHandleInfo call and its next wait) cannot take the
+        // event yet: it stays in the inbox for the track's next wait. Otherwise it is consumed, applied or not.
+        if (!transition.changed && trackOf(draft, happening.track)?.flow.inFlight === true) this.inboxKept = true;
+        else consumed.push({ eventId: happening.event.id, track: happening.track });
+      }
       results.push(transition.changed);
       if (!transition.changed) continue;
       if (options.request !== undefined) requestsDone.push(options.request);
@@ -371,9 +378,12 @@ export class InstanceActor {
       case 'abort':
         this.calls.inFlight.get(trackKey(effect.track))?.abort.abort(new SagaflowError(effect.reason.code, effect.reason.message, { ...effect.reason.details }));
         return;
-      case 'watch':
-        this.host.watch(this.rec.id, effect.track, effect.wait);
+      case 'watch': {
+        const kept = this.inboxKept;
+        this.inboxKept = false;
+        this.host.watch(this.rec.id, effect.track, effect.wait, kept);
         return;
+      }
       case 'timer':
         this.host.timer(this.rec.id, effect.track, effect.at);
         return;

@@ -87,8 +87,11 @@ export class EventDelivery {
     this.timers.clear();
   }
 
-  /** A wait began: set its deadline's timer, and hand it a kept event it matches. */
-  watch(instanceId: string, track: TrackRef, wait: Wait): void {
+  /**
+   * A wait began: set its deadline's timer, and hand it a kept event it matches — a retained one, or one left in the
+   * inbox while the track was busy (`inboxKept`).
+   */
+  watch(instanceId: string, track: TrackRef, wait: Wait, inboxKept = false): void {
     if (wait.deadline !== null) this.timers.add(wait.deadline, { instanceId, track });
     this.onWait(instanceId, wait);
     // A kept event this wait matches (a retained one, or one published to this instance) moves into the instance's
@@ -97,7 +100,7 @@ export class EventDelivery {
     this.ctx.store
       .moveRetainedToInbox(instanceId, track, wait, this.ctx.clock.now())
       .then(async (early) => {
-        if (early !== undefined) await this.drainInbox(instanceId);
+        if (early !== undefined || inboxKept) await this.drainInbox(instanceId);
       })
       .catch((e: unknown) => this.ctx.report('instance-failed', `a retained event could not be delivered to ${instanceId}`, e, instanceId));
   }

@@ -125,7 +125,7 @@ export class SagaRuntime {
     });
     this.instances = new Instances(ctx, this.registry, blocking, {
       publish: (event) => this.events.publish(event),
-      watch: (instanceId, track, wait) => this.events.watch(instanceId, track, wait),
+      watch: (instanceId, track, wait, inboxKept) => this.events.watch(instanceId, track, wait, inboxKept),
       timer: (instanceId, track, at) => this.events.timer(instanceId, track, at),
       finished: (record) => {
         this.results.settle(record);

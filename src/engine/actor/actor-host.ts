@@ -38,7 +38,8 @@ export interface ActorHost {
   readonly logger: Logger;
   resolveStep(cls: StepClass): BaseStep<unknown>;
   publish(event: SagaEventInput): Promise<PublishReceipt>;
-  watch(instanceId: string, track: TrackRef, wait: Wait): void;
+  /** A wait began; `inboxKept` when an inbox event was left for a track that was busy, to be tried on this wait. */
+  watch(instanceId: string, track: TrackRef, wait: Wait, inboxKept: boolean): void;
   timer(instanceId: string, track: TrackRef, at: number): void;
   finished(record: InstanceRecord): void;
   idle(actor: InstanceActor): void;
