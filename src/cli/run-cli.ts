@@ -13,7 +13,7 @@ import { SagaflowError } from '../errors/sagaflow-error';
 import { parseDuration } from '../time/duration';
 import type { InstanceFilter } from '../store/instance-store';
 import { PURGEABLE_STATUSES } from '../store/purge-options';
-import type { OperatorRequestKind } from '../store/operator-request';
+import { requestFailure, type OperatorRequestKind } from '../store/operator-request';
 import type { TypeormStore } from '../store/typeorm/typeorm-store';
 import { databaseName, DEFAULT_DB, openDatabase, type DatabaseLocation } from '../operating/open-database';
 import { historyOutcome, historySubject, instanceFacts, isoTime, shortDuration, timeline } from '../operating/instance-view';
@@ -260,10 +260,7 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
             io.out(`applied at ${isoTime(current.doneAt ?? now())}`);
             return;
           }
-          if (current?.state === 'failed') {
-            const e = current.error;
-            throw new SagaflowError(e?.code ?? 'ERROR', `the runtime could not apply it: ${e?.message ?? 'no reason given'}`);
-          }
+          if (current?.state === 'failed') throw requestFailure(current, 'the runtime could not apply it: ');
           if (Date.now() >= until) {
             throw new OperatingError('REQUEST_PENDING', `request ${request.id} is still pending after ${flags.wait} s: no runtime that runs ${id} has picked it up yet (is the application running?); it stays, and is applied when one does`, { requestId: request.id });
           }

@@ -7,12 +7,12 @@
 import { InstanceBlockedError, LeasedElsewhereError, RuntimeClosedError } from '../errors/runtime-errors';
 import { SagaflowError } from '../errors/sagaflow-error';
 import { serializeThrown } from '../errors/serialized-error';
-import type { OperatorRequest, OperatorRequestInput } from '../store/operator-request';
-import type { TimerHandle } from '../time/clock';
+import { requestFailure, type OperatorRequest, type OperatorRequestInput } from '../store/operator-request';
 import type { EventDelivery } from './event-delivery';
 import type { Instances } from './instances';
 import type { OperatorApi } from './operator-api';
 import { noteText } from './operator-input';
+import { PollLoop } from './poll-loop';
 import type { Registry } from './registry';
 import { randomId, type RuntimeContext } from './runtime-context';
 import type { OperatorNote } from './runtime-options';
@@ -30,15 +30,8 @@ class NotHere extends Error {
 /** The codes with which an instance refuses a request as it is: recorded on the request as its final answer. */
 const REFUSALS: ReadonlySet<string> = new Set(['INVALID_OPERATION', 'INSTANCE_FINISHED', 'UNKNOWN_INSTANCE', 'INVALID_ARGUMENT', 'BAD_OPTION']);
 
-/** The error a request that failed was recorded with, as a typed error naming the request. */
-function recordedFailure(request: OperatorRequest): SagaflowError {
-  const e = request.error;
-  return new SagaflowError(e?.code ?? 'ERROR', e?.message ?? 'the operator request failed', { ...(e?.details ?? {}), requestId: request.id });
-}
-
 export class OperatorRequests {
-  private timer: TimerHandle | null = null;
-  private polling: Promise<void> | null = null;
+  private readonly polls: PollLoop;
   private started = false;
   /** Requests being applied, by instance: one instance's requests apply one after the other. */
   private readonly applying = new Map<string, Promise<void>>();
@@ -49,7 +42,9 @@ export class OperatorRequests {
     private readonly instances: Instances,
     private readonly events: EventDelivery,
     private readonly operator: OperatorApi,
-  ) {}
+  ) {
+    this.polls = new PollLoop(ctx, () => this.pollRound(), 'operator requests could not be read; the next poll will try again');
+  }
 
   /** True when requests can come from elsewhere: the store is shared, or other processes may open it. */
   private get watched(): boolean {
@@ -87,13 +82,12 @@ export class OperatorRequests {
   start(): void {
     if (this.started || !this.watched) return;
     this.started = true;
-    void this.poll();
+    void this.polls.run();
   }
 
   /** No more polls. */
   stop(): void {
-    if (this.timer !== null) this.ctx.clock.clearTimeout(this.timer);
-    this.timer = null;
+    this.polls.stop();
   }
 
   /**
@@ -131,7 +125,7 @@ export class OperatorRequests {
     // Not reached (an older request of the instance cannot be applied here), or applied by another round meanwhile.
     if (stopped !== undefined) throw stopped;
     const request = await this.ctx.store.requestById?.(mine);
-    if (request?.state === 'failed') throw recordedFailure(request);
+    if (request?.state === 'failed') throw requestFailure(request);
     if (request?.state === 'pending') throw new NotHere(new LeasedElsewhereError(instanceId));
   }
 
@@ -192,7 +186,7 @@ export class OperatorRequests {
       const request = await ctx.store.requestById?.(mine.id);
       if (request === undefined) throw new SagaflowError('UNKNOWN_REQUEST', `operator request ${mine.id} is no longer in the store (its instance was purged)`, { requestId: mine.id });
       if (request.state === 'done') return;
-      if (request.state === 'failed') throw recordedFailure(request);
+      if (request.state === 'failed') throw requestFailure(request);
       try {
         await this.applyPending(mine.instanceId, mine.id);
         return;
@@ -202,28 +196,18 @@ export class OperatorRequests {
     }
   }
 
-  /** One round: the requests of instances this worker runs; then the next round on the clock. */
-  private poll(): Promise<void> {
+  /** One round: the requests of instances this worker runs. */
+  private async pollRound(): Promise<void> {
     const ctx = this.ctx;
-    this.polling ??= (async () => {
-      try {
-        const runnable = this.registry.runnable();
-        for (const id of (await ctx.store.requestInstances?.(100, runnable)) ?? []) {
-          await this.applyPending(id).catch((error: unknown) => {
-            // Refusals are recorded on their requests; another worker or a block is not a problem; the rest are.
-            const why = error instanceof NotHere ? error.why : undefined;
-            if (why !== undefined && !(why instanceof LeasedElsewhereError || why instanceof InstanceBlockedError || why instanceof RuntimeClosedError)) {
-              ctx.report('instance-failed', `an operator request for ${id} could not be applied; the next poll will try again`, why, id);
-            }
-          });
+    const runnable = this.registry.runnable();
+    for (const id of (await ctx.store.requestInstances?.(100, runnable)) ?? []) {
+      await this.applyPending(id).catch((error: unknown) => {
+        // Refusals are recorded on their requests; another worker or a block is not a problem; the rest are.
+        const why = error instanceof NotHere ? error.why : undefined;
+        if (why !== undefined && !(why instanceof LeasedElsewhereError || why instanceof InstanceBlockedError || why instanceof RuntimeClosedError)) {
+          ctx.report('instance-failed', `an operator request for ${id} could not be applied; the next poll will try again`, why, id);
         }
-      } catch (e) {
-        ctx.report('instance-failed', 'operator requests could not be read; the next poll will try again', e);
-      } finally {
-        this.polling = null;
-        if (ctx.open) this.timer = ctx.clock.setTimeout(() => void this.poll(), ctx.pollMs);
-      }
-    })();
-    return this.polling;
+      });
+    }
   }
 }

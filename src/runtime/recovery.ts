@@ -3,18 +3,17 @@
  * (stale claims, due timers, inbox, lease renewal, orphans), and resuming instances blocked for want of a definition.
  */
 import { InstanceBlockedError, LeasedElsewhereError } from '../errors/runtime-errors';
-import type { TimerHandle } from '../time/clock';
 import type { Blocking } from './blocking';
 import type { EventDelivery } from './event-delivery';
 import type { Instances } from './instances';
+import { PollLoop } from './poll-loop';
 import type { Registry } from './registry';
 import type { Results } from './results';
 import type { RuntimeContext } from './runtime-context';
 
 export class Recovery {
   private recovered: Promise<void> | null = null;
-  private polling: Promise<void> | null = null;
-  private pollTimer: TimerHandle | null = null;
+  private readonly polls: PollLoop;
   /** When the next scan for instances no live worker can run is due (shared stores). */
   private nextOrphanScan = 0;
   private unsubscribeInbox: (() => void) | null = null;
@@ -26,7 +25,9 @@ export class Recovery {
     private readonly events: EventDelivery,
     private readonly results: Results,
     private readonly blocking: Blocking,
-  ) {}
+  ) {
+    this.polls = new PollLoop(ctx, () => this.pollRound(), 'a poll of the shared store failed; the next one will try again');
+  }
 
   /** True once recovery has been asked for: the runtime runs instances. */
   get started(): boolean {
@@ -54,15 +55,14 @@ export class Recovery {
     for (const { id } of await this.ctx.store.list({ status: 'blocked', workflow, limit: Number.MAX_SAFE_INTEGER })) await this.resumeWithInbox(id);
   }
 
-  /** Stops the poll loop and inbox wake-ups (the runtime stops). */
+  /** Stops the poll loop (the runtime stops). */
   stopPolling(): void {
-    if (this.pollTimer !== null) this.ctx.clock.clearTimeout(this.pollTimer);
-    this.pollTimer = null;
+    this.polls.stop();
   }
 
   /** Stops the poll loop and inbox wake-ups for good (the runtime closed). */
   close(): void {
-    if (this.pollTimer !== null) this.ctx.clock.clearTimeout(this.pollTimer);
+    this.polls.stop();
     this.unsubscribeInbox?.();
   }
 
@@ -75,7 +75,7 @@ export class Recovery {
         // Other workers may be running their own instances: take only those with free or expired leases,
         // and keep looking for more (and for due timers and inbox deliveries) on every poll.
         this.unsubscribeInbox = ctx.store.onInbox?.((id) => void this.events.drainInbox(id)) ?? null;
-        await this.poll();
+        await this.polls.run();
         return;
       }
       const ids = await ctx.store.unfinished();
@@ -91,44 +91,34 @@ export class Recovery {
    * One round of a shared store's worker loop: claim stale instances (a dead worker's), fire due timers, take
    * inbox deliveries, renew the leases this worker holds. Then the next round is scheduled on the clock.
    */
-  private poll(): Promise<void> {
+  private async pollRound(): Promise<void> {
     const ctx = this.ctx;
-    this.polling ??= (async () => {
-      try {
-        const now = ctx.clock.now();
-        // This worker takes only instances of definitions it runs, and says which those are.
-        const runnable = this.registry.runnable();
-        await ctx.store.heartbeat?.(ctx.workerId, runnable, now);
-        await this.renewLeases(now);
-        const stale = await ctx.store.claimStale(ctx.workerId, now + ctx.leaseMs, now, 100, runnable);
-        for (const id of stale) ctx.leased.add(id);
-        await Promise.all(stale.map((id) => this.instances.resume(id)));
-        const due = await ctx.store.dueWaits(now, 100, runnable);
-        await Promise.all(
-          due.map(({ instanceId, track, deadline }) =>
-            this.instances.deliver(instanceId, { type: 'due', track, at: deadline }).catch((e: unknown) => {
-              if (!(e instanceof LeasedElsewhereError || e instanceof InstanceBlockedError)) ctx.report('instance-failed', `a timer of ${instanceId} could not be applied`, e, instanceId);
-            }),
-          ),
-        );
-        const inbox = (await ctx.store.inboxInstances?.(100, runnable)) ?? [];
-        await Promise.all(inbox.map((id) => this.events.drainInbox(id)));
-        if (now >= this.nextOrphanScan) {
-          this.nextOrphanScan = now + ctx.leaseMs;
-          await this.blocking.blockOrphans(now);
-        }
-        // A retained event may match a wait whose own check never ran (its worker died right after parking).
-        for (const event of await ctx.store.retainedEvents(now, 100)) await this.events.claimRetained(event, now);
-        if (ctx.retentionMs > 0) await this.events.expireRetained();
-        await this.results.settleFinishedElsewhere();
-      } catch (e) {
-        ctx.report('instance-failed', 'a poll of the shared store failed; the next one will try again', e);
-      } finally {
-        this.polling = null;
-        if (ctx.open) this.pollTimer = ctx.clock.setTimeout(() => void this.poll(), ctx.pollMs);
-      }
-    })();
-    return this.polling;
+    const now = ctx.clock.now();
+    // This worker takes only instances of definitions it runs, and says which those are.
+    const runnable = this.registry.runnable();
+    await ctx.store.heartbeat?.(ctx.workerId, runnable, now);
+    await this.renewLeases(now);
+    const stale = await ctx.store.claimStale(ctx.workerId, now + ctx.leaseMs, now, 100, runnable);
+    for (const id of stale) ctx.leased.add(id);
+    await Promise.all(stale.map((id) => this.instances.resume(id)));
+    const due = await ctx.store.dueWaits(now, 100, runnable);
+    await Promise.all(
+      due.map(({ instanceId, track, deadline }) =>
+        this.instances.deliver(instanceId, { type: 'due', track, at: deadline }).catch((e: unknown) => {
+          if (!(e instanceof LeasedElsewhereError || e instanceof InstanceBlockedError)) ctx.report('instance-failed', `a timer of ${instanceId} could not be applied`, e, instanceId);
+        }),
+      ),
+    );
+    const inbox = (await ctx.store.inboxInstances?.(100, runnable)) ?? [];
+    await Promise.all(inbox.map((id) => this.events.drainInbox(id)));
+    if (now >= this.nextOrphanScan) {
+      this.nextOrphanScan = now + ctx.leaseMs;
+      await this.blocking.blockOrphans(now);
+    }
+    // A retained event may match a wait whose own check never ran (its worker died right after parking).
+    for (const event of await ctx.store.retainedEvents(now, 100)) await this.events.claimRetained(event, now);
+    if (ctx.retentionMs > 0) await this.events.expireRetained();
+    await this.results.settleFinishedElsewhere();
   }
 
   private async renewLeases(now: number): Promise<void> {

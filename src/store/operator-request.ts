@@ -47,6 +47,14 @@ export interface OperatorRequest extends OperatorRequestInput {
 }
 
 /**
+ * The error a failed request was recorded with, as a typed error naming the request; `context` leads its message.
+ */
+export function requestFailure(request: OperatorRequest, context = ''): SagaflowError {
+  const e = request.error;
+  return new SagaflowError(e?.code ?? 'ERROR', `${context}${e?.message ?? 'no reason was recorded'}`, { ...(e?.details ?? {}), requestId: request.id });
+}
+
+/**
  * Checks the shape of a request.
  * @throws InvalidArgumentError `INVALID_ARGUMENT`
  */

@@ -43,9 +43,7 @@ export class StepCalls {
     const key = trackKey(effect.track);
     const at = limiter.reserve(`${this.actor.record.id}\u0000${key}`, now);
     if (typeof at === 'number') return this.admit(effect, limiter.name, at, now);
-    const asking = { abort: new LazyAbort(), token: effect.token };
-    this.inFlight.get(key)?.abort.abort(new SagaflowError('SUPERSEDED', 'a newer call of this track started'));
-    this.inFlight.set(key, asking);
+    const asking = this.claim(key, effect.token);
     const settle = (slot: number | undefined, error?: unknown): void => {
       if (this.inFlight.get(key) !== asking) return;
       this.inFlight.delete(key);
@@ -64,6 +62,14 @@ export class StepCalls {
     );
   }
 
+  /** Makes `token` the track's call in flight, aborting the older one it supersedes. */
+  private claim(key: string, token: number): { readonly abort: LazyAbort; readonly token: number } {
+    this.inFlight.get(key)?.abort.abort(new SagaflowError('SUPERSEDED', 'a newer call of this track started'));
+    const call = { abort: new LazyAbort(), token };
+    this.inFlight.set(key, call);
+    return call;
+  }
+
   /** Calls the step when its slot is now, else parks the track until the slot. */
   private admit(effect: Extract<Effect, { type: 'invoke' }>, limiter: string, at: number, now: number): void {
     if (at <= now) return this.start(effect);
@@ -76,10 +82,8 @@ export class StepCalls {
     const { def, observers, policy } = this.services;
     const compiled = def.steps.get(effect.step);
     const key = trackKey(effect.track);
-    const controller = new LazyAbort();
-    this.inFlight.get(key)?.abort.abort(new SagaflowError('SUPERSEDED', 'a newer call of this track started'));
-    const call = { abort: controller, token: effect.token };
-    this.inFlight.set(key, call);
+    const call = this.claim(key, effect.token);
+    const controller = call.abort;
     const record = this.actor.record;
     const view = flowView(record, effect.track);
     const track = trackOf(record, effect.track);

@@ -1,5 +1,5 @@
-import { Table, type MigrationInterface, type QueryRunner } from 'typeorm';
-import { columnTypes, driverKindOf, schemaOf, TABLES } from '../dialect';
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { createSagaflowTable, dropSagaflowTable } from './one-table';
 
 /**
  * Version 2 of the sagaflow schema: `sagaflow_schedule`, the last tick each cron schedule fired (so a restarted
@@ -13,24 +13,19 @@ export class SagaflowSchedule1763800000000 implements MigrationInterface {
   constructor(private readonly schema?: string) {}
 
   async up(queryRunner: QueryRunner): Promise<void> {
-    const schema = this.schema ?? schemaOf(queryRunner.connection);
-    const c = columnTypes(driverKindOf(queryRunner.connection));
-    await queryRunner.createTable(
-      new Table({
-        name: TABLES.schedule,
-        ...(schema === undefined ? {} : { schema }),
-        columns: [
-          { name: 'name', type: c.string, isPrimary: true },
-          { name: 'last_tick', type: c.bigint },
-          { name: 'updated_at', type: c.bigint },
-        ],
-      }),
-      true,
+    await createSagaflowTable(
+      queryRunner,
+      this.schema,
+      'schedule',
+      (c) => [
+        { name: 'name', type: c.string, isPrimary: true },
+        { name: 'last_tick', type: c.bigint },
+        { name: 'updated_at', type: c.bigint },
+      ],
     );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
-    const schema = this.schema ?? schemaOf(queryRunner.connection);
-    await queryRunner.dropTable(schema === undefined ? TABLES.schedule : `${schema}.${TABLES.schedule}`, true);
+    await dropSagaflowTable(queryRunner, this.schema, 'schedule');
   }
 }

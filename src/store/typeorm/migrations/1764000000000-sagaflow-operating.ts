@@ -1,5 +1,6 @@
-import { Table, TableIndex, type MigrationInterface, type QueryRunner } from 'typeorm';
-import { columnTypes, driverKindOf, schemaOf, TABLES } from '../dialect';
+import { TableIndex, type MigrationInterface, type QueryRunner } from 'typeorm';
+import { TABLES } from '../dialect';
+import { createSagaflowTable, dropSagaflowTable, qualifiedTable } from './one-table';
 
 /**
  * Version 5 of the sagaflow schema: operating without the application's code. `sagaflow_definitions` keeps the
@@ -13,29 +14,15 @@ export class SagaflowOperating1764000000000 implements MigrationInterface {
   /** @param schema PostgreSQL schema of the tables; default: the data source's `schema` option. */
   constructor(private readonly schema?: string) {}
 
-  private qualified(queryRunner: QueryRunner, table: string): string {
-    const schema = this.schema ?? schemaOf(queryRunner.connection);
-    return schema === undefined ? table : `${schema}.${table}`;
-  }
-
   async up(queryRunner: QueryRunner): Promise<void> {
-    const schema = this.schema ?? schemaOf(queryRunner.connection);
-    const c = columnTypes(driverKindOf(queryRunner.connection));
-    await queryRunner.createTable(
-      new Table({
-        name: TABLES.definitions,
-        ...(schema === undefined ? {} : { schema }),
-        columns: [
-          { name: 'workflow', type: c.string, isPrimary: true },
-          { name: 'version', type: c.int, isPrimary: true },
-          { name: 'fingerprint', type: c.string, isPrimary: true },
-          { name: 'outline', type: c.json },
-          { name: 'registered_at', type: c.bigint },
-        ],
-      }),
-      true,
-    );
-    const instances = this.qualified(queryRunner, TABLES.instances);
+    await createSagaflowTable(queryRunner, this.schema, 'definitions', (c) => [
+      { name: 'workflow', type: c.string, isPrimary: true },
+      { name: 'version', type: c.int, isPrimary: true },
+      { name: 'fingerprint', type: c.string, isPrimary: true },
+      { name: 'outline', type: c.json },
+      { name: 'registered_at', type: c.bigint },
+    ]);
+    const instances = qualifiedTable(queryRunner, this.schema, TABLES.instances);
     const table = await queryRunner.getTable(instances);
     if (table?.indices.some((i) => i.name === 'IDX_sagaflow_instances_status_updated') !== true) {
       await queryRunner.createIndex(instances, new TableIndex({ name: 'IDX_sagaflow_instances_status_updated', columnNames: ['status', 'updated_at'] }));
@@ -43,9 +30,9 @@ export class SagaflowOperating1764000000000 implements MigrationInterface {
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
-    const instances = this.qualified(queryRunner, TABLES.instances);
+    const instances = qualifiedTable(queryRunner, this.schema, TABLES.instances);
     const table = await queryRunner.getTable(instances);
     if (table?.indices.some((i) => i.name === 'IDX_sagaflow_instances_status_updated') === true) await queryRunner.dropIndex(instances, 'IDX_sagaflow_instances_status_updated');
-    await queryRunner.dropTable(this.qualified(queryRunner, TABLES.definitions), true);
+    await dropSagaflowTable(queryRunner, this.schema, 'definitions');
   }
 }

@@ -1,5 +1,5 @@
-import { Table, type MigrationInterface, type QueryRunner } from 'typeorm';
-import { columnTypes, driverKindOf, schemaOf, TABLES } from '../dialect';
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { createSagaflowTable, dropSagaflowTable } from './one-table';
 
 /**
  * Version 6 of the sagaflow schema: `sagaflow_requests`, operator requests written by any process (the `sagaflow`
@@ -12,34 +12,29 @@ export class SagaflowOperatorRequests1764100000000 implements MigrationInterface
   constructor(private readonly schema?: string) {}
 
   async up(queryRunner: QueryRunner): Promise<void> {
-    const schema = this.schema ?? schemaOf(queryRunner.connection);
-    const c = columnTypes(driverKindOf(queryRunner.connection));
-    await queryRunner.createTable(
-      new Table({
-        name: TABLES.requests,
-        ...(schema === undefined ? {} : { schema }),
-        columns: [
-          { name: 'id', type: c.string, isPrimary: true },
-          { name: 'instance_id', type: c.string },
-          { name: 'kind', type: c.string },
-          { name: 'requested_by', type: c.string, isNullable: true },
-          { name: 'reason', type: c.text, isNullable: true },
-          { name: 'requested_at', type: c.bigint },
-          { name: 'state', type: c.string },
-          { name: 'error', type: c.text, isNullable: true },
-          { name: 'done_at', type: c.bigint, isNullable: true },
-        ],
-        indices: [
-          { name: 'IDX_sagaflow_requests_state', columnNames: ['state', 'requested_at'] },
-          { name: 'IDX_sagaflow_requests_instance', columnNames: ['instance_id', 'requested_at'] },
-        ],
-      }),
-      true,
+    await createSagaflowTable(
+      queryRunner,
+      this.schema,
+      'requests',
+      (c) => [
+        { name: 'id', type: c.string, isPrimary: true },
+        { name: 'instance_id', type: c.string },
+        { name: 'kind', type: c.string },
+        { name: 'requested_by', type: c.string, isNullable: true },
+        { name: 'reason', type: c.text, isNullable: true },
+        { name: 'requested_at', type: c.bigint },
+        { name: 'state', type: c.string },
+        { name: 'error', type: c.text, isNullable: true },
+        { name: 'done_at', type: c.bigint, isNullable: true },
+      ],
+      [
+        { name: 'IDX_sagaflow_requests_state', columnNames: ['state', 'requested_at'] },
+        { name: 'IDX_sagaflow_requests_instance', columnNames: ['instance_id', 'requested_at'] },
+      ],
     );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
-    const schema = this.schema ?? schemaOf(queryRunner.connection);
-    await queryRunner.dropTable(schema === undefined ? TABLES.requests : `${schema}.${TABLES.requests}`, true);
+    await dropSagaflowTable(queryRunner, this.schema, 'requests');
   }
 }
