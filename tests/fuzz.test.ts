@@ -30,25 +30,15 @@ import {
 } from '../src';
 import { TypeormStore } from '../src/store/typeorm';
 import { SimulatedClock } from '../src/testing';
+import { seededRandom } from './support/seeded';
 
 const SEED = Number(process.env.SAGAFLOW_FUZZ_SEED ?? 20261205);
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed with its seed. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Fuzz {
   private readonly next: () => number;
   constructor(seed: number) {
-    this.next = generator(seed);
+    this.next = seededRandom(seed);
   }
   int(n: number): number {
     return Math.floor(this.next() * n);

@@ -37,8 +37,9 @@ describe('an event in the inbox for a track whose handler is still running', () 
       await holder.start();
       await holder.start(wf, { trail: [] }, { id: 'parts-1' });
       await holder.idle();
-      // The holder keeps the lease: both events go into the instance's inbox, one right after the other.
-      const receipts = [await publisher.publish({ topic: 'part' }), await publisher.publish({ topic: 'part' })];
+      // The holder keeps the lease: both events go into the instance's inbox together (each found the instance
+      // waiting before the holder applied the first).
+      const receipts = await Promise.all([publisher.publish({ topic: 'part' }), publisher.publish({ topic: 'part' })]);
 
       expect(receipts.map((r) => r.delivered)).toEqual([1, 1]);
       expect(await within(3000, async () => (await store.load('parts-1'))?.flow.status === 'completed')).toBe(true);

@@ -12,6 +12,7 @@ import { applyHappening, type DecideEnv, type Effect, type Happening } from './d
 import { isFinalStatus } from '../core/flow-fields';
 import { trackOf, type InstanceRecord, type TrackRef } from './instance-record';
 import { priorTrack, transitionHistory } from './transition-history';
+import type { Maybe } from '../core/maybe';
 
 // The host types moved to actor/actor-host.ts; they stay importable from here.
 export type { ActorHost, PostOptions, WorkflowServices } from './actor/actor-host';
@@ -29,6 +30,15 @@ interface Applied {
   readonly effects: Effect[];
   /** Null when nothing changed and nothing was consumed: there is nothing to save. */
   readonly writes: TransitionWrites | null;
+}
+
+/** What {@link InstanceActor.applyAll} gathers over a batch. */
+interface Accumulated {
+  readonly results: boolean[];
+  readonly effects: Effect[];
+  readonly history: HistoryEntry[];
+  readonly consumed: { eventId: string; track: TrackRef }[];
+  readonly requestsDone: string[];
 }
 
 /** How long to wait before trying the store again after `failures` failures in a row: 100 ms doubling, at most 30 s. */
@@ -49,6 +59,9 @@ function internalFailure(happening: Happening, defect: unknown): Happening {
     },
   };
 }
+
+const NO_OPTIONS: PostOptions = {};
+function ignore(): void {}
 
 /** At most this many queued happenings go into one save. */
 const MAX_BATCH = 512;
@@ -140,6 +153,15 @@ export class InstanceActor {
       this.queue.push({ happening, options, resolve, reject });
       if (!this.draining) void this.drain();
     });
+  }
+
+  /**
+   * Queues a happening nobody awaits (a handler call's result): no promise is made for it, and when the actor is
+   * draining it is applied in that same drain. `failed` hears if it could not be applied.
+   */
+  enqueue(happening: Happening, failed: (error: unknown) => void): void {
+    this.queue.push({ happening, options: NO_OPTIONS, resolve: ignore, reject: failed });
+    if (!this.draining) void this.drain();
   }
 
   /** How many handler calls are in flight. */
@@ -234,7 +256,8 @@ export class InstanceActor {
       const base = this.rec.version;
       let applied: Applied;
       try {
-        applied = await this.applyAll(items);
+        const maybe = this.applyAll(items);
+        applied = maybe instanceof Promise ? await maybe : maybe;
       } catch (defect) {
         this.applying = false;
         this.broken = true;
@@ -246,6 +269,13 @@ export class InstanceActor {
         continue;
       }
       if (applied.writes !== null) {
+        if (this.host.isClosed()) {
+          // The runtime closed while an observer's hook was running: a closed runtime writes nothing more (as after
+          // a crash, whoever resumes the instance applies the result again).
+          this.applying = false;
+          for (const item of items) item.resolve(false);
+          return;
+        }
         try {
           this.rec.version = await this.host.store.save(this.rec, applied.writes);
         } catch (error) {
@@ -277,32 +307,45 @@ export class InstanceActor {
     }
   }
 
-  /** Applies happenings to the record in place; the writes are null when nothing changed. */
-  private async applyAll(items: readonly Queued[]): Promise<Applied> {
-    const results: boolean[] = [];
-    const effects: Effect[] = [];
-    const history: HistoryEntry[] = [];
-    const consumed: { eventId: string; track: TrackRef }[] = [];
-    const requestsDone: string[] = [];
+  /**
+   * Applies happenings to the record in place; the writes are null when nothing changed. Synchronous unless an
+   * observer's lifecycle hook returns a promise.
+   */
+  private applyAll(items: readonly Queued[]): Maybe<Applied> {
+    this.applying = true;
+    return this.applyFrom(items, 0, { results: [], effects: [], history: [], consumed: [], requestsDone: [] });
+  }
+
+  private applyFrom(items: readonly Queued[], from: number, acc: Accumulated): Maybe<Applied> {
     // The actor owns its record: transitions are applied in place, and it is reloaded if saving fails.
     const draft = this.rec;
-    this.applying = true;
-    for (const { happening, options } of items) {
+    for (let i = from; i < items.length; i += 1) {
+      const { happening, options } = items[i] as Queued;
       const prior = priorTrack(draft, happening);
       const transition = applyHappening(this.env(), draft, happening);
       if (options.fromInbox === true && happening.type === 'event') {
         // A track whose handler is still running (between a runHandleInfo call and its next wait) cannot take the
         // event yet: it stays in the inbox for the track's next wait. Otherwise it is consumed, applied or not.
         if (!transition.changed && trackOf(draft, happening.track)?.flow.inFlight === true) this.inboxKept = true;
-        else consumed.push({ eventId: happening.event.id, track: happening.track });
+        else acc.consumed.push({ eventId: happening.event.id, track: happening.track });
       }
-      results.push(transition.changed);
+      acc.results.push(transition.changed);
       if (!transition.changed) continue;
-      if (options.request !== undefined) requestsDone.push(options.request);
-      await this.hooks.run(draft, transition.effects);
-      history.push(...transitionHistory(prior, happening, draft, transition.effects, draft.updatedAt, options.note, this.services.stateChanges));
-      effects.push(...transition.effects);
+      if (options.request !== undefined) acc.requestsDone.push(options.request);
+      const record = (): void => {
+        acc.history.push(...transitionHistory(prior, happening, draft, transition.effects, draft.updatedAt, options.note, this.services.stateChanges));
+        acc.effects.push(...transition.effects);
+      };
+      const hooked = this.hooks.run(draft, transition.effects);
+      if (hooked instanceof Promise) {
+        return hooked.then(() => {
+          record();
+          return this.applyFrom(items, i + 1, acc);
+        });
+      }
+      record();
     }
+    const { results, effects, history, consumed, requestsDone } = acc;
     if (history.length === 0 && consumed.length === 0) return { results, effects, writes: null };
     const lease = this.host.lease(this.rec.id);
     return {

@@ -4,14 +4,14 @@
  */
 export class LazyAbort {
   private controller: AbortController | null = null;
-  private reason: unknown = undefined;
+  private abortReason: unknown = undefined;
   private aborted = false;
 
   /** The call's signal. */
   get signal(): AbortSignal {
     if (this.controller === null) {
       this.controller = new AbortController();
-      if (this.aborted) this.controller.abort(this.reason);
+      if (this.aborted) this.controller.abort(this.abortReason);
     }
     return this.controller.signal;
   }
@@ -21,11 +21,16 @@ export class LazyAbort {
     return this.aborted;
   }
 
+  /** Why it was aborted (undefined until then). */
+  get reason(): unknown {
+    return this.abortReason;
+  }
+
   /** Fires the signal (once; later calls are ignored). */
   abort(reason: unknown): void {
     if (this.aborted) return;
     this.aborted = true;
-    this.reason = reason;
+    this.abortReason = reason;
     this.controller?.abort(reason);
   }
 }

@@ -1,5 +1,6 @@
 import { serializeError, serializeThrown, type SerializedError } from '../errors/serialized-error';
 import { checkResult } from '../steps/step-result';
+import type { Maybe } from '../core/maybe';
 import type { ObserverEntry } from '../workflow/workflow-definition';
 import { OBSERVER_HOOKS, type FlowView, type Observer, type ObserverHook } from '../observers/observer';
 
@@ -15,6 +16,15 @@ export interface HookProblem {
   readonly hook: ObserverHook | 'wrapStep';
   readonly error: SerializedError;
   readonly flow: FlowView;
+}
+
+/** One round of a hook over the observers that have it. */
+interface Round {
+  readonly list: readonly Bound[];
+  readonly hook: ObserverHook;
+  readonly flow: FlowView;
+  readonly mode: 'veto' | 'report';
+  readonly extra: unknown;
 }
 
 interface Bound {
@@ -89,47 +99,77 @@ export class ObserverRunner {
     return this.byHook.has(hook);
   }
 
-  /** Calls `hook` on every observer that has it; `extra` is its third argument (the outcome, for `handleFinish`). */
-  async run(hook: ObserverHook, state: unknown, flow: FlowView, mode: 'veto' | 'report', extra?: unknown): Promise<HookRound> {
+  /**
+   * Calls `hook` on every observer that has it; `extra` is its third argument (the outcome, for `handleFinish`).
+   * Synchronous while the hooks are: a promise only once a hook returns one.
+   */
+  run(hook: ObserverHook, state: unknown, flow: FlowView, mode: 'veto' | 'report', extra?: unknown): Maybe<HookRound> {
     const list = this.byHook.get(hook);
     if (list === undefined) return { state, veto: null };
+    return this.runFrom({ list, hook, flow, mode, extra }, 0, state);
+  }
+
+  private runFrom(round: Round, from: number, state: unknown): Maybe<HookRound> {
     let current = state;
-    for (const bound of list) {
+    for (let i = from; i < round.list.length; i += 1) {
+      const bound = round.list[i] as Bound;
       let raw: unknown;
       try {
-        raw = bound.call(current, flow, extra);
-        if (raw instanceof Promise) raw = await raw;
+        raw = bound.call(current, round.flow, round.extra);
       } catch (thrown) {
-        const error = serializeThrown(thrown);
-        if (bound.critical && mode === 'veto') return { state: current, veto: error };
-        this.report({ observer: bound.label, hook, error, flow });
+        const next = this.take(round, bound, current, { thrown });
+        if ('done' in next) return next.done;
+        current = next.state;
         continue;
       }
-      if (raw === undefined) continue;
-      let result;
-      try {
-        result = checkResult(raw, `observer ${bound.label} ${hook}`, HOOK_RESULT_KINDS);
-      } catch (malformed) {
-        const error = serializeThrown(malformed);
-        if (bound.critical && mode === 'veto') return { state: current, veto: error };
-        this.report({ observer: bound.label, hook, error, flow });
-        continue;
-      }
-      if (result.kind === 'ok') {
-        current = result.state;
-        continue;
-      }
-      if (result.kind !== 'error') continue;
-      const reason = serializeError(result.reason);
-      const veto: SerializedError = {
-        ...reason,
-        code: reason.code === 'ERROR' ? 'OBSERVER_VETO' : reason.code,
-        details: { ...(reason.details ?? {}), observer: bound.label, hook },
-      };
-      if (result.state !== undefined) current = result.state;
-      if (mode === 'veto') return { state: current, veto };
-      this.report({ observer: bound.label, hook, error: veto, flow });
+      if (raw instanceof Promise) return this.awaitHook(round, i, current, raw as Promise<unknown>);
+      const next = this.take(round, bound, current, { raw });
+      if ('done' in next) return next.done;
+      current = next.state;
     }
     return { state: current, veto: null };
+  }
+
+  /** Waits for the hook at `at` (it returned a promise), then goes on with the next ones. */
+  private async awaitHook(round: Round, at: number, current: unknown, pending: Promise<unknown>): Promise<HookRound> {
+    let settled: { raw: unknown } | { thrown: unknown };
+    try {
+      settled = { raw: await pending };
+    } catch (thrown) {
+      settled = { thrown };
+    }
+    const next = this.take(round, round.list[at] as Bound, current, settled);
+    return 'done' in next ? next.done : this.runFrom(round, at + 1, next.state);
+  }
+
+  /**
+   * What one hook's answer means: go on with this state, or stop the round (a veto in `veto` mode). A throw, a
+   * malformed result, or a veto in `report` mode is reported (a critical observer's throw vetoes in `veto` mode).
+   */
+  private take(round: Round, bound: Bound, current: unknown, settled: { raw: unknown } | { thrown: unknown }): { done: HookRound } | { state: unknown } {
+    const { hook, flow, mode } = round;
+    let result;
+    try {
+      if ('thrown' in settled) throw settled.thrown;
+      if (settled.raw === undefined) return { state: current };
+      result = checkResult(settled.raw, `observer ${bound.label} ${hook}`, HOOK_RESULT_KINDS);
+    } catch (thrown) {
+      const error = serializeThrown(thrown);
+      if (bound.critical && mode === 'veto') return { done: { state: current, veto: error } };
+      this.report({ observer: bound.label, hook, error, flow });
+      return { state: current };
+    }
+    if (result.kind === 'ok') return { state: result.state };
+    if (result.kind !== 'error') return { state: current };
+    const reason = serializeError(result.reason);
+    const veto: SerializedError = {
+      ...reason,
+      code: reason.code === 'ERROR' ? 'OBSERVER_VETO' : reason.code,
+      details: { ...(reason.details ?? {}), observer: bound.label, hook },
+    };
+    const state = result.state !== undefined ? result.state : current;
+    if (mode === 'veto') return { done: { state, veto } };
+    this.report({ observer: bound.label, hook, error: veto, flow });
+    return { state };
   }
 }

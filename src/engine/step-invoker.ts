@@ -13,6 +13,7 @@ import type { Outcome } from './decide';
 import { TimeoutError } from '../errors/step-errors';
 import type { Clock } from '../time/clock';
 import type { StepFunc } from '../core/flow-fields';
+import { andThen, type Maybe } from '../core/maybe';
 
 /** Everything one handler call needs. */
 export interface Invocation {
@@ -56,17 +57,27 @@ function stateOf(codec: StateCodec, state: unknown, where: string): { state: unk
   }
 }
 
+/**
+ * What a handler call gave: its checked result, or a failure already in its stored form (it threw, returned
+ * something malformed, or timed out), which is not serialised a second time.
+ */
+type CallResult = RollbackResult<unknown> | { readonly kind: 'failed'; readonly error: SerializedError };
+
+function failed(thrown: unknown): CallResult {
+  return { kind: 'failed', error: serializeThrown(thrown) };
+}
+
 /** Races a handler call against its timeout on the injected clock. */
-async function withTimeout(inv: Invocation, pending: Promise<RollbackResult<unknown>>, where: string): Promise<RollbackResult<unknown>> {
+async function withTimeout(inv: Invocation, pending: Promise<CallResult>, where: string): Promise<CallResult> {
   const ms = inv.timeoutMs ?? 0;
   let timedOut = false;
   let handle: ReturnType<Clock['setTimeout']> | undefined;
-  const timeout = new Promise<RollbackResult<unknown>>((resolve) => {
+  const timeout = new Promise<CallResult>((resolve) => {
     handle = inv.clock.setTimeout(() => {
       timedOut = true;
       const error = new TimeoutError(where, ms);
       inv.abort(error);
-      resolve({ kind: 'error', reason: error });
+      resolve({ kind: 'failed', error: serializeError(error) });
     }, ms);
   });
   const result = await Promise.race([pending, timeout]);
@@ -74,105 +85,145 @@ async function withTimeout(inv: Invocation, pending: Promise<RollbackResult<unkn
     if (handle !== undefined) inv.clock.clearTimeout(handle);
     return result;
   }
-  void pending.then(inv.onLateSettle);
+  void pending.then((late) => inv.onLateSettle(late.kind === 'failed' ? { kind: 'error', reason: late.error } : late));
   return result;
+}
+
+/** `step "name" func`, for messages: made once per step and function, not per call. */
+const wheres = new Map<string, string>();
+function whereOf(stepName: string | null, func: StepFunc): string {
+  const key = `${stepName ?? ''}\u0000${func}`;
+  let where = wheres.get(key);
+  if (where === undefined) {
+    where = `step ${quote(stepName)} ${func}`;
+    if (wheres.size < 10_000) wheres.set(key, where);
+  }
+  return where;
 }
 
 /**
  * Performs one handler call the way DESIGN §4 orders it: before-hooks (for `run`/`rollback`), the handler,
  * after-hooks (unless it continued), then turns the result into an {@link Outcome} with stored state.
  * Never throws: whatever user code returns or throws — or a state that cannot be read back — is an error outcome.
+ * Synchronous (no promise) while the handler, the hooks and the state check are; a promise once one of them is not.
  */
-export async function invokeStep(inv: Invocation): Promise<Outcome> {
+export function invokeStep(inv: Invocation): Maybe<Outcome> {
   try {
-    return await callStep(inv);
+    const outcome = callStep(inv);
+    return outcome instanceof Promise ? outcome.catch(failedOutcome) : outcome;
   } catch (thrown) {
-    // Only user values reach here (a state class whose transform throws, say): the step fails with the reason.
-    return { kind: 'error', error: serializeThrown(thrown), started: true };
+    return failedOutcome(thrown);
   }
 }
 
-async function callStep(inv: Invocation): Promise<Outcome> {
+/** Only user values reach here (a state class whose transform throws, say): the step fails with the reason. */
+function failedOutcome(thrown: unknown): Outcome {
+  return { kind: 'error', error: serializeThrown(thrown), started: true };
+}
+
+function callStep(inv: Invocation): Maybe<Outcome> {
   const { codec, observers, view, func } = inv;
   const up = func === 'run' || func === 'runHandleInfo';
-  const where = `step ${quote(view.stepName)} ${func}`;
+  const where = whereOf(view.stepName, func);
   let state: unknown;
   try {
     state = codec.hydrate(inv.storedState);
   } catch (thrown) {
     return { kind: 'error', error: serializeError(new StateHydrationError(`for ${where}`, serializeThrown(thrown).message)), started: false };
   }
-
   if ((func === 'run' || func === 'rollback') && observers.has('handleBeforeStep')) {
-    const before = await observers.run('handleBeforeStep', state, view, up ? 'veto' : 'report');
-    state = before.state;
-    if (before.veto !== null) {
-      const stored = stateOf(codec, state, `after handleBeforeStep of ${where}`);
+    return andThen(observers.run('handleBeforeStep', state, view, up ? 'veto' : 'report'), (before) => {
+      if (before.veto === null) return callHandlerAt(inv, before.state, where);
+      const stored = stateOf(codec, before.state, `after handleBeforeStep of ${where}`);
       return 'state' in stored
         ? { kind: 'error', error: before.veto, state: stored.state, started: false }
         : { kind: 'error', error: before.veto, started: false };
-    }
+    });
   }
+  return callHandlerAt(inv, state, where);
+}
 
-  const call = async (): Promise<RollbackResult<unknown>> => {
+/** Calls the handler (inside the observers' wrappers, against its timeout), then finishes with its result. */
+function callHandlerAt(inv: Invocation, state: unknown, where: string): Maybe<Outcome> {
+  const up = inv.func === 'run' || inv.func === 'runHandleInfo';
+  const check = (raw: unknown): CallResult => {
     try {
-      let raw = callHandler(inv, state);
-      if (raw instanceof Promise) raw = await (raw as Promise<unknown>);
       return up ? checkResult(raw, where) : checkResult(raw, where, ROLLBACK_KINDS);
     } catch (thrown) {
-      return { kind: 'error', reason: serializeThrown(thrown) };
+      return failed(thrown);
     }
   };
-  const wrapped = observers.wraps ? () => observers.wrap(view, call) : call;
-  const result = inv.timeoutMs === null ? await wrapped() : await withTimeout(inv, wrapped(), where);
+  const call = (): Maybe<CallResult> => {
+    let raw: unknown;
+    try {
+      raw = callHandler(inv, state);
+    } catch (thrown) {
+      return failed(thrown);
+    }
+    return raw instanceof Promise ? (raw as Promise<unknown>).then(check, failed) : check(raw);
+  };
+  let result: Maybe<CallResult>;
+  if (inv.observers.wraps) result = inv.observers.wrap(inv.view, () => Promise.resolve(call()));
+  else result = call();
+  // A handler that answered at once cannot time out; one that returned a promise races its timeout.
+  if (result instanceof Promise && inv.timeoutMs !== null) result = withTimeout(inv, result, where);
+  return andThen(result, (settled) => finish(inv, state, settled, where));
+}
 
+/** The after-hooks (unless the call continued), then the outcome with the state in its stored form. */
+function finish(inv: Invocation, state: unknown, result: CallResult, where: string): Maybe<Outcome> {
+  const { codec, observers, view, func } = inv;
   if (result.kind === 'continue') {
     const stored = stateOf(codec, result.state, `returned by ${where}`);
     return 'state' in stored ? { kind: 'continue', state: stored.state, wait: result.wait } : { kind: 'error', error: stored.error, started: true };
   }
-
-  let next: unknown = result.kind === 'error' || result.kind === 'abort' ? (result.state ?? state) : result.state;
-  let error: SerializedError | null = result.kind === 'error' ? serializeError(result.reason) : null;
+  const next: unknown = result.kind === 'failed' ? state : result.kind === 'error' || result.kind === 'abort' ? (result.state ?? state) : result.state;
+  const error: SerializedError | null = result.kind === 'failed' ? result.error : result.kind === 'error' ? serializeError(result.reason) : null;
   const started = !(result.kind === 'error' && isNotStarted(result.reason));
+  if (!observers.has('handleAfterStep')) return stored(inv, result, next, error, started, where);
+  const kind = result.kind === 'failed' ? 'error' : result.kind;
+  const summary = { kind, step: view.stepName ?? '', func };
+  const afterView: FlowView = { ...view, lastResult: error === null ? summary : { ...summary, code: error.code } };
+  const up = func === 'run' || func === 'runHandleInfo';
+  return andThen(observers.run('handleAfterStep', next, afterView, up ? 'veto' : 'report'), (after) =>
+    stored(inv, result, after.state, after.veto !== null && error === null ? after.veto : error, started, where),
+  );
+}
 
-  if (observers.has('handleAfterStep')) {
-    const summary = { kind: result.kind, step: view.stepName ?? '', func };
-    const afterView: FlowView = { ...view, lastResult: error === null ? summary : { ...summary, code: error.code } };
-    const after = await observers.run('handleAfterStep', next, afterView, up ? 'veto' : 'report');
-    next = after.state;
-    if (after.veto !== null && error === null) error = after.veto;
-  }
+/** The outcome of a call that did not continue, its state stored (and validated, when the workflow asks). */
+function stored(inv: Invocation, result: Exclude<CallResult, { kind: 'continue' }>, next: unknown, error: SerializedError | null, started: boolean, where: string): Maybe<Outcome> {
+  const kept = stateOf(inv.codec, next, `returned by ${where}`);
+  if (!('state' in kept)) return { kind: 'error', error: error ?? kept.error, started };
+  if (error !== null) return { kind: 'error', error, state: kept.state, started };
+  const up = inv.func === 'run' || inv.func === 'runHandleInfo';
+  if (!inv.validateAfter || !up) return outcomeOf(result, kept.state);
+  return inv.codec.check(kept.state).then((invalid): Outcome => {
+    if (invalid.length === 0) return outcomeOf(result, kept.state);
+    return {
+      kind: 'error',
+      error: {
+        code: 'STATE_INVALID',
+        name: 'StateValidationError',
+        message: `the state ${where} returned is invalid: ${invalid.map((p) => p.property).join(', ')}`,
+        details: { properties: invalid.map((p) => ({ property: p.property, constraints: p.constraints })) },
+      },
+      state: kept.state,
+      started: true,
+    };
+  });
+}
 
-  const stored = stateOf(codec, next, `returned by ${where}`);
-  if (!('state' in stored)) return { kind: 'error', error: error ?? stored.error, started };
-  if (error !== null) return { kind: 'error', error, state: stored.state, started };
-
-  if (inv.validateAfter && up) {
-    const invalid = await codec.check(stored.state);
-    if (invalid.length > 0) {
-      return {
-        kind: 'error',
-        error: {
-          code: 'STATE_INVALID',
-          name: 'StateValidationError',
-          message: `the state ${where} returned is invalid: ${invalid.map((p) => p.property).join(', ')}`,
-          details: { properties: invalid.map((p) => ({ property: p.property, constraints: p.constraints })) },
-        },
-        state: stored.state,
-        started: true,
-      };
-    }
-  }
+function outcomeOf(result: Exclude<CallResult, { kind: 'continue' }>, state: unknown): Outcome {
   switch (result.kind) {
     case 'goto':
-      return { kind: 'goto', target: result.target, state: stored.state };
+      return { kind: 'goto', target: result.target, state };
     case 'retryForward':
-      return { kind: 'retryForward', state: stored.state, maxRetries: result.maxRetries, backoffMs: result.backoff === undefined ? 0 : toMillis(result.backoff) };
+      return { kind: 'retryForward', state, maxRetries: result.maxRetries, backoffMs: result.backoff === undefined ? 0 : toMillis(result.backoff) };
     case 'recover':
-      return { kind: 'recover', state: stored.state };
+      return { kind: 'recover', state };
     case 'abort':
-      return { kind: 'abort', state: stored.state, reason: serializeError(result.reason) };
+      return { kind: 'abort', state, reason: serializeError(result.reason) };
     default:
-      return { kind: 'ok', state: stored.state };
+      return { kind: 'ok', state };
   }
 }

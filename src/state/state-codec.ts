@@ -3,7 +3,7 @@ import { validate, type ValidationError } from 'class-validator';
 import { serializeThrown } from '../errors/serialized-error';
 import { BadStateError, StateNotSerializableError, StateValidationError, type InvalidProperty } from '../errors/state-errors';
 import type { WorkflowDefinition } from '../workflow/workflow-definition';
-import { copyJson, parseJsonSafe } from '../core/safe-json';
+import { copyJson, parseJsonSafe, sanitizeJson } from '../core/safe-json';
 
 function flatten(errors: ValidationError[], prefix = ''): InvalidProperty[] {
   const out: InvalidProperty[] = [];
@@ -95,18 +95,25 @@ export class StateCodec {
   dehydrate(state: unknown, where = 'returned by a step'): unknown {
     this.checkShape(state, where);
     const cls = this.stateClass;
+    if (cls === undefined) {
+      try {
+        return sanitizeJson(state);
+      } catch (cause) {
+        throw new StateNotSerializableError(where, serializeThrown(cause).message);
+      }
+    }
     let text: string;
     try {
-      const plain: unknown = cls !== undefined && typeof state === 'object' && state !== null ? instanceToPlain(state) : state;
+      const plain: unknown = typeof state === 'object' && state !== null ? instanceToPlain(state) : state;
       const json = JSON.stringify(plain);
       if (json === undefined) throw new TypeError(`${typeof plain} is not representable as JSON`);
       text = json;
     } catch (cause) {
-      const reserved = cls === undefined ? undefined : reservedKeyPath(state);
-      if (reserved !== undefined) throw new BadStateError(where, reservedKeyMessage(reserved, cls?.name));
+      const reserved = reservedKeyPath(state);
+      if (reserved !== undefined) throw new BadStateError(where, reservedKeyMessage(reserved, cls.name));
       throw new StateNotSerializableError(where, serializeThrown(cause).message);
     }
-    if (cls !== undefined && MAYBE_RESERVED.test(text)) {
+    if (MAYBE_RESERVED.test(text)) {
       const parsed = parseJsonSafe(text);
       const reserved = reservedKeyPath(parsed);
       if (reserved !== undefined) throw new BadStateError(where, reservedKeyMessage(reserved, cls.name));

@@ -5,6 +5,7 @@ import type { Effect, LifecycleHook } from '../decide';
 import { flowView } from '../flow-view';
 import type { InstanceRecord } from '../instance-record';
 import type { ActorHost, WorkflowServices } from './actor-host';
+import type { Maybe } from '../../core/maybe';
 
 /** The lifecycle hooks of an end; `handleFinish` follows each. */
 const FINAL_HOOKS: ReadonlySet<LifecycleHook> = new Set(['handleWorkflowSuccess', 'handleWorkflowFailure', 'handleCompensationFailed']);
@@ -16,8 +17,18 @@ export class LifecycleHooks {
     private readonly services: WorkflowServices,
   ) {}
 
-  /** Calls the observers' lifecycle hooks the effects ask for, in order, letting them change the draft's state. */
-  async run(draft: InstanceRecord, effects: readonly Effect[]): Promise<void> {
+  /**
+   * Calls the observers' lifecycle hooks the effects ask for, in order, letting them change the draft's state.
+   * Synchronous when no observer has a hook they ask for (the common case: a step's result, no end).
+   */
+  run(draft: InstanceRecord, effects: readonly Effect[]): Maybe<void> {
+    const { observers } = this.services;
+    const wanted = (hook: LifecycleHook): boolean => observers.has(hook) || (FINAL_HOOKS.has(hook) && observers.has('handleFinish'));
+    if (!effects.some((e) => e.type === 'hook' && wanted(e.hook))) return undefined;
+    return this.runAll(draft, effects);
+  }
+
+  private async runAll(draft: InstanceRecord, effects: readonly Effect[]): Promise<void> {
     const { observers } = this.services;
     for (const effect of effects) {
       if (effect.type !== 'hook') continue;

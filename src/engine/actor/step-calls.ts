@@ -12,11 +12,17 @@ import type { InstanceActor } from '../instance-actor';
 import { trackOf, type TrackRef } from '../instance-record';
 import { LazyAbort } from '../lazy-abort';
 import { invokeStep } from '../step-invoker';
+import type { Maybe } from '../../core/maybe';
 import type { ActorHost, WorkflowServices } from './actor-host';
 
 /** The key of a track in maps by track (the main line has no branch key). */
 export function trackKey(ref: TrackRef): string {
   return ref ?? '\u0000main';
+}
+
+/** True for the abort of every call when the runtime closes or loses the instance (see InstanceActor.abortAll). */
+function isRuntimeStop(reason: unknown): boolean {
+  return reason instanceof SagaflowError && reason.code === 'RUNTIME_CLOSED';
 }
 
 /** The handler calls an actor has in flight, one per track at most. */
@@ -47,8 +53,18 @@ export class StepCalls {
     const settle = (slot: number | undefined, error?: unknown): void => {
       if (this.inFlight.get(key) !== asking) return;
       this.inFlight.delete(key);
-      if (asking.abort.isAborted) {
+      if (asking.abort.isAborted && isRuntimeStop(asking.abort.reason)) {
+        // The runtime closed or lost the instance: whoever runs it next makes the call.
         if (this.actor.idle) this.host.idle(this.actor);
+        return;
+      }
+      if (asking.abort.isAborted) {
+        // Told to stop while its limiter was answering: the call is not made. It settles as a step that never started,
+        // so what waits for it (a group settling, a rollback) goes on; a superseded call's old token is ignored.
+        const reason = serializeThrown(asking.abort.reason);
+        this.actor.enqueue({ type: 'settled', track: effect.track, token: effect.token, outcome: { kind: 'error', error: reason, started: false } }, (failure) =>
+          this.host.reportFailure(this.actor.record.id, `settling ${effect.step}, aborted while it waited for its rate limit, failed`, failure),
+        );
         return;
       }
       if (slot !== undefined) return this.admit(effect, limiter.name, slot, now);
@@ -114,54 +130,61 @@ export class StepCalls {
       ...(view.branch === undefined ? {} : { branch: view.branch }),
       publish: (event) => this.host.publish(event),
     };
-    const run = async (): Promise<void> => {
-      let step: BaseStep<unknown> | undefined;
-      let unavailable: Outcome | undefined;
-      if (compiled === undefined) {
+    const settle = (outcome: Outcome): void => {
+      if (this.inFlight.get(key) === call) this.inFlight.delete(key);
+      // Queued, not awaited: a call that answered at once is applied in the same drain of the actor as the one
+      // that started it, without a promise per step.
+      this.actor.enqueue({ type: 'settled', track: effect.track, token: effect.token, outcome }, (error) => {
+        this.host.reportFailure(record.id, `recording the result of ${effect.step} ${effect.func} failed`, error);
+        if (this.actor.idle) this.host.idle(this.actor);
+      });
+    };
+    let step: BaseStep<unknown> | undefined;
+    let unavailable: Outcome | undefined;
+    if (compiled === undefined) {
+      unavailable = {
+        kind: 'error',
+        error: serializeError({ code: 'UNKNOWN_STEP', message: `workflow ${def.name} has no step ${quote(effect.step)} (the record was written by another definition)` }),
+        started: true,
+      };
+    } else {
+      try {
+        const child = childSpecOf(compiled.cls);
+        step = child === undefined ? this.host.resolveStep(compiled.cls) : new ChildStep(child, this.host.children, compiled.name);
+      } catch (cause) {
+        const reason = serializeThrown(cause);
         unavailable = {
           kind: 'error',
-          error: serializeError({ code: 'UNKNOWN_STEP', message: `workflow ${def.name} has no step ${quote(effect.step)} (the record was written by another definition)` }),
-          started: true,
+          error: { code: 'STEP_UNAVAILABLE', name: 'StepUnavailableError', message: `the resolver could not make step ${quote(effect.step)}: ${reason.message}`, details: { cause: reason } },
+          started: false,
         };
-      } else {
-        try {
-          const child = childSpecOf(compiled.cls);
-          step = child === undefined ? this.host.resolveStep(compiled.cls) : new ChildStep(child, this.host.children, compiled.name);
-        } catch (cause) {
-          const reason = serializeThrown(cause);
-          unavailable = {
-            kind: 'error',
-            error: { code: 'STEP_UNAVAILABLE', name: 'StepUnavailableError', message: `the resolver could not make step ${quote(effect.step)}: ${reason.message}`, details: { cause: reason } },
-            started: false,
-          };
-        }
       }
-      const outcome: Outcome =
-        unavailable ??
-        (await invokeStep({
-              step: step as BaseStep<unknown>,
-              func: effect.func,
-              storedState: track?.state,
-              event: effect.event,
-              view,
-              ctx,
-              codec,
-              observers,
-              validateAfter: def.validateStateAfterEachStep && !item,
-              timeoutMs: policy(effect.step, direction).timeoutMs,
-              clock: this.host.clock,
-              abort: (reason) => controller.abort(reason),
-              onLateSettle: (late) =>
-                this.host.reportFailure(
-                  record.id,
-                  `step ${effect.step} ${effect.func} settled (${late.kind}) after it had timed out; the late result was ignored`,
-                  new SagaflowError('LATE_SETTLE', `late ${late.kind} from ${effect.step} ${effect.func}`, { step: effect.step }),
-                ),
-            }));
-      if (this.inFlight.get(key) === call) this.inFlight.delete(key);
-      await this.actor.post({ type: 'settled', track: effect.track, token: effect.token, outcome });
-    };
-    run().catch((error: unknown) => {
+    }
+    const outcome: Maybe<Outcome> =
+      unavailable ??
+      invokeStep({
+        step: step as BaseStep<unknown>,
+        func: effect.func,
+        storedState: track?.state,
+        event: effect.event,
+        view,
+        ctx,
+        codec,
+        observers,
+        validateAfter: def.validateStateAfterEachStep && !item,
+        timeoutMs: policy(effect.step, direction).timeoutMs,
+        clock: this.host.clock,
+        abort: (reason) => controller.abort(reason),
+        onLateSettle: (late) =>
+          this.host.reportFailure(
+            record.id,
+            `step ${effect.step} ${effect.func} settled (${late.kind}) after it had timed out; the late result was ignored`,
+            new SagaflowError('LATE_SETTLE', `late ${late.kind} from ${effect.step} ${effect.func}`, { step: effect.step }),
+          ),
+      });
+    if (!(outcome instanceof Promise)) return settle(outcome);
+    // invokeStep's promise never rejects (every failure is an outcome); the guard keeps a defect from being lost.
+    outcome.then(settle, (error: unknown) => {
       if (this.inFlight.get(key) === call) this.inFlight.delete(key);
       this.host.reportFailure(record.id, `recording the result of ${effect.step} ${effect.func} failed`, error);
       if (this.actor.idle) this.host.idle(this.actor);

@@ -2,7 +2,8 @@
 // to perform. Each family of the workflow language has its own module here; this one dispatches to them.
 import { eventMatchesWait } from '../../bus/wait-match';
 import { isFinalStatus, type StepFunc } from '../../core/flow-fields';
-import { trackOf, type InstanceRecord } from '../instance-record';
+import { trackOf, type InstanceRecord, type TrackRef } from '../instance-record';
+import type { SerializedError } from '../../errors/serialized-error';
 import { controlMain } from './compensation-control';
 import type { Ctx, DecideOps } from './context';
 import { due, resolve } from './due';
@@ -45,6 +46,16 @@ export function applyHappening(env: DecideEnv, draft: InstanceRecord, happening:
   return { record: draft, effects: c.effects, changed };
 }
 
+const ABORTED: SerializedError = { code: 'ABORTED', name: 'AbortedError', message: 'the call was aborted before it started' };
+
+/** Why a track whose call is in flight was told to abort (its group settles or unwinds, or a rollback was asked for); null if it was not. */
+function abortReason(rec: InstanceRecord, ref: TrackRef): SerializedError | null {
+  if (ref === null) return rec.group === null ? rec.rollbackRequested : null;
+  const g = rec.group;
+  if (g === null || g.mode === 'up') return null;
+  return g.failure ?? ABORTED;
+}
+
 function dispatch(c: Ctx, h: Happening): boolean {
   const rec = c.rec;
   switch (h.type) {
@@ -85,6 +96,12 @@ function dispatch(c: Ctx, h: Happening): boolean {
     case 'throttled': {
       const t = trackOf(rec, h.track);
       if (t === undefined || !t.flow.inFlight || t.flow.token !== h.token) return false;
+      const abortedBy = abortReason(rec, h.track);
+      if (abortedBy !== null) {
+        // The track was told to stop (a sibling failed, a rollback was asked for) before its rate limiter answered:
+        // its call is not made, and it settles as a step that never started (it is not compensated).
+        return dispatch(c, { type: 'settled', track: h.track, token: h.token, outcome: { kind: 'error', error: abortedBy, started: false } });
+      }
       t.flow.inFlight = false;
       t.flow.retryAt = h.until;
       t.flow.throttled = true;

@@ -1,0 +1,281 @@
+/**
+ * The in-memory fast path: a handler call whose handler and hooks answer at once is made and applied without a
+ * promise, and gives exactly what the same call answering through promises gives.
+ */
+import { BaseStep, MemoryStore, SagaRuntime, Step, defineWorkflow, error, forEach, ok, silentLogger, type FlowView, type HistoryEntry, type Observer, type StepContext, type StepResult } from '../src';
+import { invokeStep } from '../src/engine/step-invoker';
+import { ObserverRunner } from '../src/engine/observer-runner';
+import { StateCodec } from '../src/state/state-codec';
+import { SimulatedClock } from '../src/testing';
+import { seededRandom } from './support/seeded';
+
+interface Counter {
+  n: number;
+  seen: string[];
+}
+
+@Step({ name: 'inc' })
+class Inc extends BaseStep<Counter> {
+  override run(state: Counter): StepResult<Counter> {
+    state.n += 1;
+    return ok(state);
+  }
+}
+
+@Step({ name: 'inc-later' })
+class IncLater extends BaseStep<Counter> {
+  override async run(state: Counter): Promise<StepResult<Counter>> {
+    await Promise.resolve();
+    state.n += 1;
+    return ok(state);
+  }
+}
+
+const VIEW: FlowView = {
+  instanceId: 'i-1',
+  workflow: 'fast',
+  direction: 'up',
+  status: 'running',
+  stepName: 'inc',
+  stepIndex: 0,
+  stepFunc: 'run',
+  attempt: 1,
+  retryDelay: null,
+  errorReason: null,
+  wait: null,
+  lastResult: null,
+};
+
+function invocation(step: BaseStep<unknown>, observer: Observer) {
+  const def = defineWorkflow<Counter>({ name: 'fast', steps: [Inc] });
+  const problems: unknown[] = [];
+  const observers = new ObserverRunner([{ observer, critical: false, label: 'o' }], (cls) => new cls(), (p) => problems.push(p));
+  return {
+    step,
+    func: 'run' as const,
+    storedState: { n: 1, seen: [] },
+    event: null,
+    view: VIEW,
+    ctx: { instanceId: 'i-1' } as StepContext,
+    codec: new StateCodec(def),
+    observers,
+    validateAfter: false,
+    timeoutMs: 1_000,
+    clock: new SimulatedClock(),
+    abort: () => undefined,
+    onLateSettle: () => undefined,
+  };
+}
+
+const syncHooks: Observer = {
+  handleBeforeStep: (state) => ok({ ...(state as Counter), seen: [...(state as Counter).seen, 'before'] }),
+  handleAfterStep: (state) => ok({ ...(state as Counter), seen: [...(state as Counter).seen, 'after'] }),
+};
+
+const asyncHooks: Observer = {
+  handleBeforeStep: (state) => Promise.resolve(ok({ ...(state as Counter), seen: [...(state as Counter).seen, 'before'] })),
+  handleAfterStep: (state) => Promise.resolve(ok({ ...(state as Counter), seen: [...(state as Counter).seen, 'after'] })),
+};
+
+describe('a handler call on the fast path', () => {
+  it('gives its outcome at once, not a promise, when the handler and the hooks answer at once (and sets no timeout timer)', () => {
+    const inv = invocation(new Inc(), syncHooks);
+    const outcome = invokeStep(inv);
+    expect(outcome).not.toBeInstanceOf(Promise);
+    expect(outcome).toEqual({ kind: 'ok', state: { n: 2, seen: ['before', 'after'] } });
+    expect(inv.clock.pendingTimers).toBe(0);
+  });
+
+  it('gives the same outcome through a promise when the handler or a hook answers later', async () => {
+    const later = invokeStep(invocation(new IncLater(), syncHooks));
+    const hooksLater = invokeStep(invocation(new Inc(), asyncHooks));
+    expect(later).toBeInstanceOf(Promise);
+    expect(hooksLater).toBeInstanceOf(Promise);
+    expect(await later).toEqual({ kind: 'ok', state: { n: 2, seen: ['before', 'after'] } });
+    expect(await hooksLater).toEqual({ kind: 'ok', state: { n: 2, seen: ['before', 'after'] } });
+  });
+
+  it('turns a synchronous throw into an error outcome at once, serialised once with its code', () => {
+    @Step({ name: 'boom' })
+    class Boom extends BaseStep<Counter> {
+      override run(): StepResult<Counter> {
+        throw Object.assign(new Error('no stock'), { code: 'NO_STOCK', details: { sku: 'a-1' } });
+      }
+    }
+    const outcome = invokeStep(invocation(new Boom(), {}));
+    expect(outcome).toEqual({ kind: 'error', error: { code: 'NO_STOCK', name: 'Error', message: 'no stock', details: { sku: 'a-1' } }, state: { n: 1, seen: [] }, started: true });
+  });
+});
+
+describe('a round of observer hooks', () => {
+  const flow = VIEW;
+
+  it('runs synchronously while the hooks answer at once, and goes on in order after one that returns a promise', async () => {
+    const order: string[] = [];
+    const runner = new ObserverRunner(
+      [
+        { observer: { handleBeforeStep: () => void order.push('first') }, critical: false, label: 'a' },
+        { observer: { handleBeforeStep: async () => void order.push('second') }, critical: false, label: 'b' },
+        { observer: { handleBeforeStep: (s: unknown) => (order.push('third'), ok({ ...(s as object), third: true })) }, critical: false, label: 'c' },
+      ],
+      (cls) => new cls(),
+      () => undefined,
+    );
+    const syncOnly = new ObserverRunner([{ observer: { handleBeforeStep: () => undefined }, critical: false, label: 'a' }], (cls) => new cls(), () => undefined);
+    expect(syncOnly.run('handleBeforeStep', { x: 1 }, flow, 'veto')).toEqual({ state: { x: 1 }, veto: null });
+    const round = runner.run('handleBeforeStep', { x: 1 }, flow, 'veto');
+    expect(round).toBeInstanceOf(Promise);
+    expect(await round).toEqual({ state: { x: 1, third: true }, veto: null });
+    expect(order).toEqual(['first', 'second', 'third']);
+  });
+
+  it('stops at a veto, whether it comes at once or later, and reports a hook that throws at once', async () => {
+    const reported: string[] = [];
+    const veto = (later: boolean) =>
+      new ObserverRunner(
+        [
+          { observer: { handleBeforeStep: () => { throw new Error('telemetry down'); } }, critical: false, label: 'broken' },
+          { observer: { handleBeforeStep: () => (later ? Promise.resolve(error('closed')) : error('closed')) }, critical: false, label: 'guard' },
+          { observer: { handleBeforeStep: () => { reported.push('never'); } }, critical: false, label: 'after' },
+        ],
+        (cls) => new cls(),
+        (p) => reported.push(`${p.observer}: ${p.error.message}`),
+      );
+    const now = veto(false).run('handleBeforeStep', {}, flow, 'veto');
+    expect(now).not.toBeInstanceOf(Promise);
+    expect((now as { veto: { code: string } | null }).veto?.code).toBe('OBSERVER_VETO');
+    expect((await veto(true).run('handleBeforeStep', {}, flow, 'veto')).veto?.code).toBe('OBSERVER_VETO');
+    expect(reported).toEqual(['broken: telemetry down', 'broken: telemetry down']);
+  });
+});
+
+
+type Behaviour = 'ok' | 'error' | 'throw';
+
+/** A workflow of `plan.length` steps doing what the plan says, each answering at once or through a promise. */
+function plannedWorkflow(name: string, plan: readonly Behaviour[], later: boolean) {
+  const answer = <T>(value: T): T | Promise<T> => (later ? Promise.resolve(value) : value);
+  const steps = plan.map((behaviour, i) => {
+    @Step({ name: `s${i}` })
+    class Planned extends BaseStep<Counter> {
+      override run(state: Counter, ctx: StepContext) {
+        if (behaviour === 'throw') throw new Error(`s${i} threw`);
+        if (behaviour === 'error') return answer(error({ code: `S${i}_FAILED`, message: `s${i} failed` }));
+        return answer(ok({ ...state, n: state.n + 1, seen: [...state.seen, `${ctx.stepName}.up`] }));
+      }
+      override rollback(state: Counter, ctx: StepContext) {
+        return answer(ok({ ...state, seen: [...state.seen, `${ctx.stepName}.down`] }));
+      }
+    }
+    return Planned;
+  });
+  const observer: Observer = {
+    handleBeforeStep: (state: unknown) => answer(ok({ ...(state as Counter), seen: [...(state as Counter).seen, 'b'] })),
+    handleAfterStep: () => answer(undefined),
+    handleWorkflowFailure: (state: unknown) => answer(ok({ ...(state as Counter), seen: [...(state as Counter).seen, 'failed'] })),
+  };
+  return defineWorkflow<Counter>({ name, steps, observers: [observer] });
+}
+
+function comparable(history: readonly HistoryEntry[]): unknown[] {
+  return history.map(({ at: _at, ...rest }) => rest);
+}
+
+describe('synchronous and asynchronous handlers and hooks', () => {
+  it('give the same result, state and history for hundreds of generated workflows (seeded)', async () => {
+    const next = seededRandom(Number(process.env.SAGAFLOW_FUZZ_SEED ?? 2026));
+    for (let round = 0; round < 120; round += 1) {
+      const plan = Array.from({ length: 1 + Math.floor(next() * 6) }, (): Behaviour => {
+        const r = next();
+        return r < 0.75 ? 'ok' : r < 0.9 ? 'error' : 'throw';
+      });
+      const results = [];
+      for (const later of [false, true]) {
+        const wf = plannedWorkflow(`planned-${round}-${later}`, plan, later);
+        const store = new MemoryStore();
+        const runtime = new SagaRuntime({ store, workflows: [wf], logger: silentLogger });
+        const result = await (await runtime.start(wf, { n: 0, seen: [] }, { id: `run-${round}` })).result();
+        results.push({ result, history: comparable(await store.history(`run-${round}`)) });
+        await runtime.close();
+      }
+      expect(results[0]).toEqual(results[1]);
+    }
+  });
+});
+
+describe('stopping work that waits for a rate-limit slot', () => {
+  it('settles a forEach item whose shared limiter answers after a sibling failed: it never runs, and the group ends', async () => {
+    const log: string[] = [];
+    @Step({ name: 'limited-shared-item', rateLimit: { limit: 10, per: '1m' } })
+    class LimitedItem extends BaseStep<number> {
+      override run(n: number): StepResult<number> {
+        log.push(`run ${n}`);
+        return n === 1 ? error({ code: 'ITEM_FAILED', message: 'item 1 failed' }) : ok(n);
+      }
+      override rollback(n: number): StepResult<number> {
+        log.push(`rollback ${n}`);
+        return ok(n);
+      }
+    }
+    const wf = defineWorkflow({ name: 'limited-shared-items', steps: [forEach('items', (s: { items: number[] }) => s.items, LimitedItem, { maxConcurrency: 4 })] });
+    const inner = new MemoryStore({ shared: true });
+    // The store answers items 2 and 3 only once item 1's failure was applied (the group is settling by then).
+    const held: (() => void)[] = [];
+    const store = new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop === 'reserveSlot') {
+          return (...args: Parameters<MemoryStore['reserveSlot']>) => {
+            const answer = target.reserveSlot(...args);
+            if (!args[2].endsWith('\u00002') && !args[2].endsWith('\u00003')) return answer;
+            return new Promise<number>((resolve) => held.push(() => void answer.then(resolve)));
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const runtime = new SagaRuntime({ store, workflows: [wf], logger: silentLogger, pollInterval: '1h' });
+    try {
+      const handle = await runtime.start(wf, { items: [0, 1, 2, 3] }, { id: 'items-1' });
+      for (let i = 0; i < 50 && (held.length < 2 || (await inner.load('items-1'))?.group?.mode !== 'settling'); i += 1) await new Promise((r) => setImmediate(r));
+      expect((await inner.load('items-1'))?.group?.mode).toBe('settling');
+      for (const release of held) release();
+      const result = await handle.result();
+      expect(result.status).toBe('rolled_back');
+      expect(result.error?.code).toBe('ITEM_FAILED');
+      expect(log.filter((l) => l.startsWith('run')).sort()).toEqual(['run 0', 'run 1']);
+      expect(log.filter((l) => l.startsWith('rollback')).sort()).toEqual(['rollback 0', 'rollback 1']);
+    } finally {
+      await runtime.close();
+    }
+  });
+});
+
+describe('closing a runtime while an observer hook runs', () => {
+  it('writes nothing after close: the transition the hook was part of is left to whoever resumes the instance', async () => {
+    let release: () => void = () => undefined;
+    let called = false;
+    const wf = defineWorkflow<Counter>({
+      name: 'slow-success-hook',
+      steps: [Inc],
+      observers: [
+        {
+          handleWorkflowSuccess: () =>
+            new Promise<void>((resolve) => {
+              called = true;
+              release = resolve;
+            }),
+        },
+      ],
+    });
+    const store = new MemoryStore();
+    const runtime = new SagaRuntime({ store, workflows: [wf], logger: silentLogger });
+    await runtime.start(wf, { n: 0, seen: [] }, { id: 'closing-1' });
+    for (let i = 0; i < 50 && !called; i += 1) await new Promise((r) => setImmediate(r));
+    expect(called).toBe(true);
+    await runtime.close();
+    release();
+    for (let i = 0; i < 10; i += 1) await new Promise((r) => setImmediate(r));
+    expect((await store.load('closing-1'))?.flow.status).toBe('running');
+  });
+});
