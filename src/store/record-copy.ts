@@ -1,35 +1,34 @@
-import type { InstanceRecord } from '../engine/instance-record';
+import type { BranchRun, GroupRun, InstanceRecord, TrackFlow } from '../engine/instance-record';
 
 /**
- * A copy of a record that the engine may go on changing in place while the copy stays as it was, sharing the parts
- * the engine never changes in place: states (a track's state is replaced, never changed: see `Track.state`), the
- * entries of compensation stacks (readonly; only the arrays holding them are pushed and popped) and a forEach's
- * items. It costs a pointer copy per stack entry, not a serialisation of the record.
+ * A copy of a record that the engine may go on changing in place while the copy stays as it was. Only what the
+ * engine changes in place is copied: the flow fields of the main line and of each branch (their compensation stacks
+ * are pushed and popped), the group (its branches, finished forEach items and compensation queue) and the list of
+ * compensation failures. Everything else is shared, because the engine replaces it rather than changing it: states
+ * (see `Track.state`), stack entries, waits, errors, a forEach's items, loop and retry counters. It costs a few
+ * object copies per transition, not a walk of the record.
  */
 export function snapshotRecord(record: InstanceRecord): InstanceRecord {
-  return copyValue(record) as InstanceRecord;
+  return {
+    ...record,
+    flow: copyFlow(record.flow),
+    group: record.group === null ? null : copyGroup(record.group),
+    compensationFailures: record.compensationFailures.slice(),
+  };
 }
 
-function copyValue(value: unknown): unknown {
-  if (typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) return value.map(copyValue);
-  const out: Record<string, unknown> = {};
-  for (const key in value) {
-    if (key === '__proto__' || !Object.prototype.hasOwnProperty.call(value, key)) continue;
-    const v = (value as Record<string, unknown>)[key];
-    if (v !== undefined) out[key] = copyPart(key, v);
-  }
+function copyFlow(flow: TrackFlow): TrackFlow {
+  return { ...flow, stack: flow.stack.slice() };
+}
+
+function copyGroup(group: GroupRun): GroupRun {
+  const out: GroupRun = { ...group, branches: group.branches.map(copyBranch) };
+  // A forEach's finished items, [index, state, settle order, stack]: the stack becomes a branch's again later.
+  if (group.done !== undefined) out.done = group.done.map((d) => [d[0], d[1], d[2], d[3].slice()]);
+  if (group.queue !== undefined) out.queue = group.queue.slice();
   return out;
 }
 
-/** `value` under `key` of a record (or of a part of it), copied as deep as {@link snapshotRecord} needs. */
-function copyPart(key: string, value: unknown): unknown {
-  if (key === 'state') return value;
-  if (!Array.isArray(value)) return copyValue(value);
-  if (key === 'stack' || key === 'items') return value.slice();
-  // A forEach's finished items, [index, state, settle order, stack]: the stack becomes a branch's again later.
-  if (key === 'done') return value.map((d: unknown[]) => [d[0], d[1], d[2], (d[3] as unknown[]).slice()]);
-  return value.map(copyValue);
+function copyBranch(branch: BranchRun): BranchRun {
+  return { ...branch, flow: copyFlow(branch.flow) };
 }
-
-
