@@ -24,3 +24,24 @@ export function flowView(record: InstanceRecord, ref: TrackRef): FlowView {
   const branch = findBranch(record.group, ref);
   return Object.freeze({ ...view, group: record.group.name, branch: branch?.name ?? ref });
 }
+
+/** `view` with another `lastResult` (what after-hooks see), built field by field rather than spread. */
+export function withLastResult(view: FlowView, lastResult: FlowView['lastResult']): FlowView {
+  const next: { -readonly [K in keyof FlowView]: FlowView[K] } = {
+    instanceId: view.instanceId,
+    workflow: view.workflow,
+    direction: view.direction,
+    status: view.status,
+    stepName: view.stepName,
+    stepIndex: view.stepIndex,
+    stepFunc: view.stepFunc,
+    attempt: view.attempt,
+    retryDelay: view.retryDelay,
+    errorReason: view.errorReason,
+    wait: view.wait,
+    lastResult,
+  };
+  if (view.group !== undefined) next.group = view.group;
+  if (view.branch !== undefined) next.branch = view.branch;
+  return next;
+}

@@ -1,8 +1,8 @@
 import type { SagaEvent } from '../bus/event';
+import type { FlowView } from '../observers/observer';
 import { serializeError, serializeThrown, type SerializedError, quote } from '../errors/serialized-error';
 import { StateHydrationError } from '../errors/state-errors';
 import { isNotStarted } from '../errors/step-errors';
-import type { FlowView } from '../observers/observer';
 import type { ObserverRunner } from './observer-runner';
 import type { StateCodec } from '../state/state-codec';
 import type { BaseStep } from '../steps/base-step';
@@ -14,6 +14,7 @@ import { TimeoutError } from '../errors/step-errors';
 import type { Clock } from '../time/clock';
 import type { StepFunc } from '../core/flow-fields';
 import { andThen, type Maybe } from '../core/maybe';
+import { withLastResult } from './flow-view';
 
 /** Everything one handler call needs. */
 export interface Invocation {
@@ -183,7 +184,7 @@ function finish(inv: Invocation, state: unknown, result: CallResult, where: stri
   if (!observers.has('handleAfterStep')) return stored(inv, result, next, error, started, where);
   const kind = result.kind === 'failed' ? 'error' : result.kind;
   const summary = { kind, step: view.stepName ?? '', func };
-  const afterView: FlowView = { ...view, lastResult: error === null ? summary : { ...summary, code: error.code } };
+  const afterView = withLastResult(view, error === null ? summary : { ...summary, code: error.code });
   const up = func === 'run' || func === 'runHandleInfo';
   return andThen(observers.run('handleAfterStep', next, afterView, up ? 'veto' : 'report'), (after) =>
     stored(inv, result, after.state, after.veto !== null && error === null ? after.veto : error, started, where),

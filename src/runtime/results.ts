@@ -69,8 +69,7 @@ export class Results {
     const list = this.waiters.get(record.id);
     if (list === undefined) return;
     this.waiters.delete(record.id);
-    const snap = this.snapshot(record);
-    const result: SagaResult<unknown> = { id: snap.id, status: snap.status, state: snap.state, error: snap.error };
+    const result: SagaResult<unknown> = { id: record.id, status: record.flow.status, state: this.readableState(record), error: record.flow.errorReason };
     for (const d of list) d.resolve(result);
   }
 

@@ -70,7 +70,7 @@ export class MemoryStore implements InstanceStore {
 
   create(record: InstanceRecord, writes: TransitionWrites = {}): Promise<boolean> {
     if (this.rows.has(record.id)) return Promise.resolve(false);
-    this.write({ ...record, version: 1 }, writes);
+    this.write(record, writes, 1);
     return Promise.resolve(true);
   }
 
@@ -98,7 +98,7 @@ export class MemoryStore implements InstanceStore {
     const lease = writes.lease;
     if (lease?.ifFreeAt !== undefined && leasedByOther(row, lease.owner, lease.ifFreeAt)) return Promise.reject(new LeasedElsewhereError(record.id));
     const version = record.version + 1;
-    this.write({ ...record, version }, writes);
+    this.write(record, writes, version);
     return Promise.resolve(version);
   }
 
@@ -369,7 +369,8 @@ export class MemoryStore implements InstanceStore {
     return record;
   }
 
-  private write(record: InstanceRecord, writes: TransitionWrites): void {
+  /** Stores `record` as `version` (its own by default), a snapshot or its text, with its index entries and history. */
+  private write(record: InstanceRecord, writes: TransitionWrites, version = record.version): void {
     const previous = this.rows.get(record.id);
     if (previous !== undefined) this.waits.removeInstance(record.id, previous.tracks);
     const waits = waitsOf(record);
@@ -384,8 +385,8 @@ export class MemoryStore implements InstanceStore {
     // History lines are fresh objects the writer never touches again; history() hands out copies.
     for (const h of writes.history ?? []) history.push(h);
     this.rows.set(record.id, {
-      record: isFinalStatus(record.flow.status) ? encodeRecord(record) : snapshotRecord(record),
-      version: record.version,
+      record: isFinalStatus(record.flow.status) ? encodeRecord({ ...record, version }) : snapshotRecord(record, version),
+      version,
       summary: { id: record.id, workflow: record.workflow, version: versionOf(record), status: record.flow.status, createdAt: record.createdAt, updatedAt: record.updatedAt },
       fingerprint: record.fingerprint ?? null,
       tracks: waits.map((w) => w.track),

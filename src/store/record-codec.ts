@@ -40,8 +40,14 @@ export function decodeRecord(text: string, id: string): InstanceRecord {
  */
 export function isParked(record: InstanceRecord): boolean {
   if (record.flow.status === 'blocked') return false;
-  const active = [record.flow, ...(record.group?.branches.map((b) => b.flow) ?? [])];
-  return !active.some((f) => f.inFlight) && active.some((f) => f.wait !== null || (f.retryAt !== null && f.retryAt !== undefined));
+  const waits = (f: InstanceRecord['flow']): boolean => f.wait !== null || (f.retryAt !== null && f.retryAt !== undefined);
+  let waiting = waits(record.flow);
+  if (record.flow.inFlight) return false;
+  for (const b of record.group?.branches ?? []) {
+    if (b.flow.inFlight) return false;
+    waiting ||= waits(b.flow);
+  }
+  return waiting;
 }
 
 /** Every time a record is parked until (wait deadlines and retries), per track; none while it is blocked. */

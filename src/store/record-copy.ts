@@ -6,11 +6,12 @@ import type { BranchRun, GroupRun, InstanceRecord, TrackFlow } from '../engine/i
  * are pushed and popped), the group (its branches, finished forEach items and compensation queue) and the list of
  * compensation failures. Everything else is shared, because the engine replaces it rather than changing it: states
  * (see `Track.state`), stack entries, waits, errors, a forEach's items, loop and retry counters. It costs a few
- * object copies per transition, not a walk of the record.
+ * object copies per transition, not a walk of the record. The copy carries `version` (the record's own by default).
  */
-export function snapshotRecord(record: InstanceRecord): InstanceRecord {
+export function snapshotRecord(record: InstanceRecord, version = record.version): InstanceRecord {
   return {
     ...record,
+    version,
     flow: copyFlow(record.flow),
     group: record.group === null ? null : copyGroup(record.group),
     compensationFailures: record.compensationFailures.slice(),

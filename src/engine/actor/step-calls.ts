@@ -111,7 +111,8 @@ export class StepCalls {
     const pass = track?.flow.pass ?? 0;
     const runKey = `${record.id}:${effect.step}${item ? `[${effect.track ?? ''}]` : ''}${pass > 0 ? `#${pass + 1}` : ''}`;
     const keyBase = `${runKey}:${direction}`;
-    const ctx: StepContext = {
+    // Built without spreads (a literal with an accessor and spreads is made on V8's slow path, once per call).
+    const ctx: { -readonly [K in keyof StepContext]: StepContext[K] } = {
       get signal() {
         return controller.signal;
       },
@@ -126,10 +127,10 @@ export class StepCalls {
       idempotencyKeyBase: keyBase,
       clock: this.host.clock,
       logger: this.host.logger,
-      ...(view.group === undefined ? {} : { group: view.group }),
-      ...(view.branch === undefined ? {} : { branch: view.branch }),
       publish: (event) => this.host.publish(event),
     };
+    if (view.group !== undefined) ctx.group = view.group;
+    if (view.branch !== undefined) ctx.branch = view.branch;
     const settle = (outcome: Outcome): void => {
       if (this.inFlight.get(key) === call) this.inFlight.delete(key);
       // Queued, not awaited: a call that answered at once is applied in the same drain of the actor as the one
