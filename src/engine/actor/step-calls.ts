@@ -25,6 +25,52 @@ function isRuntimeStop(reason: unknown): boolean {
   return reason instanceof SagaflowError && reason.code === 'RUNTIME_CLOSED';
 }
 
+/** The fields of a {@link StepContext} other than its signal. */
+type ContextFields = Omit<StepContext, 'signal' | 'group' | 'branch'>;
+
+/**
+ * A handler call's {@link StepContext}: its fields are own data properties; its signal is made only when read, by a
+ * getter on the prototype (an object literal with an accessor is made on V8's slow path, and a context is made per
+ * call).
+ */
+class CallContext implements StepContext {
+  readonly #abort: LazyAbort;
+  readonly instanceId: string;
+  readonly workflow: string;
+  readonly stepName: string;
+  readonly direction: StepContext['direction'];
+  readonly stepFunc: StepContext['stepFunc'];
+  readonly attempt: number;
+  readonly runKey: string;
+  readonly idempotencyKey: string;
+  readonly idempotencyKeyBase: string;
+  readonly clock: StepContext['clock'];
+  readonly logger: StepContext['logger'];
+  readonly publish: StepContext['publish'];
+  declare group?: string;
+  declare branch?: string;
+
+  constructor(abort: LazyAbort, fields: ContextFields) {
+    this.#abort = abort;
+    this.instanceId = fields.instanceId;
+    this.workflow = fields.workflow;
+    this.stepName = fields.stepName;
+    this.direction = fields.direction;
+    this.stepFunc = fields.stepFunc;
+    this.attempt = fields.attempt;
+    this.runKey = fields.runKey;
+    this.idempotencyKey = fields.idempotencyKey;
+    this.idempotencyKeyBase = fields.idempotencyKeyBase;
+    this.clock = fields.clock;
+    this.logger = fields.logger;
+    this.publish = fields.publish;
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+}
+
 /** The handler calls an actor has in flight, one per track at most. */
 export class StepCalls {
   /** The call in flight of each track, with its token; a newer call of a track aborts the older one. */
@@ -111,11 +157,7 @@ export class StepCalls {
     const pass = track?.flow.pass ?? 0;
     const runKey = `${record.id}:${effect.step}${item ? `[${effect.track ?? ''}]` : ''}${pass > 0 ? `#${pass + 1}` : ''}`;
     const keyBase = `${runKey}:${direction}`;
-    // Built without spreads (a literal with an accessor and spreads is made on V8's slow path, once per call).
-    const ctx: { -readonly [K in keyof StepContext]: StepContext[K] } = {
-      get signal() {
-        return controller.signal;
-      },
+    const ctx = new CallContext(controller, {
       instanceId: record.id,
       workflow: record.workflow,
       stepName: effect.step,
@@ -128,7 +170,7 @@ export class StepCalls {
       clock: this.host.clock,
       logger: this.host.logger,
       publish: (event) => this.host.publish(event),
-    };
+    });
     if (view.group !== undefined) ctx.group = view.group;
     if (view.branch !== undefined) ctx.branch = view.branch;
     const settle = (outcome: Outcome): void => {
