@@ -60,6 +60,15 @@ function internalFailure(happening: Happening, defect: unknown): Happening {
   };
 }
 
+/** A batch's writes, with only the parts it has (built without spreads: one is made per save). */
+function writesOf(history: HistoryEntry[], consumed: Accumulated['consumed'], requestsDone: string[], lease: TransitionWrites['lease']): TransitionWrites {
+  const writes: { -readonly [K in keyof TransitionWrites]: TransitionWrites[K] } = { history };
+  if (consumed.length > 0) writes.consumed = consumed;
+  if (requestsDone.length > 0) writes.requestsDone = requestsDone;
+  if (lease !== undefined) writes.lease = lease;
+  return writes;
+}
+
 const NO_OPTIONS: PostOptions = {};
 function ignore(): void {}
 
@@ -175,9 +184,13 @@ export class InstanceActor {
     this.wake?.();
   }
 
+  /** The state codec's functions as `decide` takes them, made once per actor rather than per transition. */
+  private readonly hydrate = (s: unknown): unknown => this.services.codec.hydrate(s);
+  private readonly dehydrate = (s: unknown): unknown => this.services.codec.dehydrate(s, 'returned by into');
+
   private env(): DecideEnv {
-    const { def, codec, policy } = this.services;
-    return { def, now: this.host.clock.now(), hydrate: (s) => codec.hydrate(s), dehydrate: (s) => codec.dehydrate(s, 'returned by into'), policy };
+    const { def, policy } = this.services;
+    return { def, now: this.host.clock.now(), hydrate: this.hydrate, dehydrate: this.dehydrate, policy };
   }
 
   private async drain(): Promise<void> {
@@ -351,7 +364,7 @@ export class InstanceActor {
     return {
       results,
       effects,
-      writes: { history, ...(consumed.length === 0 ? {} : { consumed }), ...(requestsDone.length === 0 ? {} : { requestsDone }), ...(lease === undefined ? {} : { lease }) },
+      writes: writesOf(history, consumed, requestsDone, lease),
     };
   }
 

@@ -3,7 +3,6 @@ import type { FlowView } from '../observers/observer';
 import { serializeError, serializeThrown, type SerializedError, quote } from '../errors/serialized-error';
 import { StateHydrationError } from '../errors/state-errors';
 import { isNotStarted } from '../errors/step-errors';
-import type { ObserverRunner } from './observer-runner';
 import type { StateCodec } from '../state/state-codec';
 import type { BaseStep } from '../steps/base-step';
 import type { StepContext } from '../steps/step-context';
@@ -13,7 +12,8 @@ import type { Outcome } from './decide';
 import { TimeoutError } from '../errors/step-errors';
 import type { Clock } from '../time/clock';
 import type { StepFunc } from '../core/flow-fields';
-import { andThen, type Maybe } from '../core/maybe';
+import type { Maybe } from '../core/maybe';
+import type { HookRound, ObserverRunner } from './observer-runner';
 import { withLastResult } from './flow-view';
 
 /** Everything one handler call needs. */
@@ -124,7 +124,7 @@ function failedOutcome(thrown: unknown): Outcome {
 
 function callStep(inv: Invocation): Maybe<Outcome> {
   const { codec, observers, view, func } = inv;
-  const up = func === 'run' || func === 'runHandleInfo';
+  const up = isUp(func);
   const where = whereOf(view.stepName, func);
   let state: unknown;
   try {
@@ -133,42 +133,54 @@ function callStep(inv: Invocation): Maybe<Outcome> {
     return { kind: 'error', error: serializeError(new StateHydrationError(`for ${where}`, serializeThrown(thrown).message)), started: false };
   }
   if ((func === 'run' || func === 'rollback') && observers.has('handleBeforeStep')) {
-    return andThen(observers.run('handleBeforeStep', state, view, up ? 'veto' : 'report'), (before) => {
-      if (before.veto === null) return callHandlerAt(inv, before.state, where);
-      const stored = stateOf(codec, before.state, `after handleBeforeStep of ${where}`);
-      return 'state' in stored
-        ? { kind: 'error', error: before.veto, state: stored.state, started: false }
-        : { kind: 'error', error: before.veto, started: false };
-    });
+    const round = observers.run('handleBeforeStep', state, view, up ? 'veto' : 'report');
+    return round instanceof Promise ? round.then((before) => afterBeforeHooks(inv, before, where)) : afterBeforeHooks(inv, round, where);
   }
   return callHandlerAt(inv, state, where);
 }
 
-/** Calls the handler (inside the observers' wrappers, against its timeout), then finishes with its result. */
+/** Calls the handler unless a before-hook vetoed (then the step never started). */
+function afterBeforeHooks(inv: Invocation, before: HookRound, where: string): Maybe<Outcome> {
+  if (before.veto === null) return callHandlerAt(inv, before.state, where);
+  const stored = stateOf(inv.codec, before.state, `after handleBeforeStep of ${where}`);
+  return 'state' in stored
+    ? { kind: 'error', error: before.veto, state: stored.state, started: false }
+    : { kind: 'error', error: before.veto, started: false };
+}
+
+/**
+ * Calls the handler (inside the observers' wrappers, against its timeout), then finishes with its result. No
+ * closure is made when everything answers at once.
+ */
 function callHandlerAt(inv: Invocation, state: unknown, where: string): Maybe<Outcome> {
-  const up = inv.func === 'run' || inv.func === 'runHandleInfo';
-  const check = (raw: unknown): CallResult => {
-    try {
-      return up ? checkResult(raw, where) : checkResult(raw, where, ROLLBACK_KINDS);
-    } catch (thrown) {
-      return failed(thrown);
-    }
-  };
-  const call = (): Maybe<CallResult> => {
-    let raw: unknown;
-    try {
-      raw = callHandler(inv, state);
-    } catch (thrown) {
-      return failed(thrown);
-    }
-    return raw instanceof Promise ? (raw as Promise<unknown>).then(check, failed) : check(raw);
-  };
-  let result: Maybe<CallResult>;
-  if (inv.observers.wraps) result = inv.observers.wrap(inv.view, () => Promise.resolve(call()));
-  else result = call();
+  const result = inv.observers.wraps ? inv.observers.wrap(inv.view, () => Promise.resolve(callChecked(inv, state, where))) : callChecked(inv, state, where);
+  if (!(result instanceof Promise)) return finish(inv, state, result, where);
   // A handler that answered at once cannot time out; one that returned a promise races its timeout.
-  if (result instanceof Promise && inv.timeoutMs !== null) result = withTimeout(inv, result, where);
-  return andThen(result, (settled) => finish(inv, state, settled, where));
+  const settled = inv.timeoutMs === null ? result : withTimeout(inv, result, where);
+  return settled.then((r) => finish(inv, state, r, where));
+}
+
+/** The handler's answer, checked: a throw, a rejection or a malformed result is a failure in its stored form. */
+function callChecked(inv: Invocation, state: unknown, where: string): Maybe<CallResult> {
+  let raw: unknown;
+  try {
+    raw = callHandler(inv, state);
+  } catch (thrown) {
+    return failed(thrown);
+  }
+  return raw instanceof Promise ? (raw as Promise<unknown>).then((value) => checked(inv, value, where), failed) : checked(inv, raw, where);
+}
+
+function checked(inv: Invocation, raw: unknown, where: string): CallResult {
+  try {
+    return isUp(inv.func) ? checkResult(raw, where) : checkResult(raw, where, ROLLBACK_KINDS);
+  } catch (thrown) {
+    return failed(thrown);
+  }
+}
+
+function isUp(func: StepFunc): boolean {
+  return func === 'run' || func === 'runHandleInfo';
 }
 
 /** The after-hooks (unless the call continued), then the outcome with the state in its stored form. */
@@ -185,10 +197,9 @@ function finish(inv: Invocation, state: unknown, result: CallResult, where: stri
   const kind = result.kind === 'failed' ? 'error' : result.kind;
   const summary = { kind, step: view.stepName ?? '', func };
   const afterView = withLastResult(view, error === null ? summary : { ...summary, code: error.code });
-  const up = func === 'run' || func === 'runHandleInfo';
-  return andThen(observers.run('handleAfterStep', next, afterView, up ? 'veto' : 'report'), (after) =>
-    stored(inv, result, after.state, after.veto !== null && error === null ? after.veto : error, started, where),
-  );
+  const round = observers.run('handleAfterStep', next, afterView, isUp(func) ? 'veto' : 'report');
+  const done = (after: HookRound): Maybe<Outcome> => stored(inv, result, after.state, after.veto !== null && error === null ? after.veto : error, started, where);
+  return round instanceof Promise ? round.then(done) : done(round);
 }
 
 /** The outcome of a call that did not continue, its state stored (and validated, when the workflow asks). */
@@ -196,7 +207,7 @@ function stored(inv: Invocation, result: Exclude<CallResult, { kind: 'continue' 
   const kept = stateOf(inv.codec, next, `returned by ${where}`);
   if (!('state' in kept)) return { kind: 'error', error: error ?? kept.error, started };
   if (error !== null) return { kind: 'error', error, state: kept.state, started };
-  const up = inv.func === 'run' || inv.func === 'runHandleInfo';
+  const up = isUp(inv.func);
   if (!inv.validateAfter || !up) return outcomeOf(result, kept.state);
   return inv.codec.check(kept.state).then((invalid): Outcome => {
     if (invalid.length === 0) return outcomeOf(result, kept.state);
