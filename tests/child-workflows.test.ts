@@ -3,6 +3,7 @@ import { IsString } from 'class-validator';
 import {
   BaseStep,
   child,
+  CHILD_ENDED_TOPIC,
   continueWith,
   defineWorkflow,
   error as fail,
@@ -555,4 +556,26 @@ describe('child workflows on PostgreSQL', () => {
       await dropTestDatabase(url);
     }
   }, 30_000);
+});
+
+describe('a child’s end told again after its parent ended', () => {
+  it('is dropped without a report, while any other event published to the ended parent is still reported', async () => {
+    const log: Log = [];
+    const kid = twoStepChild('late-kid', 'K', log);
+    const parent = defineWorkflow<TestState>({ name: 'late-parent', steps: [child(kid, { input: () => ({ trail: [], n: 1 }) })] });
+    const runtime = new SagaRuntime({ store: new MemoryStore(), workflows: [parent], logger: silentLogger });
+    const problems: RuntimeProblem[] = [];
+    runtime.errors$.subscribe((p) => problems.push(p));
+    try {
+      expect((await (await runtime.start(parent, { trail: [] }, { id: 'late-p' })).result()).status).toBe('completed');
+      const kidId = (await runtime.list({ workflow: 'late-kid' }))[0]?.id;
+      // The at-least-once copy of the child's end, arriving after the parent finished.
+      await runtime.publish({ topic: CHILD_ENDED_TOPIC, instanceId: 'late-p', payload: { childId: kidId, status: 'completed', direction: 'up', output: {} } });
+      expect(problems).toEqual([]);
+      await runtime.publish({ topic: 'invoice.paid', instanceId: 'late-p' });
+      expect(problems.map((p) => [p.kind, p.error.code])).toEqual([['event-dropped', 'INSTANCE_FINISHED']]);
+    } finally {
+      await runtime.close();
+    }
+  });
 });

@@ -14,6 +14,15 @@ import type { PublishReceipt } from '../core/publish-receipt';
 import type { RuntimeContext } from './runtime-context';
 import { TimerQueue } from './timer-queue';
 
+/**
+ * A child's end is told to its parent at least once: when the child ends, and again when the parent's wait begins (in
+ * case the first was missed). A copy arriving after the parent took one, or after the parent ended, is expected: it
+ * is dropped without a report.
+ */
+function isRepeatedChildEnd(event: SagaEvent): boolean {
+  return event.topic === CHILD_ENDED_TOPIC;
+}
+
 /** The timer-queue key of the check that expires retained events (not an instance id: those are never empty). */
 const RETAINED_EXPIRY = '';
 
@@ -124,7 +133,7 @@ export class EventDelivery {
    */
   async dropEventsOf(record: InstanceRecord): Promise<void> {
     for (const event of await this.ctx.store.dropEvents(record.id)) {
-      if (event.topic === CHILD_ENDED_TOPIC) continue;
+      if (isRepeatedChildEnd(event)) continue;
       this.ctx.report(
         'event-dropped',
         `event ${event.topic} (${event.id}) for instance ${record.id} was never consumed: the instance ended ${record.flow.status}`,
@@ -168,6 +177,7 @@ export class EventDelivery {
     const record = await this.instances.current(instanceId);
     if (record === undefined) throw new UnknownInstanceError(instanceId);
     if (isFinalStatus(record.flow.status)) {
+      if (isRepeatedChildEnd(event)) return false;
       this.ctx.report('event-dropped', `event ${event.topic} (${event.id}) was published to instance ${instanceId}, which has ended (${record.flow.status})`, {
         code: 'INSTANCE_FINISHED',
         message: `instance ${quote(instanceId)} has ended`,
