@@ -5,6 +5,7 @@ import { DataSource } from 'typeorm';
 import { defineWorkflow, SagaRuntime, silentLogger } from '../src';
 import { freshFlow, newRecord, type InstanceRecord } from '../src/engine/instance-record';
 import type { HistoryEntry } from '../src/engine/history-entry';
+import { KEEP_FOR_INSTANCE } from '../src/store/instance-store';
 import { defaultSqliteFile, runSagaflowMigrations, sagaflowMigrations, TypeormStore, type PostgresUrlOptions } from '../src/store/typeorm';
 import { Dialect, type TableKey } from '../src/store/typeorm/dialect';
 import { LISTEN_APPLICATION_NAME } from '../src/store/typeorm/pg-listener';
@@ -648,6 +649,114 @@ describe('the TypeORM store on SQLite', () => {
     } finally {
       await store.close();
     }
+  });
+
+  describe('writing only what a transition changed', () => {
+    /** Counts the UPDATEs that name the indexed columns of an instance (a trigger on `UPDATE OF status` fires then). */
+    async function indexedUpdates(store: TypeormStore): Promise<() => Promise<number>> {
+      await h.sql(store, 'CREATE TABLE indexed_updates (id TEXT)');
+      await h.sql(store, 'CREATE TRIGGER indexed_updates_log AFTER UPDATE OF status, next_due, parked ON {instances} BEGIN INSERT INTO indexed_updates VALUES (new.id); END');
+      return async () => (await h.sql(store, 'SELECT count(*) AS n FROM indexed_updates'))[0]?.n as number;
+    }
+
+    it('updates the indexed columns of an instance only when its status, deadlines or parked flag change', async () => {
+      const store = await h.open();
+      try {
+        const count = await indexedUpdates(store);
+        await store.create(running('u'));
+        let r = (await store.load('u'))!;
+        r.version = await store.save({ ...r, state: { step: 1 } });
+        r = (await store.load('u'))!;
+        r.version = await store.save({ ...r, state: { step: 2 } });
+        expect(await count()).toBe(0);
+        r = (await store.load('u'))!;
+        r.flow.status = 'waiting';
+        r.flow.inFlight = false;
+        r.flow.wait = { topics: ['paid'], match: {}, deadline: 5_000 };
+        await store.save(r);
+        expect(await count()).toBe(1);
+        const stored = (await h.sql(store, 'SELECT status, next_due, parked, version FROM {instances} WHERE id = ?', ['u']))[0];
+        expect(stored).toEqual({ status: 'waiting', next_due: 5_000, parked: 1, version: 4 });
+        expect(await store.dueWaits(5_000, 10)).toEqual([{ instanceId: 'u', track: null, deadline: 5_000 }]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('writes the definition version and fingerprint when a save moves the instance to another version', async () => {
+      const store = await h.open();
+      try {
+        await store.create({ ...running('u'), workflowVersion: 1, fingerprint: 'f1' });
+        let r = (await store.load('u'))!;
+        r.version = await store.save({ ...r, state: { step: 1 } });
+        r = (await store.load('u'))!;
+        await store.save({ ...r, workflowVersion: 2, fingerprint: 'f2' });
+        expect((await h.sql(store, 'SELECT def_version, fingerprint FROM {instances} WHERE id = ?', ['u']))[0]).toEqual({ def_version: 2, fingerprint: 'f2' });
+        expect((await store.list({ version: 2 })).map((s) => s.id)).toEqual(['u']);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('writes the indexed columns when another store saved the instance since this one last wrote it', async () => {
+      const store = await h.open();
+      const other = await h.reopen(store);
+      try {
+        await store.create(running('u'));
+        const r = (await other.load('u'))!;
+        r.flow.status = 'waiting';
+        r.flow.inFlight = false;
+        r.flow.wait = { topics: ['paid'], match: {}, deadline: 7_000 };
+        await other.save(r);
+        const back = (await store.load('u'))!;
+        back.flow.wait = null;
+        back.flow.inFlight = true;
+        back.flow.status = 'running';
+        await store.save(back);
+        expect((await h.sql(store, 'SELECT status, next_due, parked FROM {instances} WHERE id = ?', ['u']))[0]).toEqual({ status: 'running', next_due: null, parked: 0 });
+      } finally {
+        await Promise.all([store.close(), other.close()]);
+      }
+    });
+
+    it("removes an ended instance's kept events in its final write, and answers them to dropEvents without another transaction", async () => {
+      const store = await h.open();
+      try {
+        await store.create(waiting('w', 'reply', { to: 'x' }, null));
+        await store.acceptEvent({ topic: 'late', payload: {}, id: 'e-kept', instanceId: 'w', publishedAt: 1 }, [], KEEP_FOR_INSTANCE);
+        await store.acceptEvent({ topic: 'reply', payload: { to: 'x' }, id: 'e-delivered', publishedAt: 2 }, [{ instanceId: 'w', track: null }], null);
+        const r = (await store.load('w'))!;
+        r.flow.wait = null;
+        r.flow.status = 'completed';
+        await store.save(r);
+        expect(await store.pendingEvents('w')).toEqual([]);
+        expect(await h.sql(store, 'SELECT event_id FROM {retained}')).toEqual([]);
+        const transactions = store.stats.transactions;
+        expect((await store.dropEvents('w')).map((e) => e.id).sort()).toEqual(['e-delivered', 'e-kept']);
+        expect(store.stats.transactions).toBe(transactions);
+        expect(await store.dropEvents('w')).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('still drops an event kept for an instance after its final write was queued', async () => {
+      const store = await h.open();
+      try {
+        await store.create(waiting('w', 'reply', { to: 'x' }, null));
+        await store.acceptEvent({ topic: 'early', payload: {}, id: 'e-early', instanceId: 'w', publishedAt: 1 }, [], KEEP_FOR_INSTANCE);
+        const r = (await store.load('w'))!;
+        r.flow.wait = null;
+        r.flow.status = 'rolled_back';
+        const saved = store.save(r);
+        const late = store.acceptEvent({ topic: 'late', payload: {}, id: 'e-late', instanceId: 'w', publishedAt: 2 }, [], KEEP_FOR_INSTANCE);
+        await Promise.all([saved, late]);
+        expect((await store.dropEvents('w')).map((e) => e.id).sort()).toEqual(['e-early', 'e-late']);
+        expect(await h.sql(store, 'SELECT event_id FROM {retained}')).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    });
   });
 });
 

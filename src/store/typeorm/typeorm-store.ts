@@ -75,9 +75,9 @@ export class TypeormStore implements InstanceStore {
 
   private constructor(private readonly setup: Setup) {
     this.session = new StoreSession(setup);
-    this.writePath = new StoreWrites(this.session);
-    this.readPath = new StoreReads(this.session);
     this.events = new StoreEvents(this.session);
+    this.writePath = new StoreWrites(this.session, this.events);
+    this.readPath = new StoreReads(this.session);
     this.workers = new SharedWorkers(this.session);
     this.operating = new StoreOperating(this.session);
     this.rateSlots = new RateSlots(this.session);
