@@ -9,7 +9,7 @@ import { KEEP_FOR_INSTANCE } from '../src/store/instance-store';
 import { defaultSqliteFile, runSagaflowMigrations, sagaflowMigrations, TypeormStore, type PostgresUrlOptions } from '../src/store/typeorm';
 import { Dialect, type TableKey } from '../src/store/typeorm/dialect';
 import { LISTEN_APPLICATION_NAME } from '../src/store/typeorm/pg-listener';
-import { recordingStep } from './support/steps';
+import { recordingStep, waitsFor, type TestState } from './support/steps';
 import { createDatabase, createTestDatabase, dropTestDatabase, withDatabase } from './support/postgres';
 import { storeContract } from './support/store-contract';
 
@@ -304,6 +304,46 @@ function durableStoreTests(h: Harness): void {
     expect(await store.dueWaits(1_000, 10)).toHaveLength(4);
     expect(await store.findWaiting({ topic: 'paid', payload: { orderId: 'good' }, id: 'e', publishedAt: 0 })).toEqual([{ instanceId: 'good', track: null }]);
     expect((await store.list()).map((s) => s.id).sort()).toEqual(['garbled', 'good', 'newer', 'shapeless']);
+  });
+
+  it('reads the records of the instances an event finds waiting in the same query, as load and loadUnleased read them', async () => {
+    const store = await open();
+    await store.create(waiting('free', 'paid', { orderId: '7' }, null));
+    await store.create(waiting('held', 'paid', { orderId: '7' }, null), { lease: { owner: 'other', until: 10_000 } });
+    await store.create(waiting('broken', 'paid', { orderId: '7' }, null));
+    await store.create(waiting('elsewhere', 'paid', { orderId: '8' }, null));
+    await h.sql(store, 'UPDATE {instances} SET record = ? WHERE id = ?', [JSON.stringify({ schemaVersion: 1, id: 'broken' }), 'broken']);
+    const event = { topic: 'paid', payload: { orderId: '7' }, id: 'e', publishedAt: 0 };
+    const byId = (found: readonly { instanceId: string }[]): unknown[] => [...found].sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+    expect(byId(await store.findWaitingRecords(event))).toEqual([
+      { instanceId: 'broken', track: null },
+      { instanceId: 'free', track: null, record: await store.load('free') },
+      { instanceId: 'held', track: null, record: await store.load('held') },
+    ]);
+    expect(byId(await store.findWaitingRecords(event, { owner: 'me', now: 5_000 }))).toEqual([
+      { instanceId: 'broken', track: null },
+      { instanceId: 'free', track: null, record: await store.load('free') },
+      { instanceId: 'held', track: null, record: 'leased' },
+    ]);
+    expect(byId(await store.findWaitingRecords(event, { owner: 'other', now: 5_000 }))[2]).toEqual({ instanceId: 'held', track: null, record: await store.load('held') });
+    expect(byId(await store.findWaitingRecords(event, { owner: 'me', now: 10_000 }))[2]).toEqual({ instanceId: 'held', track: null, record: await store.load('held') });
+  });
+
+  it('applies a published event to a waiting instance it reads with the lookup, without loading it again', async () => {
+    const store = await open();
+    const wf = defineWorkflow<TestState>({ name: 'pays', steps: [recordingStep('Pay', [], { run: waitsFor('paid', { orderId: 'o-1' }) }), recordingStep('Ship', [])] });
+    const runtime = new SagaRuntime({ store, logger: silentLogger, workflows: [wf] });
+    try {
+      await runtime.start(wf, {}, { id: 'p' });
+      await until(async () => (await store.load('p'))?.flow.status === 'waiting', 'the saga to wait');
+      const reads = [jest.spyOn(store, 'load'), jest.spyOn(store, 'loadUnleased')];
+      expect(await runtime.publish({ topic: 'paid', payload: { orderId: 'o-1' } })).toMatchObject({ delivered: 1 });
+      for (const read of reads) expect(read).not.toHaveBeenCalled();
+      for (const read of reads) read.mockRestore();
+      await until(async () => (await store.load('p'))?.flow.status === 'completed', 'the saga to complete');
+    } finally {
+      await runtime.close();
+    }
   });
 
   it('gives CorruptRecordError for a corrupted inbox event of one instance only, and skips a corrupted retained event', async () => {

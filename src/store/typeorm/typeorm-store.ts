@@ -7,7 +7,7 @@ import type { HistoryEntry } from '../../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../../engine/instance-record';
 import { DefinitionError } from '../../errors/definition-error';
 import { quote } from '../../errors/serialized-error';
-import type { PurgeOptions, StoredOutline, RunnableDefinition, DueWait, InstanceFilter, InstanceStore, InstanceSummary, PendingEvent, TransitionWrites } from '../instance-store';
+import type { PurgeOptions, StoredOutline, RunnableDefinition, DueWait, InstanceFilter, InstanceStore, InstanceSummary, PendingEvent, TransitionWrites, WaitingRecord } from '../instance-store';
 import { driverKindOf, schemaOf, type DriverKind } from './dialect';
 import { sagaflowEntities } from './entities';
 import { checkMigrationsOwner } from './migrate';
@@ -256,6 +256,10 @@ export class TypeormStore implements InstanceStore {
 
   findWaiting(event: SagaEvent): Promise<WaiterRef[]> {
     return this.readPath.findWaiting(event);
+  }
+
+  findWaitingRecords(event: SagaEvent, lease?: { readonly owner: string; readonly now: number }): Promise<WaitingRecord[]> {
+    return this.readPath.findWaitingRecords(event, lease);
   }
 
   /**
