@@ -4,12 +4,13 @@ import * as path from 'node:path';
 import { DataSource } from 'typeorm';
 import { defineWorkflow, SagaRuntime, silentLogger } from '../src';
 import { freshFlow, newRecord, type InstanceRecord } from '../src/engine/instance-record';
+import type { StackEntry } from '../src/core/flow-fields';
 import type { HistoryEntry } from '../src/engine/history-entry';
 import { KEEP_FOR_INSTANCE } from '../src/store/instance-store';
-import { defaultSqliteFile, runSagaflowMigrations, sagaflowMigrations, TypeormStore, type PostgresUrlOptions } from '../src/store/typeorm';
+import { defaultSqliteFile, runSagaflowMigrations, SagaflowStack1764300000000, sagaflowMigrations, TypeormStore, type PostgresUrlOptions } from '../src/store/typeorm';
 import { Dialect, type TableKey } from '../src/store/typeorm/dialect';
 import { LISTEN_APPLICATION_NAME } from '../src/store/typeorm/pg-listener';
-import { recordingStep, waitsFor, type TestState } from './support/steps';
+import { fails, recordingStep, waitsFor, type TestState } from './support/steps';
 import { createDatabase, createTestDatabase, dropTestDatabase, withDatabase } from './support/postgres';
 import { storeContract } from './support/store-contract';
 
@@ -344,6 +345,156 @@ function durableStoreTests(h: Harness): void {
     } finally {
       await runtime.close();
     }
+  });
+
+  describe('compensation stacks as rows', () => {
+    const step = (name: string, index: number): StackEntry => ({ kind: 'step', name, index });
+    /** A running record whose main line has pushed `main`, with a group whose branches have pushed `branches`. */
+    function stacked(id: string, main: StackEntry[], branches: Record<string, StackEntry[]> = {}): InstanceRecord {
+      const r = running(id);
+      r.flow.stack = main;
+      if (Object.keys(branches).length > 0) {
+        r.group = {
+          name: 'G',
+          index: main.length,
+          mode: 'up',
+          branches: Object.entries(branches).map(([key, stack]) => ({ name: key, key, state: { key }, flow: { ...freshFlow(), stack }, phase: 'running', settledSeq: null, outcome: null })),
+          failure: null,
+          nextSeq: 0,
+          winner: null,
+          plan: null,
+        };
+      }
+      return r;
+    }
+    const stored = async (store: TypeormStore, id: string): Promise<{ record: { flow: { stack: unknown } }; rows: unknown[] }> => {
+      const [row] = await h.sql(store, `SELECT ${h.kind === 'postgres' ? 'record::text' : 'record'} AS record FROM {instances} WHERE id = ?`, [id]);
+      const rows = await h.sql(store, 'SELECT track, pos FROM {stack} WHERE instance_id = ? ORDER BY track, pos', [id]);
+      return { record: JSON.parse(String(row?.record)) as { flow: { stack: unknown } }, rows: rows.map((r) => [r.track, r.pos]) };
+    };
+
+    it("keeps each stack as rows and the record with its depth, and reads the record back whole", async () => {
+      const store = await open();
+      const record = stacked('s', [step('A', 0), step('B', 1)], { left: [step('L1', 0)], right: [] });
+      await store.create(record);
+      const { record: json, rows } = await stored(store, 's');
+      expect(json.flow.stack).toBe(2);
+      expect(rows).toEqual([['', 0], ['', 1], ['left', 0]]);
+      expect(await store.load('s')).toEqual({ ...record, version: 1 });
+      expect(await (await reopen(store)).load('s')).toEqual({ ...record, version: 1 });
+    });
+
+    it('writes only the entries pushed since the last write; a pop only lowers the depth, and a push after it overwrites', async () => {
+      const store = await open();
+      const a = step('A', 0);
+      await store.create(stacked('s', [a]));
+      let r = (await store.load('s'))!;
+      r.flow.stack.push(step('B', 1), step('C', 2));
+      r.version = await store.save(r);
+      await h.sql(store, 'UPDATE {stack} SET entry = ? WHERE instance_id = ? AND pos = 0', [JSON.stringify(step('untouched', 0)), 's']);
+      r.flow.stack.push(step('D', 3));
+      r.version = await store.save(r);
+      expect((await store.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['untouched', 'B', 'C', 'D']);
+      r = (await store.load('s'))!;
+      r.flow.stack = r.flow.stack.slice(0, 2);
+      r.version = await store.save(r);
+      expect((await stored(store, 's')).rows).toHaveLength(4);
+      expect((await store.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['untouched', 'B']);
+      r.flow.stack = [...r.flow.stack, step('E', 2)];
+      await store.save(r);
+      expect((await store.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['untouched', 'B', 'E']);
+    });
+
+    it('writes every entry again when it does not know what is stored (another store wrote the instance)', async () => {
+      const store = await open();
+      const other = await reopen(store);
+      await store.create(stacked('s', [step('A', 0)]));
+      const r = (await other.load('s'))!;
+      r.flow.stack.push(step('B', 1));
+      await other.save(r);
+      const back = (await store.load('s'))!;
+      back.flow.stack.push(step('C', 2));
+      await store.save(back);
+      expect((await other.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['A', 'B', 'C']);
+    });
+
+    it('reads and continues a record written before the stack rows, with its stacks inline', async () => {
+      const store = await open();
+      await store.create(running('old'));
+      const inline = stacked('old', [step('A', 0), step('B', 1)], { left: [step('L1', 0)] });
+      await h.sql(store, 'UPDATE {instances} SET record = ? WHERE id = ?', [JSON.stringify({ ...inline, version: 1 }), 'old']);
+      const again = await reopen(store);
+      const loaded = (await again.load('old'))!;
+      expect(loaded).toEqual({ ...inline, version: 1 });
+      loaded.flow.stack.push(step('C', 2));
+      await again.save(loaded);
+      const { record: json, rows } = await stored(again, 'old');
+      expect(json.flow.stack).toBe(3);
+      expect(rows).toEqual([['', 0], ['', 1], ['', 2], ['left', 0]]);
+      expect((await (await reopen(store)).load('old'))!.flow.stack.map((e) => e.name)).toEqual(['A', 'B', 'C']);
+    });
+
+    it('runs a saga on from a record written before the stack rows: its inline stack is compensated in reverse', async () => {
+      const store = await open();
+      const log: string[] = [];
+      const wf = defineWorkflow<TestState>({
+        name: 'old-stack',
+        steps: [recordingStep('A', log), recordingStep('B', log), recordingStep('W', log, { run: waitsFor('go', { n: 1 }) }), recordingStep('C', log, { run: fails() })],
+      });
+      // One worker name: on PostgreSQL the second runtime holds the lease the first one took.
+      const first = new SagaRuntime({ store, logger: silentLogger, workflows: [wf], workerId: 'w' });
+      await first.start(wf, {}, { id: 'o' });
+      await until(async () => (await store.load('o'))?.flow.status === 'waiting', 'the saga to wait');
+      await first.close();
+      // As a sagaflow before the stack rows wrote it: the stack inline, no rows.
+      const inline = (await store.load('o'))!;
+      expect(inline.flow.stack.map((e) => e.name)).toEqual(['A', 'B', 'W']);
+      await h.sql(store, 'UPDATE {instances} SET record = ? WHERE id = ?', [JSON.stringify(inline), 'o']);
+      await h.sql(store, 'DELETE FROM {stack} WHERE instance_id = ?', ['o']);
+      const again = await reopen(store);
+      const second = new SagaRuntime({ store: again, logger: silentLogger, workflows: [wf], workerId: 'w' });
+      try {
+        log.length = 0;
+        expect(await second.publish({ topic: 'go', payload: { n: 1 } })).toMatchObject({ delivered: 1 });
+        await until(async () => (await again.load('o'))?.flow.status === 'rolled_back', 'the saga to roll back');
+        expect(log).toEqual(['W.runHandleInfo', 'C.run', 'C.rollback', 'W.rollback', 'B.rollback', 'A.rollback']);
+      } finally {
+        await second.close();
+      }
+    });
+
+    it('gives CorruptRecordError when an entry below a depth is missing', async () => {
+      const store = await open();
+      await store.create(stacked('s', [step('A', 0), step('B', 1)]));
+      await h.sql(store, 'DELETE FROM {stack} WHERE instance_id = ? AND pos = 0', ['s']);
+      await expect((await reopen(store)).load('s')).rejects.toMatchObject({ code: 'CORRUPT_RECORD', details: { instanceId: 's' } });
+    });
+
+    it('are put back inline in the records when their migration is undone', async () => {
+      const store = await open();
+      const record = stacked('s', [step('A', 0)], { left: [step('L1', 0)] });
+      await store.create(record);
+      const runner = store.dataSource.createQueryRunner();
+      try {
+        await new SagaflowStack1764300000000(schemaOf(h, store)).down(runner);
+        const [row] = await h.sql(store, `SELECT ${h.kind === 'postgres' ? 'record::text' : 'record'} AS record FROM {instances} WHERE id = ?`, ['s']);
+        expect(JSON.parse(String(row?.record))).toEqual({ ...record, version: 1 });
+        await new SagaflowStack1764300000000(schemaOf(h, store)).up(runner);
+      } finally {
+        if (h.kind === 'postgres') await runner.release();
+      }
+      expect(await (await reopen(store)).load('s')).toEqual({ ...record, version: 1 });
+    });
+
+    it('are purged with their instance', async () => {
+      const store = await open();
+      const done = stacked('s', [step('A', 0)]);
+      done.flow.status = 'completed';
+      done.flow.inFlight = false;
+      await store.create(done);
+      expect(await store.purge({ before: 1, statuses: ['completed'], limit: 10 })).toEqual(['s']);
+      expect(await h.sql(store, 'SELECT pos FROM {stack}')).toEqual([]);
+    });
   });
 
   it('gives CorruptRecordError for a corrupted inbox event of one instance only, and skips a corrupted retained event', async () => {

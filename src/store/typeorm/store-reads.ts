@@ -7,13 +7,12 @@ import type { WaiterRef } from '../../bus/wait-index';
 import type { InstanceStatus } from '../../core/flow-fields';
 import type { HistoryEntry } from '../../engine/history-entry';
 import type { InstanceRecord } from '../../engine/instance-record';
-import { CorruptRecordError } from '../../errors/runtime-errors';
 import { checkFilter } from '../instance-filter';
 import type { DueWait, InstanceFilter, InstanceSummary, RunnableDefinition, WaitingRecord } from '../instance-store';
-import { decodeRecord } from '../record-codec';
 import { Dialect, runnablePredicate, type Exec } from './dialect';
 import { historyEntry, lookupValues, num, parseDeadlines, parseMatchKeys, trackRef } from './rows';
 import { StorePart } from './store-session';
+import { stackRowsColumn, storedRecordOf } from './stack-rows';
 import { UNFINISHED_STATUSES } from './statuses';
 
 const NOT_FINAL = UNFINISHED_STATUSES.map((s) => `'${s.replace(/'/g, "''")}'`).join(', ');
@@ -22,8 +21,8 @@ const NOT_FINAL = UNFINISHED_STATUSES.map((s) => `'${s.replace(/'/g, "''")}'`).j
 export class StoreReads extends StorePart {
   load(id: string): Promise<InstanceRecord | undefined> {
     return this.run('load an instance', 'read', async (x) => {
-      const { rows } = await x(`SELECT ${this.dialect.jsonText('record')} AS record FROM ${this.dialect.t('instances')} WHERE id = ?`, [id]);
-      return recordOf(rows[0], id);
+      const { rows } = await x(`SELECT ${this.dialect.jsonText('record')} AS record, ${stackRowsColumn(this.dialect, 'id')} AS stack FROM ${this.dialect.t('instances')} WHERE id = ?`, [id]);
+      return this.recordOf(rows[0], id);
     });
   }
 
@@ -32,12 +31,22 @@ export class StoreReads extends StorePart {
     return this.run('load an instance', 'read', async (x) => {
       const { rows } = await x(
         `SELECT CASE WHEN lease_owner IS NOT NULL AND lease_owner <> ? AND lease_until > ? THEN NULL ELSE ${this.dialect.jsonText('record')} END AS record,
-         lease_owner AS owner FROM ${this.dialect.t('instances')} WHERE id = ?`,
+         lease_owner AS owner, ${stackRowsColumn(this.dialect, 'id')} AS stack FROM ${this.dialect.t('instances')} WHERE id = ?`,
         [owner, now, id],
       );
       const row = rows[0];
-      return leasedOr(row, owner) ?? recordOf(row, id);
+      return leasedOr(row, owner) ?? this.recordOf(row, id);
     });
+  }
+
+  /**
+   * A row's record (and stack rows) read back, undefined for no row; the stacks read are remembered for the next
+   * save. @throws CorruptRecordError
+   */
+  private recordOf(row: Record<string, unknown> | undefined, id: string): InstanceRecord | undefined {
+    const stored = storedRecordOf(row, id);
+    if (stored !== undefined) this.session.stacks.read(id, stored.record.version, stored.stacks);
+    return stored?.record;
   }
 
   history(id: string): Promise<HistoryEntry[]> {
@@ -65,11 +74,12 @@ export class StoreReads extends StorePart {
         lease === undefined
           ? `w.instance_id, w.track, ${record} AS record, NULL AS owner`
           : `w.instance_id, w.track, CASE WHEN i.lease_owner IS NOT NULL AND i.lease_owner <> ? AND i.lease_until > ? THEN NULL ELSE ${record} END AS record, i.lease_owner AS owner`;
-      const rows = await this.waitRows(x, event, `${select} FROM ${this.dialect.t('waits')} w JOIN ${this.dialect.t('instances')} i ON i.id = w.instance_id`, lease === undefined ? [] : [lease.owner, lease.now]);
+      const stack = `, ${stackRowsColumn(this.dialect, 'i.id')} AS stack`;
+      const rows = await this.waitRows(x, event, `${select}${stack} FROM ${this.dialect.t('waits')} w JOIN ${this.dialect.t('instances')} i ON i.id = w.instance_id`, lease === undefined ? [] : [lease.owner, lease.now]);
       return rows.map((r) => {
         const ref = { instanceId: String(r.instance_id), track: trackRef(r.track) };
         try {
-          return { ...ref, record: leasedOr(r, lease?.owner) ?? (recordOf(r, ref.instanceId) as InstanceRecord) };
+          return { ...ref, record: leasedOr(r, lease?.owner) ?? (this.recordOf(r, ref.instanceId) as InstanceRecord) };
         } catch {
           // Unreadable: whoever runs it loads it and meets the CorruptRecordError (for this instance only).
           return ref;
@@ -181,9 +191,4 @@ function leasedOr(row: Record<string, unknown> | undefined, owner: string | unde
   return owner !== undefined && row !== undefined && row.record === null && typeof row.owner === 'string' && row.owner !== owner ? 'leased' : undefined;
 }
 
-/** A row's record column read back (undefined for no row). @throws CorruptRecordError */
-function recordOf(row: Record<string, unknown> | undefined, id: string): InstanceRecord | undefined {
-  if (row === undefined) return undefined;
-  if (typeof row.record !== 'string') throw new CorruptRecordError(id, 'its record column is empty');
-  return decodeRecord(row.record, id);
-}
+

@@ -9,6 +9,7 @@ import { Dialect, type Exec, type ExecResult } from './dialect';
 import { pgTransition } from './pg-transition';
 import { HISTORY_COLUMNS, historyValues, num, prepareRecord, trackColumn, type PreparedRecord } from './rows';
 import { StorePart, type StoreSession } from './store-session';
+import { stackDelta, type Stacks } from './stack-rows';
 import type { StoreEvents } from './store-events';
 import type { SagaEvent } from '../../bus/event';
 import { isFinalStatus, type InstanceStatus } from '../../core/flow-fields';
@@ -18,6 +19,11 @@ const HISTORY_PER_INSERT = 50;
 
 /** Instances whose last written rows this store remembers, at most (past it, it forgets them all). */
 const REMEMBERED_WAITS = 10_000;
+
+/** `(?, …), (?, …)`: `n` rows of `width` placeholders. */
+function rowMarks(n: number, width: number): string {
+  return new Array<string>(n).fill(`(${Dialect.marks(width)})`).join(', ');
+}
 
 /** The wait rows of a prepared record as one comparable key. */
 function waitsKey(p: PreparedRecord): string {
@@ -52,8 +58,9 @@ export class StoreWrites extends StorePart {
   /** SQLite's statements, by shape (each is prepared once). */
   private readonly insertSql = `INSERT INTO ${this.dialect.t('instances')} (id, workflow, status, version, record, next_due, deadlines, parked, lease_owner, lease_until, created_at, updated_at, def_version, fingerprint)
          VALUES (${Dialect.marks(14)}) ON CONFLICT (id) DO NOTHING`;
-  /** The history INSERT of n rows at [n]. */
+  /** The history INSERT and the stack upsert of n rows at [n]. */
   private readonly historySql: string[] = [];
+  private readonly stackSql: string[] = [];
   private readonly waitSql = `INSERT INTO ${this.dialect.t('waits')} (instance_id, track, topic, match_keys, match_values) VALUES (?, ?, ?, ?, ?)`;
   private readonly updateShapes: string[] = [];
 
@@ -80,7 +87,13 @@ export class StoreWrites extends StorePart {
 
   /** The history INSERT of `n` rows. */
   private historyInsert(n: number): string {
-    return (this.historySql[n] ??= `INSERT INTO ${this.dialect.t('history')} (${HISTORY_COLUMNS.join(', ')}) VALUES ${new Array<string>(n).fill(`(${Dialect.marks(HISTORY_COLUMNS.length)})`).join(', ')}`);
+    return (this.historySql[n] ??= `INSERT INTO ${this.dialect.t('history')} (${HISTORY_COLUMNS.join(', ')}) VALUES ${rowMarks(n, HISTORY_COLUMNS.length)}`);
+  }
+
+  /** The stack-row upsert of `n` rows. */
+  private stackInsert(n: number): string {
+    return (this.stackSql[n] ??= `INSERT INTO ${this.dialect.t('stack')} (instance_id, track, pos, entry) VALUES ${rowMarks(n, 4)}
+         ON CONFLICT (instance_id, track, pos) DO UPDATE SET entry = excluded.entry`);
   }
 
   /** What this store wrote of `p`'s instance at version `from`, if it remembers. */
@@ -94,39 +107,46 @@ export class StoreWrites extends StorePart {
     return this.writtenAt(p, from)?.waits === waitsKey(p);
   }
 
-  /** Remembers (or, for a finished instance, forgets) what was just committed with `p`. */
-  private remember(p: PreparedRecord): void {
+  /** Remembers (or, for a finished instance, forgets) what was just committed with `p`: its rows and `stacks`. */
+  private remember(p: PreparedRecord, stacks: Stacks): void {
     if (isFinalStatus(p.status as InstanceStatus)) {
       this.written.delete(p.id);
+      this.session.stacks.forget(p.id);
       return;
     }
+    this.session.stacks.remember(p.id, p.version, stacks);
     if (this.written.size >= REMEMBERED_WAITS) this.written.clear();
     this.written.set(p.id, { version: p.version, waits: waitsKey(p), indexed: indexedKey(p) });
   }
 
   create(record: InstanceRecord, writes: TransitionWrites = {}): Promise<boolean> {
     let p: PreparedRecord;
+    let stacks: Stacks;
     try {
-      p = prepareRecord(record, 1);
+      const delta = stackDelta(record, undefined);
+      stacks = delta.stacks;
+      p = prepareRecord(record, 1, delta.rows);
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
     if (this.setup.kind === 'postgres') {
       const { sql, params } = pgTransition(this.dialect, p, writes, null);
       return this.session.runStatement('create an instance', { sql, params, read: ({ rows }) => num(rows[0]?.changed) === 1 }).then((created) => {
-        if (created) this.remember(p);
+        if (created) this.remember(p, stacks);
         return created;
       });
     }
     const lease = writes.lease;
     return this.run('create an instance', 'tx', async (x) => {
-      const inserted = await x(this.insertSql, [p.id, p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked, lease?.owner ?? null, lease?.until ?? null, p.createdAt, p.updatedAt, p.defVersion, p.fingerprint],
-      );
+      const inserted = await x(this.insertSql, [
+        ...[p.id, p.workflow, p.status, p.version, p.json, p.nextDue, p.deadlines, p.parked],
+        ...[lease?.owner ?? null, lease?.until ?? null, p.createdAt, p.updatedAt, p.defVersion, p.fingerprint],
+      ]);
       if (inserted.affected === 0) return false;
       await this.writeDerived(x, p, writes, 'insert');
       return true;
     }).then((created) => {
-      if (created) this.remember(p);
+      if (created) this.remember(p, stacks);
       return created;
     });
   }
@@ -134,8 +154,12 @@ export class StoreWrites extends StorePart {
   save(record: InstanceRecord, writes: TransitionWrites = {}): Promise<number> {
     const version = record.version + 1;
     let p: PreparedRecord;
+    let stacks: Stacks;
     try {
-      p = prepareRecord(record, version);
+      // Only the stack entries pushed since the version this store knows are written.
+      const delta = stackDelta(record, this.session.stacks.at(record.id, record.version));
+      stacks = delta.stacks;
+      p = prepareRecord(record, version, delta.rows);
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
@@ -149,7 +173,7 @@ export class StoreWrites extends StorePart {
         if (current === record.version && writes.lease?.ifFreeAt !== undefined) throw new LeasedElsewhereError(p.id);
         throw new VersionConflictError(p.id, record.version, current);
       };
-      return this.remembered(p, this.session.runStatement('save an instance', { sql, params, read }));
+      return this.remembered(p, stacks, this.session.runStatement('save an instance', { sql, params, read }));
     }
     const written = this.writtenAt(p, record.version);
     const waits = written?.waits === waitsKey(p) ? 'keep' : 'replace';
@@ -181,8 +205,8 @@ export class StoreWrites extends StorePart {
       if (ending) dropped = await this.events.deleteKept(x, p.id);
       return version;
     });
-    if (!ending) return this.remembered(p, saved);
-    return this.remembered(p, saved).then(
+    if (!ending) return this.remembered(p, stacks, saved);
+    return this.remembered(p, stacks, saved).then(
       (v) => {
         this.events.ended(p.id, dropped);
         return v;
@@ -194,15 +218,16 @@ export class StoreWrites extends StorePart {
     );
   }
 
-  /** `saved`, remembering the wait rows of `p` once it committed and forgetting them when it failed. */
-  private remembered(p: PreparedRecord, saved: Promise<number>): Promise<number> {
+  /** `saved`, remembering what was written with `p` once it committed and forgetting it when it failed. */
+  private remembered(p: PreparedRecord, stacks: Stacks, saved: Promise<number>): Promise<number> {
     return saved.then(
       (version) => {
-        this.remember(p);
+        this.remember(p, stacks);
         return version;
       },
       (error: unknown) => {
         this.written.delete(p.id);
+        this.session.stacks.forget(p.id);
         throw error;
       },
     );
@@ -216,6 +241,8 @@ export class StoreWrites extends StorePart {
     if (waits === 'replace') await x(`DELETE FROM ${this.dialect.t('waits')} WHERE instance_id = ?`, [p.id]);
     // One prepared statement per row (a record waits on a few topics at most).
     for (const w of waits === 'keep' ? [] : p.waits) await x(this.waitSql, [p.id, w.track, w.topic, w.matchKeys, w.matchValues]);
+    // The stack entries pushed since the last write, in one statement (one overwrites a row left by a pop).
+    if (p.stack.length > 0) await x(this.stackInsert(p.stack.length), p.stack.flatMap((r) => [p.id, r.track, r.pos, r.entry]));
     // The history lines in one statement (a prepared one per number of lines).
     const history = writes.history ?? [];
     for (let i = 0; i < history.length; i += HISTORY_PER_INSERT) {
