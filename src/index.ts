@@ -125,7 +125,7 @@ export type { PublishReceipt } from './core/publish-receipt';
 export { consoleLogger, silentLogger, type Logger } from './core/logger';
 export { EventBus, type BusProblem } from './bus/event-bus';
 export type { SagaEvent, SagaEventInput } from './bus/event';
-export type { InstanceStore, InstanceFilter, InstanceSummary, DueWait, PendingEvent, TransitionWrites, RunnableDefinition, StoredOutline, PurgeOptions } from './store/instance-store';
+export type { InstanceStore, InstanceFilter, InstanceSummary, DueWait, PendingEvent, TransitionWrites, RunnableDefinition, StoredOutline, PurgeOptions, WaitingRecord } from './store/instance-store';
 export { KEEP_FOR_INSTANCE } from './store/instance-store';
 export { OperatorRequestKind, type OperatorRequest, type OperatorRequestInput } from './store/operator-request';
 export { MemoryStore } from './store/memory-store';

@@ -4,11 +4,13 @@ import * as path from 'node:path';
 import { DataSource } from 'typeorm';
 import { defineWorkflow, SagaRuntime, silentLogger } from '../src';
 import { freshFlow, newRecord, type InstanceRecord } from '../src/engine/instance-record';
+import type { StackEntry } from '../src/core/flow-fields';
 import type { HistoryEntry } from '../src/engine/history-entry';
-import { defaultSqliteFile, runSagaflowMigrations, sagaflowMigrations, TypeormStore, type PostgresUrlOptions } from '../src/store/typeorm';
+import { KEEP_FOR_INSTANCE } from '../src/store/instance-store';
+import { defaultSqliteFile, runSagaflowMigrations, SagaflowStack1764300000000, sagaflowMigrations, TypeormStore, type PostgresUrlOptions } from '../src/store/typeorm';
 import { Dialect, type TableKey } from '../src/store/typeorm/dialect';
 import { LISTEN_APPLICATION_NAME } from '../src/store/typeorm/pg-listener';
-import { recordingStep } from './support/steps';
+import { fails, recordingStep, waitsFor, type TestState } from './support/steps';
 import { createDatabase, createTestDatabase, dropTestDatabase, withDatabase } from './support/postgres';
 import { storeContract } from './support/store-contract';
 
@@ -303,6 +305,196 @@ function durableStoreTests(h: Harness): void {
     expect(await store.dueWaits(1_000, 10)).toHaveLength(4);
     expect(await store.findWaiting({ topic: 'paid', payload: { orderId: 'good' }, id: 'e', publishedAt: 0 })).toEqual([{ instanceId: 'good', track: null }]);
     expect((await store.list()).map((s) => s.id).sort()).toEqual(['garbled', 'good', 'newer', 'shapeless']);
+  });
+
+  it('reads the records of the instances an event finds waiting in the same query, as load and loadUnleased read them', async () => {
+    const store = await open();
+    await store.create(waiting('free', 'paid', { orderId: '7' }, null));
+    await store.create(waiting('held', 'paid', { orderId: '7' }, null), { lease: { owner: 'other', until: 10_000 } });
+    await store.create(waiting('broken', 'paid', { orderId: '7' }, null));
+    await store.create(waiting('elsewhere', 'paid', { orderId: '8' }, null));
+    await h.sql(store, 'UPDATE {instances} SET record = ? WHERE id = ?', [JSON.stringify({ schemaVersion: 1, id: 'broken' }), 'broken']);
+    const event = { topic: 'paid', payload: { orderId: '7' }, id: 'e', publishedAt: 0 };
+    const byId = (found: readonly { instanceId: string }[]): unknown[] => [...found].sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+    expect(byId(await store.findWaitingRecords(event))).toEqual([
+      { instanceId: 'broken', track: null },
+      { instanceId: 'free', track: null, record: await store.load('free') },
+      { instanceId: 'held', track: null, record: await store.load('held') },
+    ]);
+    expect(byId(await store.findWaitingRecords(event, { owner: 'me', now: 5_000 }))).toEqual([
+      { instanceId: 'broken', track: null },
+      { instanceId: 'free', track: null, record: await store.load('free') },
+      { instanceId: 'held', track: null, record: 'leased' },
+    ]);
+    expect(byId(await store.findWaitingRecords(event, { owner: 'other', now: 5_000 }))[2]).toEqual({ instanceId: 'held', track: null, record: await store.load('held') });
+    expect(byId(await store.findWaitingRecords(event, { owner: 'me', now: 10_000 }))[2]).toEqual({ instanceId: 'held', track: null, record: await store.load('held') });
+  });
+
+  it('applies a published event to a waiting instance it reads with the lookup, without loading it again', async () => {
+    const store = await open();
+    const wf = defineWorkflow<TestState>({ name: 'pays', steps: [recordingStep('Pay', [], { run: waitsFor('paid', { orderId: 'o-1' }) }), recordingStep('Ship', [])] });
+    const runtime = new SagaRuntime({ store, logger: silentLogger, workflows: [wf] });
+    try {
+      await runtime.start(wf, {}, { id: 'p' });
+      await until(async () => (await store.load('p'))?.flow.status === 'waiting', 'the saga to wait');
+      const reads = [jest.spyOn(store, 'load'), jest.spyOn(store, 'loadUnleased')];
+      expect(await runtime.publish({ topic: 'paid', payload: { orderId: 'o-1' } })).toMatchObject({ delivered: 1 });
+      for (const read of reads) expect(read).not.toHaveBeenCalled();
+      for (const read of reads) read.mockRestore();
+      await until(async () => (await store.load('p'))?.flow.status === 'completed', 'the saga to complete');
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  describe('compensation stacks as rows', () => {
+    const step = (name: string, index: number): StackEntry => ({ kind: 'step', name, index });
+    /** A running record whose main line has pushed `main`, with a group whose branches have pushed `branches`. */
+    function stacked(id: string, main: StackEntry[], branches: Record<string, StackEntry[]> = {}): InstanceRecord {
+      const r = running(id);
+      r.flow.stack = main;
+      if (Object.keys(branches).length > 0) {
+        r.group = {
+          name: 'G',
+          index: main.length,
+          mode: 'up',
+          branches: Object.entries(branches).map(([key, stack]) => ({ name: key, key, state: { key }, flow: { ...freshFlow(), stack }, phase: 'running', settledSeq: null, outcome: null })),
+          failure: null,
+          nextSeq: 0,
+          winner: null,
+          plan: null,
+        };
+      }
+      return r;
+    }
+    const stored = async (store: TypeormStore, id: string): Promise<{ record: { flow: { stack: unknown } }; rows: unknown[] }> => {
+      const [row] = await h.sql(store, `SELECT ${h.kind === 'postgres' ? 'record::text' : 'record'} AS record FROM {instances} WHERE id = ?`, [id]);
+      const rows = await h.sql(store, 'SELECT track, pos FROM {stack} WHERE instance_id = ? ORDER BY track, pos', [id]);
+      return { record: JSON.parse(String(row?.record)) as { flow: { stack: unknown } }, rows: rows.map((r) => [r.track, r.pos]) };
+    };
+
+    it("keeps each stack as rows and the record with its depth, and reads the record back whole", async () => {
+      const store = await open();
+      const record = stacked('s', [step('A', 0), step('B', 1)], { left: [step('L1', 0)], right: [] });
+      await store.create(record);
+      const { record: json, rows } = await stored(store, 's');
+      expect(json.flow.stack).toBe(2);
+      expect(rows).toEqual([['', 0], ['', 1], ['left', 0]]);
+      expect(await store.load('s')).toEqual({ ...record, version: 1 });
+      expect(await (await reopen(store)).load('s')).toEqual({ ...record, version: 1 });
+    });
+
+    it('writes only the entries pushed since the last write; a pop only lowers the depth, and a push after it overwrites', async () => {
+      const store = await open();
+      const a = step('A', 0);
+      await store.create(stacked('s', [a]));
+      let r = (await store.load('s'))!;
+      r.flow.stack.push(step('B', 1), step('C', 2));
+      r.version = await store.save(r);
+      await h.sql(store, 'UPDATE {stack} SET entry = ? WHERE instance_id = ? AND pos = 0', [JSON.stringify(step('untouched', 0)), 's']);
+      r.flow.stack.push(step('D', 3));
+      r.version = await store.save(r);
+      expect((await store.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['untouched', 'B', 'C', 'D']);
+      r = (await store.load('s'))!;
+      r.flow.stack = r.flow.stack.slice(0, 2);
+      r.version = await store.save(r);
+      expect((await stored(store, 's')).rows).toHaveLength(4);
+      expect((await store.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['untouched', 'B']);
+      r.flow.stack = [...r.flow.stack, step('E', 2)];
+      await store.save(r);
+      expect((await store.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['untouched', 'B', 'E']);
+    });
+
+    it('writes every entry again when it does not know what is stored (another store wrote the instance)', async () => {
+      const store = await open();
+      const other = await reopen(store);
+      await store.create(stacked('s', [step('A', 0)]));
+      const r = (await other.load('s'))!;
+      r.flow.stack.push(step('B', 1));
+      await other.save(r);
+      const back = (await store.load('s'))!;
+      back.flow.stack.push(step('C', 2));
+      await store.save(back);
+      expect((await other.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['A', 'B', 'C']);
+    });
+
+    it('reads and continues a record written before the stack rows, with its stacks inline', async () => {
+      const store = await open();
+      await store.create(running('old'));
+      const inline = stacked('old', [step('A', 0), step('B', 1)], { left: [step('L1', 0)] });
+      await h.sql(store, 'UPDATE {instances} SET record = ? WHERE id = ?', [JSON.stringify({ ...inline, version: 1 }), 'old']);
+      const again = await reopen(store);
+      const loaded = (await again.load('old'))!;
+      expect(loaded).toEqual({ ...inline, version: 1 });
+      loaded.flow.stack.push(step('C', 2));
+      await again.save(loaded);
+      const { record: json, rows } = await stored(again, 'old');
+      expect(json.flow.stack).toBe(3);
+      expect(rows).toEqual([['', 0], ['', 1], ['', 2], ['left', 0]]);
+      expect((await (await reopen(store)).load('old'))!.flow.stack.map((e) => e.name)).toEqual(['A', 'B', 'C']);
+    });
+
+    it('runs a saga on from a record written before the stack rows: its inline stack is compensated in reverse', async () => {
+      const store = await open();
+      const log: string[] = [];
+      const wf = defineWorkflow<TestState>({
+        name: 'old-stack',
+        steps: [recordingStep('A', log), recordingStep('B', log), recordingStep('W', log, { run: waitsFor('go', { n: 1 }) }), recordingStep('C', log, { run: fails() })],
+      });
+      // One worker name: on PostgreSQL the second runtime holds the lease the first one took.
+      const first = new SagaRuntime({ store, logger: silentLogger, workflows: [wf], workerId: 'w' });
+      await first.start(wf, {}, { id: 'o' });
+      await until(async () => (await store.load('o'))?.flow.status === 'waiting', 'the saga to wait');
+      await first.close();
+      // As a sagaflow before the stack rows wrote it: the stack inline, no rows.
+      const inline = (await store.load('o'))!;
+      expect(inline.flow.stack.map((e) => e.name)).toEqual(['A', 'B', 'W']);
+      await h.sql(store, 'UPDATE {instances} SET record = ? WHERE id = ?', [JSON.stringify(inline), 'o']);
+      await h.sql(store, 'DELETE FROM {stack} WHERE instance_id = ?', ['o']);
+      const again = await reopen(store);
+      const second = new SagaRuntime({ store: again, logger: silentLogger, workflows: [wf], workerId: 'w' });
+      try {
+        log.length = 0;
+        expect(await second.publish({ topic: 'go', payload: { n: 1 } })).toMatchObject({ delivered: 1 });
+        await until(async () => (await again.load('o'))?.flow.status === 'rolled_back', 'the saga to roll back');
+        expect(log).toEqual(['W.runHandleInfo', 'C.run', 'C.rollback', 'W.rollback', 'B.rollback', 'A.rollback']);
+      } finally {
+        await second.close();
+      }
+    });
+
+    it('gives CorruptRecordError when an entry below a depth is missing', async () => {
+      const store = await open();
+      await store.create(stacked('s', [step('A', 0), step('B', 1)]));
+      await h.sql(store, 'DELETE FROM {stack} WHERE instance_id = ? AND pos = 0', ['s']);
+      await expect((await reopen(store)).load('s')).rejects.toMatchObject({ code: 'CORRUPT_RECORD', details: { instanceId: 's' } });
+    });
+
+    it('are put back inline in the records when their migration is undone', async () => {
+      const store = await open();
+      const record = stacked('s', [step('A', 0)], { left: [step('L1', 0)] });
+      await store.create(record);
+      const runner = store.dataSource.createQueryRunner();
+      try {
+        await new SagaflowStack1764300000000(schemaOf(h, store)).down(runner);
+        const [row] = await h.sql(store, `SELECT ${h.kind === 'postgres' ? 'record::text' : 'record'} AS record FROM {instances} WHERE id = ?`, ['s']);
+        expect(JSON.parse(String(row?.record))).toEqual({ ...record, version: 1 });
+        await new SagaflowStack1764300000000(schemaOf(h, store)).up(runner);
+      } finally {
+        if (h.kind === 'postgres') await runner.release();
+      }
+      expect(await (await reopen(store)).load('s')).toEqual({ ...record, version: 1 });
+    });
+
+    it('are purged with their instance', async () => {
+      const store = await open();
+      const done = stacked('s', [step('A', 0)]);
+      done.flow.status = 'completed';
+      done.flow.inFlight = false;
+      await store.create(done);
+      expect(await store.purge({ before: 1, statuses: ['completed'], limit: 10 })).toEqual(['s']);
+      expect(await h.sql(store, 'SELECT pos FROM {stack}')).toEqual([]);
+    });
   });
 
   it('gives CorruptRecordError for a corrupted inbox event of one instance only, and skips a corrupted retained event', async () => {
@@ -648,6 +840,114 @@ describe('the TypeORM store on SQLite', () => {
     } finally {
       await store.close();
     }
+  });
+
+  describe('writing only what a transition changed', () => {
+    /** Counts the UPDATEs that name the indexed columns of an instance (a trigger on `UPDATE OF status` fires then). */
+    async function indexedUpdates(store: TypeormStore): Promise<() => Promise<number>> {
+      await h.sql(store, 'CREATE TABLE indexed_updates (id TEXT)');
+      await h.sql(store, 'CREATE TRIGGER indexed_updates_log AFTER UPDATE OF status, next_due, parked ON {instances} BEGIN INSERT INTO indexed_updates VALUES (new.id); END');
+      return async () => (await h.sql(store, 'SELECT count(*) AS n FROM indexed_updates'))[0]?.n as number;
+    }
+
+    it('updates the indexed columns of an instance only when its status, deadlines or parked flag change', async () => {
+      const store = await h.open();
+      try {
+        const count = await indexedUpdates(store);
+        await store.create(running('u'));
+        let r = (await store.load('u'))!;
+        r.version = await store.save({ ...r, state: { step: 1 } });
+        r = (await store.load('u'))!;
+        r.version = await store.save({ ...r, state: { step: 2 } });
+        expect(await count()).toBe(0);
+        r = (await store.load('u'))!;
+        r.flow.status = 'waiting';
+        r.flow.inFlight = false;
+        r.flow.wait = { topics: ['paid'], match: {}, deadline: 5_000 };
+        await store.save(r);
+        expect(await count()).toBe(1);
+        const stored = (await h.sql(store, 'SELECT status, next_due, parked, version FROM {instances} WHERE id = ?', ['u']))[0];
+        expect(stored).toEqual({ status: 'waiting', next_due: 5_000, parked: 1, version: 4 });
+        expect(await store.dueWaits(5_000, 10)).toEqual([{ instanceId: 'u', track: null, deadline: 5_000 }]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('writes the definition version and fingerprint when a save moves the instance to another version', async () => {
+      const store = await h.open();
+      try {
+        await store.create({ ...running('u'), workflowVersion: 1, fingerprint: 'f1' });
+        let r = (await store.load('u'))!;
+        r.version = await store.save({ ...r, state: { step: 1 } });
+        r = (await store.load('u'))!;
+        await store.save({ ...r, workflowVersion: 2, fingerprint: 'f2' });
+        expect((await h.sql(store, 'SELECT def_version, fingerprint FROM {instances} WHERE id = ?', ['u']))[0]).toEqual({ def_version: 2, fingerprint: 'f2' });
+        expect((await store.list({ version: 2 })).map((s) => s.id)).toEqual(['u']);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('writes the indexed columns when another store saved the instance since this one last wrote it', async () => {
+      const store = await h.open();
+      const other = await h.reopen(store);
+      try {
+        await store.create(running('u'));
+        const r = (await other.load('u'))!;
+        r.flow.status = 'waiting';
+        r.flow.inFlight = false;
+        r.flow.wait = { topics: ['paid'], match: {}, deadline: 7_000 };
+        await other.save(r);
+        const back = (await store.load('u'))!;
+        back.flow.wait = null;
+        back.flow.inFlight = true;
+        back.flow.status = 'running';
+        await store.save(back);
+        expect((await h.sql(store, 'SELECT status, next_due, parked FROM {instances} WHERE id = ?', ['u']))[0]).toEqual({ status: 'running', next_due: null, parked: 0 });
+      } finally {
+        await Promise.all([store.close(), other.close()]);
+      }
+    });
+
+    it("removes an ended instance's kept events in its final write, and answers them to dropEvents without another transaction", async () => {
+      const store = await h.open();
+      try {
+        await store.create(waiting('w', 'reply', { to: 'x' }, null));
+        await store.acceptEvent({ topic: 'late', payload: {}, id: 'e-kept', instanceId: 'w', publishedAt: 1 }, [], KEEP_FOR_INSTANCE);
+        await store.acceptEvent({ topic: 'reply', payload: { to: 'x' }, id: 'e-delivered', publishedAt: 2 }, [{ instanceId: 'w', track: null }], null);
+        const r = (await store.load('w'))!;
+        r.flow.wait = null;
+        r.flow.status = 'completed';
+        await store.save(r);
+        expect(await store.pendingEvents('w')).toEqual([]);
+        expect(await h.sql(store, 'SELECT event_id FROM {retained}')).toEqual([]);
+        const transactions = store.stats.transactions;
+        expect((await store.dropEvents('w')).map((e) => e.id).sort()).toEqual(['e-delivered', 'e-kept']);
+        expect(store.stats.transactions).toBe(transactions);
+        expect(await store.dropEvents('w')).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('still drops an event kept for an instance after its final write was queued', async () => {
+      const store = await h.open();
+      try {
+        await store.create(waiting('w', 'reply', { to: 'x' }, null));
+        await store.acceptEvent({ topic: 'early', payload: {}, id: 'e-early', instanceId: 'w', publishedAt: 1 }, [], KEEP_FOR_INSTANCE);
+        const r = (await store.load('w'))!;
+        r.flow.wait = null;
+        r.flow.status = 'rolled_back';
+        const saved = store.save(r);
+        const late = store.acceptEvent({ topic: 'late', payload: {}, id: 'e-late', instanceId: 'w', publishedAt: 2 }, [], KEEP_FOR_INSTANCE);
+        await Promise.all([saved, late]);
+        expect((await store.dropEvents('w')).map((e) => e.id).sort()).toEqual(['e-early', 'e-late']);
+        expect(await h.sql(store, 'SELECT event_id FROM {retained}')).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    });
   });
 });
 

@@ -7,11 +7,13 @@
  *   npm run bench -- --quick   (builds dist/bench/src/profile.js along with the rest)
  *   cd bench && node --cpu-prof --cpu-prof-dir=/tmp/prof ../dist/bench/src/profile.js [--fail | --group | --pg] [--runs N]
  *
- * The default is 20,000 happy-path runs (100 with `--group`, 3,000 with `--pg`).
+ * The default is 20,000 happy-path runs (100 with `--group`, 3,000 with `--pg`). With `--pg`, `PG_WAL=1` prints the
+ * WAL bytes written per completed saga (pg_current_wal_lsn before and after the run).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Client } from 'pg';
 import { TypeormStore } from '../../src/store/typeorm';
 import { createDatabase, startCluster, withDatabase } from '../../tests/support/postgres';
 import { runSagaflowGroupOnce, runSagaflowOnce } from './peers/sagaflow';
@@ -49,7 +51,25 @@ async function profilePostgres(runs: number, inflight: number): Promise<void> {
     await createDatabase(cluster.url, 'profile');
     const { PG_LANES, PG_BATCH } = process.env;
     const tuning = { ...(PG_LANES === undefined ? {} : { writeConnections: Number(PG_LANES) }), ...(PG_BATCH === undefined ? {} : { maxBatch: Number(PG_BATCH) }) };
-    await steadyRun('PostgreSQL', TypeormStore.postgres({ url: withDatabase(cluster.url, 'profile'), ...tuning }), runs, inflight);
+    const url = withDatabase(cluster.url, 'profile');
+    const store = TypeormStore.postgres({ url, ...tuning });
+    await store.init();
+    // The WAL written per completed saga (PG_WAL): what a transition rewrites, from the LSN before and after the run.
+    const wal = process.env.PG_WAL === undefined ? undefined : new Client({ connectionString: url });
+    await wal?.connect();
+    const lsn = async (): Promise<string> => String(((await wal?.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn'))?.rows[0] as { lsn: string }).lsn);
+    const before = wal === undefined ? '' : await lsn();
+    await steadyRun('PostgreSQL', store, runs, inflight);
+    if (wal !== undefined) {
+      const after = await lsn();
+      const { rows } = await wal.query<{ bytes: string; sagas: string }>(
+        "SELECT pg_wal_lsn_diff($2::pg_lsn, $1::pg_lsn)::text AS bytes, (SELECT count(*) FROM sagaflow_instances WHERE status = 'completed')::text AS sagas",
+        [before, after],
+      );
+      const { bytes, sagas } = rows[0] as { bytes: string; sagas: string };
+      console.log(`WAL: ${bytes} bytes for ${sagas} completed sagas, ${(Number(bytes) / Number(sagas) / 1024).toFixed(2)} KB per saga`);
+      await wal.end();
+    }
   } finally {
     if (process.env.PG_LOG !== undefined) {
       const log = readFileSync(path.join(cluster.dir, 'server.log'), 'utf8').split('\n');

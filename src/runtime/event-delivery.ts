@@ -7,7 +7,7 @@ import { isFinalStatus, type Wait } from '../core/flow-fields';
 import { trackOf, type InstanceRecord, type TrackRef } from '../engine/instance-record';
 import { InstanceBlockedError, LeasedElsewhereError, UnknownInstanceError, VersionConflictError } from '../errors/runtime-errors';
 import { quote } from '../errors/serialized-error';
-import { KEEP_FOR_INSTANCE } from '../store/instance-store';
+import { KEEP_FOR_INSTANCE, type WaitingRecord } from '../store/instance-store';
 import { CHILD_ENDED_TOPIC } from '../workflow/child';
 import type { Instances } from './instances';
 import type { PublishReceipt } from '../core/publish-receipt';
@@ -56,10 +56,10 @@ export class EventDelivery {
     await ctx.ready();
     const now = ctx.clock.now();
     const event = normalizeEvent(input, now);
-    const waiting = await ctx.store.findWaiting(event);
+    const waiting = await this.findWaiting(event, now);
     const results = await Promise.all(
       waiting.map((w) =>
-        this.deliverEvent(w.instanceId, w.track, event).catch((e: unknown) => {
+        this.deliverEvent(w.instanceId, w.track, event, w.record).catch((e: unknown) => {
           ctx.report('instance-failed', `event ${event.topic} could not be delivered to ${w.instanceId}`, e, w.instanceId);
           return false;
         }),
@@ -84,6 +84,16 @@ export class EventDelivery {
     }
     ctx.bus.emit(event);
     return { eventId: event.id, delivered, retained, held };
+  }
+
+  /**
+   * The waiting tracks `event` matches, with their records when the store reads them in the same query (as this
+   * runtime would load them: without the lease on a shared store).
+   */
+  private findWaiting(event: SagaEvent, now: number): Promise<WaitingRecord[]> {
+    const { store, shared, workerId } = this.ctx;
+    if (store.findWaitingRecords === undefined || (shared && store.loadUnleased === undefined)) return store.findWaiting(event);
+    return store.findWaitingRecords(event, shared ? { owner: workerId, now } : undefined);
   }
 
   /** Sets a timer that hands the track a `due` happening at `at`. */
@@ -195,9 +205,9 @@ export class EventDelivery {
    * Delivers an event to a waiting track. When another worker holds the instance, the event goes into the
    * inbox (stored before `publish` resolves) and that worker applies it.
    */
-  private async deliverEvent(id: string, track: TrackRef, event: SagaEvent): Promise<boolean> {
+  private async deliverEvent(id: string, track: TrackRef, event: SagaEvent, read?: InstanceRecord | 'leased'): Promise<boolean> {
     try {
-      return await this.instances.deliver(id, { type: 'event', track, event });
+      return await this.instances.deliver(id, { type: 'event', track, event }, {}, read);
     } catch (e) {
       // Another worker holds it (or moved it on since this one read it), or it is blocked: the event waits in its
       // inbox for whoever runs it.

@@ -94,15 +94,16 @@ export class Instances {
   }
 
   /**
-   * The actor of an instance, loaded when needed.
+   * The actor of an instance, loaded when needed — from `read` when the caller has just read the record from the
+   * store (as {@link InstanceStore.load}, or on a shared store as `loadUnleased` for this worker).
    * @throws UnknownInstanceError; LeasedElsewhereError; InstanceBlockedError when no definition here runs it
    */
-  async actor(id: string): Promise<InstanceActor> {
+  async actor(id: string, read?: InstanceRecord | 'leased'): Promise<InstanceActor> {
     const existing = this.actors.get(id);
     if (existing !== undefined) return existing;
     let loading = this.loading.get(id);
     if (loading === undefined) {
-      loading = this.load(id);
+      loading = this.load(id, read);
       this.loading.set(id, loading);
       loading.then(
         () => this.loading.delete(id),
@@ -112,9 +113,9 @@ export class Instances {
     return loading;
   }
 
-  /** Hands a happening to an instance's actor. */
-  async deliver(id: string, happening: Happening, options: PostOptions = {}): Promise<boolean> {
-    const actor = await this.actor(id);
+  /** Hands a happening to an instance's actor (loaded from `read` when needed: see {@link actor}). */
+  async deliver(id: string, happening: Happening, options: PostOptions = {}, read?: InstanceRecord | 'leased'): Promise<boolean> {
+    const actor = await this.actor(id, read);
     // A blocked instance whose definition is back goes on first: its waits, timers and calls in flight resume.
     if (actor.record.blocked !== undefined && happening.type !== 'resume') await actor.post({ type: 'resume' });
     return actor.post(happening, options);
@@ -130,10 +131,10 @@ export class Instances {
     );
   }
 
-  private async load(id: string): Promise<InstanceActor> {
+  private async load(id: string, read: InstanceRecord | 'leased' | undefined): Promise<InstanceActor> {
     const ctx = this.ctx;
     await ctx.ready();
-    const record = ctx.shared ? await this.readShared(id) : await ctx.store.load(id);
+    const record = ctx.shared ? await this.readShared(id, read) : read !== undefined && read !== 'leased' ? read : await ctx.store.load(id);
     if (record === undefined) throw new UnknownInstanceError(id);
     const found = this.registry.forRecord(record);
     if ('unrunnable' in found) {
@@ -154,14 +155,14 @@ export class Instances {
   /**
    * The stored record of a shared store's instance, when this worker may run it. When the store can, it is read
    * without taking the lease (one read, no commit): the first transition takes it, unless another worker holds it
-   * meanwhile.
+   * meanwhile. `read`: what such a read answered just now.
    * @throws LeasedElsewhereError when another worker holds it
    */
-  private async readShared(id: string): Promise<InstanceRecord | undefined> {
+  private async readShared(id: string, read: InstanceRecord | 'leased' | undefined): Promise<InstanceRecord | undefined> {
     const ctx = this.ctx;
     if (ctx.store.loadUnleased !== undefined) {
       ctx.leased.add(id);
-      const found = await ctx.store.loadUnleased(id, ctx.workerId, ctx.clock.now());
+      const found = read ?? (await ctx.store.loadUnleased(id, ctx.workerId, ctx.clock.now()));
       if (found === 'leased') throw new LeasedElsewhereError(id);
       return found;
     }

@@ -78,6 +78,15 @@ export interface PurgeOptions {
   readonly dryRun?: boolean;
 }
 
+/** A waiting track that an event matches, with its instance's stored record ({@link InstanceStore.findWaitingRecords}). */
+export interface WaitingRecord extends WaiterRef {
+  /**
+   * The record as {@link InstanceStore.load} reads it, or `'leased'` as {@link InstanceStore.loadUnleased} answers;
+   * absent when it could not be read (loading it gives the error).
+   */
+  readonly record?: InstanceRecord | 'leased';
+}
+
 /** What a transition writes besides the record, in the same transaction. */
 export interface TransitionWrites {
   /** History lines to append. */
@@ -137,6 +146,12 @@ export interface InstanceStore {
   history(id: string): Promise<HistoryEntry[]>;
   /** The waiting tracks whose waits match `event`, found through an index (never a scan of all waits). */
   findWaiting(event: SagaEvent): Promise<WaiterRef[]>;
+  /**
+   * Like {@link findWaiting}, with each waiting instance's record read in the same query: as {@link load} reads it,
+   * or, with `lease`, as {@link loadUnleased} does for that owner at that time. A runtime then applies the event to
+   * an instance it does not hold in memory without reading it again.
+   */
+  findWaitingRecords?(event: SagaEvent, lease?: { readonly owner: string; readonly now: number }): Promise<WaitingRecord[]>;
   /**
    * Stores an accepted event: one inbox delivery per waiting track it matched, or, when it matched none and
    * `retainUntil` is set, a retained event that a wait beginning before then may take. An event published to one

@@ -13,12 +13,20 @@ export function encodeRecord(record: InstanceRecord): string {
  * @throws CorruptRecordError for bad JSON, a missing field, or a newer schema version.
  */
 export function decodeRecord(text: string, id: string): InstanceRecord {
-  let value: unknown;
+  return checkRecord(parseRecord(text, id), id);
+}
+
+/** A stored record's JSON text parsed (`__proto__` keys dropped), not checked yet. @throws CorruptRecordError */
+export function parseRecord(text: string, id: string): unknown {
   try {
-    value = parseJsonSafe(text);
+    return parseJsonSafe(text);
   } catch (cause) {
     throw new CorruptRecordError(id, `its JSON does not parse (${(cause as Error).message})`);
   }
+}
+
+/** A parsed record, checked to be one this version can run (see {@link decodeRecord}). @throws CorruptRecordError */
+export function checkRecord(value: unknown, id: string): InstanceRecord {
   if (typeof value !== 'object' || value === null) throw new CorruptRecordError(id, 'it is not a JSON object');
   const r = value as Partial<InstanceRecord>;
   if (typeof r.schemaVersion !== 'number') throw new CorruptRecordError(id, 'it has no schemaVersion');

@@ -18,6 +18,7 @@ export const TABLES = {
   definitions: 'sagaflow_definitions',
   requests: 'sagaflow_requests',
   rateSlots: 'sagaflow_rate_slots',
+  stack: 'sagaflow_stack',
 } as const;
 export type TableKey = keyof typeof TABLES;
 
@@ -111,6 +112,7 @@ export class Dialect {
       definitions: qualify(TABLES.definitions),
       requests: qualify(TABLES.requests),
       rateSlots: qualify(TABLES.rateSlots),
+      stack: qualify(TABLES.stack),
     };
   }
 

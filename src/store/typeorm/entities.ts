@@ -121,6 +121,21 @@ export interface SagaflowHistoryRow {
   extra: string | null;
 }
 
+/**
+ * A row of `sagaflow_stack`: one entry of an instance's compensation stack (of its main line, or of a branch of the
+ * group it runs), written once when it is pushed. The record holds each stack's depth: rows at or past it are left
+ * over from entries popped since, and are overwritten by the next push at their position.
+ */
+export interface SagaflowStackRow {
+  instanceId: string;
+  /** `''` for the main line, else the branch key. */
+  track: string;
+  /** Its position on the stack, from 0 (the bottom). */
+  pos: number;
+  /** The entry, as JSON. */
+  entry: unknown;
+}
+
 /** A row of `sagaflow_schedule`: the last tick a cron schedule fired. */
 export interface SagaflowScheduleRow {
   /** The schedule's name. */
@@ -240,6 +255,17 @@ export function sagaflowEntities(kind: DriverKind, schema?: string): EntitySchem
         extra: { type: t(c.text), nullable: true },
       },
       indices: [{ name: 'IDX_sagaflow_history_instance', columns: ['instanceId', 'version', 'seq'] }],
+    }) as EntitySchema,
+    new EntitySchema<SagaflowStackRow>({
+      name: 'SagaflowStack',
+      tableName: TABLES.stack,
+      ...where,
+      columns: {
+        instanceId: { name: 'instance_id', type: t(c.string), primary: true },
+        track: { type: t(c.string), primary: true },
+        pos: { type: t(c.int), primary: true },
+        entry: { type: t(c.json) },
+      },
     }) as EntitySchema,
     new EntitySchema<SagaflowScheduleRow>({
       name: 'SagaflowSchedule',

@@ -26,6 +26,8 @@ export {
   SagaflowVersions1763900000000,
   SagaflowOperating1764000000000,
   SagaflowOperatorRequests1764100000000,
+  SagaflowRateSlots1764200000000,
+  SagaflowStack1764300000000,
   type SagaflowMigrationClass,
 } from './migrations';
 export { runSagaflowMigrations, MigrationsPendingError, type RunMigrationsOptions } from './migrate';
@@ -36,6 +38,7 @@ export {
   type SagaflowInboxRow,
   type SagaflowRetainedRow,
   type SagaflowHistoryRow,
+  type SagaflowStackRow,
   type SagaflowScheduleRow,
   type SagaflowWorkerRow,
   type SagaflowDefinitionRow,

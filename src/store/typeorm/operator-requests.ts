@@ -1,20 +1,20 @@
 /** `sagaflow_requests`: operator requests written by any process and applied by the worker that runs the instance. */
-import { CorruptRecordError } from '../../errors/runtime-errors';
 import type { SerializedError } from '../../errors/serialized-error';
 import { parseJsonSafe } from '../../core/safe-json';
 import type { RunnableDefinition } from '../instance-store';
 import { checkRequestApplies, checkRequestInput, type OperatorRequest, type OperatorRequestInput, type OperatorRequestKind } from '../operator-request';
-import { decodeRecord } from '../record-codec';
+import { stackRowsColumn, storedRecordOf } from './stack-rows';
 import { runnablePredicate, type Dialect, type Exec } from './dialect';
 import { num, numOrNull } from './rows';
 
 /** Checks the request against the stored instance (locked on PostgreSQL) and writes it; run inside one transaction. */
 export async function writeRequest(x: Exec, dialect: Dialect, input: OperatorRequestInput, id: string, now: number): Promise<OperatorRequest> {
   checkRequestInput(input);
-  const { rows } = await x(`SELECT ${dialect.jsonText('record')} AS record FROM ${dialect.t('instances')} WHERE id = ?${dialect.kind === 'postgres' ? ' FOR UPDATE' : ''}`, [input.instanceId]);
-  const row = rows[0];
-  if (row !== undefined && typeof row.record !== 'string') throw new CorruptRecordError(input.instanceId, 'its record column is empty');
-  checkRequestApplies(input, row === undefined ? undefined : decodeRecord(row.record as string, input.instanceId));
+  const { rows } = await x(
+    `SELECT ${dialect.jsonText('record')} AS record, ${stackRowsColumn(dialect, 'id')} AS stack FROM ${dialect.t('instances')} WHERE id = ?${dialect.kind === 'postgres' ? ' FOR UPDATE' : ''}`,
+    [input.instanceId],
+  );
+  checkRequestApplies(input, storedRecordOf(rows[0], input.instanceId)?.record);
   await x(`INSERT INTO ${dialect.t('requests')} (id, instance_id, kind, requested_by, reason, requested_at, state) VALUES (?, ?, ?, ?, ?, ?, 'pending')`, [
     id,
     input.instanceId,

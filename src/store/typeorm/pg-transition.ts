@@ -7,10 +7,10 @@ const HISTORY_CASTS: readonly string[] = ['integer', 'integer', 'bigint', 'text'
 
 /**
  * One PostgreSQL statement that writes a whole transition: the instance row (inserted, or updated when its
- * version is still `expected`, with the writer's lease when the transition carries one), its wait rows, its
- * history lines and the inbox deliveries it consumed (with `waitsUnchanged`, the wait rows are left as they are).
- * The other parts hang off the `u` CTE, so they write
- * nothing when the instance row was not written. One statement is one transaction and one round trip.
+ * version is still `expected`, with the writer's lease when the transition carries one), its wait rows, the stack
+ * entries pushed since the last write, its history lines and the inbox deliveries it consumed (with
+ * `waitsUnchanged`, the wait rows are left as they are). The other parts hang off the `u` CTE, so they write nothing
+ * when the instance row was not written. One statement is one transaction and one round trip.
  *
  * It answers one row: `changed` (1 when written, 0 when the id existed / the version was stale / another owner
  * holds the lease the write asked to take only if free) and, for an update, `current` (the stored version as the
@@ -63,6 +63,15 @@ export function pgTransition(
       `iw AS (INSERT INTO ${d.t('waits')} (instance_id, track, topic, match_keys, match_values)
        SELECT u.id, w.track, w.topic, w.mk, w.mv FROM u CROSS JOIN (VALUES ${rows.join(', ')}) AS w(track, topic, mk, mv)
        ON CONFLICT (instance_id, track, topic) DO UPDATE SET match_keys = EXCLUDED.match_keys, match_values = EXCLUDED.match_values)`,
+    );
+  }
+  if (p.stack.length > 0) {
+    // The stack entries pushed since the last write (one overwrites a row that a pop left past the depth).
+    const rows = p.stack.map((r) => `(${v(r.track, 'varchar')}, ${v(r.pos, 'integer')}, ${v(r.entry, 'jsonb')})`);
+    ctes.push(
+      `st AS (INSERT INTO ${d.t('stack')} (instance_id, track, pos, entry)
+       SELECT u.id, s.track, s.pos, s.entry FROM u CROSS JOIN (VALUES ${rows.join(', ')}) AS s(track, pos, entry)
+       ON CONFLICT (instance_id, track, pos) DO UPDATE SET entry = EXCLUDED.entry)`,
     );
   }
   const history = writes.history ?? [];

@@ -4,7 +4,7 @@ import { Dialect, type Exec } from './dialect';
 
 /**
  * Deletes (or, with `dryRun`, lists) up to `limit` instances of `statuses` last updated before `before`, oldest
- * first, with their history, inbox deliveries, waits and events kept for them; resolves their ids. The instances'
+ * first, with their history, inbox deliveries, waits, stack rows and events kept for them; resolves their ids. The instances'
  * own conditions are checked again by the delete itself, so one that moved on meanwhile (an operator retried it)
  * stays, with all its rows. Run inside one transaction.
  */
@@ -24,6 +24,6 @@ export async function purgeInstances(x: Exec, dialect: Dialect, options: PurgeOp
   const ids = rows.map((r) => String(r.id));
   if (ids.length === 0) return [];
   const marks = Dialect.marks(ids.length);
-  for (const table of ['history', 'inbox', 'waits', 'retained', 'requests'] as const) await x(`DELETE FROM ${dialect.t(table)} WHERE instance_id IN (${marks})`, ids);
+  for (const table of ['history', 'inbox', 'waits', 'retained', 'requests', 'stack'] as const) await x(`DELETE FROM ${dialect.t(table)} WHERE instance_id IN (${marks})`, ids);
   return ids;
 }

@@ -6,7 +6,8 @@ import type { HistoryEntry } from '../../engine/history-entry';
 import { versionOf, type InstanceRecord, type TrackRef } from '../../engine/instance-record';
 import { CorruptRecordError } from '../../errors/runtime-errors';
 import { parseJsonSafe } from '../../core/safe-json';
-import { deadlinesOf, encodeRecord, isParked, waitsOf } from '../record-codec';
+import { deadlinesOf, isParked, waitsOf } from '../record-codec';
+import { storedForm, type StackRow } from './stack-rows';
 
 /** A track as a column value: `''` is the main line. */
 export function trackColumn(track: TrackRef): string {
@@ -72,15 +73,18 @@ export interface PreparedRecord {
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly waits: readonly WaitRow[];
+  /** The stack entries to write (pushed since the stacks this store knows were stored). */
+  readonly stack: readonly StackRow[];
 }
 
 /**
- * Encodes `record` at `version` and derives its index columns (status, earliest deadline, parked, wait rows).
- * Throws (TypeError) when the record is not representable as JSON, before anything is written.
+ * Encodes `record` at `version` (its stacks as depths: their entries are `stack` rows) and derives its index columns
+ * (status, earliest deadline, parked, wait rows). Throws (TypeError) when the record is not representable as JSON,
+ * before anything is written.
  */
-export function prepareRecord(record: InstanceRecord, version: number): PreparedRecord {
+export function prepareRecord(record: InstanceRecord, version: number, stack: readonly StackRow[]): PreparedRecord {
   const stored: InstanceRecord = { ...record, version };
-  const json = encodeRecord(stored);
+  const json = JSON.stringify(storedForm(stored));
   const deadlines = deadlinesOf(stored);
   return {
     id: stored.id,
@@ -96,6 +100,7 @@ export function prepareRecord(record: InstanceRecord, version: number): Prepared
     createdAt: stored.createdAt,
     updatedAt: stored.updatedAt,
     waits: waitsOf(stored).flatMap(({ track, wait }) => waitRows(track, wait)),
+    stack,
   };
 }
 

@@ -14,10 +14,18 @@ import { inboxChannel, listenClientConfig, MAX_NOTIFY_ID_BYTES, PgInboxListener,
 import { decodeEvent, encodeEvent, trackColumn, trackRef } from './rows';
 import { StoreClosedError, StorePart } from './store-session';
 
+/** Ended instances whose dropped events a store keeps for their `dropEvents` call, at most. */
+const REMEMBERED_ENDED = 10_000;
+
 /** Stores accepted events as inbox deliveries or retained events, hands them out, and wakes inbox listeners. */
 export class StoreEvents extends StorePart {
   private readonly inboxListeners = new Set<(instanceId: string) => void>();
   private listener: PgInboxListener | null = null;
+  /**
+   * SQLite: the events that the final transition of an instance deleted in its own write, until {@link dropEvents}
+   * answers them; `recheck` when an event was accepted for it afterwards (its drop then looks again).
+   */
+  private readonly endedEvents = new Map<string, { readonly events: readonly SagaEvent[]; recheck: boolean; committed: boolean }>();
 
   /** True while the PostgreSQL LISTEN connection is up. */
   get listening(): boolean {
@@ -30,6 +38,8 @@ export class StoreEvents extends StorePart {
   }
 
   acceptEvent(event: SagaEvent, deliveries: readonly WaiterRef[], retainUntil: number | null): Promise<void> {
+    this.keptFor(event.instanceId);
+    for (const d of deliveries) this.keptFor(d.instanceId);
     if (deliveries.length === 0 && retainUntil === null) return this.run('accept an event', 'read', () => Promise.resolve());
     const json = encodeEvent(event);
     if (deliveries.length === 0) {
@@ -122,6 +132,7 @@ export class StoreEvents extends StorePart {
   }
 
   moveRetainedToInbox(instanceId: string, track: TrackRef, wait: Wait, now: number): Promise<SagaEvent | undefined> {
+    this.keptFor(instanceId);
     if (wait.topics.length === 0) return this.run('move a retained event', 'read', () => Promise.resolve(undefined));
     return this.run('move a retained event', 'tx', async (x) => {
       const event = await this.takeMatchingRetained(x, instanceId, wait, now);
@@ -183,6 +194,13 @@ export class StoreEvents extends StorePart {
   }
 
   dropEvents(instanceId: string): Promise<SagaEvent[]> {
+    const ended = this.endedEvents.get(instanceId);
+    if (ended?.committed === true) {
+      this.endedEvents.delete(instanceId);
+      // The final transition removed them; look again only if something may have been kept for it since.
+      if (!ended.recheck) return Promise.resolve([...ended.events]);
+      return this.dropEvents(instanceId).then((later) => [...ended.events, ...later]);
+    }
     if (this.setup.kind === 'postgres') {
       // One statement (it then shares a round trip with the batch it goes in).
       const sql = `WITH k AS (DELETE FROM ${this.dialect.t('retained')} WHERE instance_id = ? AND retain_until = ? RETURNING event_id, ${this.dialect.jsonText('event')} AS event),
@@ -190,14 +208,51 @@ export class StoreEvents extends StorePart {
         SELECT event_id, event FROM k UNION ALL SELECT event_id, event FROM p`;
       return this.session.runStatement('drop the events of an instance', { sql, params: [instanceId, KEEP_FOR_INSTANCE, instanceId], read: ({ rows }) => readableEvents(rows) });
     }
-    return this.run('drop the events of an instance', 'tx', async (x) => {
-      const kept = await x(
-        `DELETE FROM ${this.dialect.t('retained')} WHERE instance_id = ? AND retain_until = ? RETURNING event_id, ${this.dialect.jsonText('event')} AS event`,
-        [instanceId, KEEP_FOR_INSTANCE],
-      );
-      const pending = await x(`DELETE FROM ${this.dialect.t('inbox')} WHERE instance_id = ? RETURNING event_id, ${this.dialect.jsonText('event')} AS event`, [instanceId]);
-      return readableEvents([...kept.rows, ...pending.rows]);
-    });
+    return this.run('drop the events of an instance', 'tx', (x) => this.deleteKept(x, instanceId));
+  }
+
+  /**
+   * Deletes what is kept for `instanceId` (events published to it, inbox deliveries) inside `x`'s transaction and
+   * returns those events: the final transition of an instance on SQLite does it in its own write, and
+   * {@link ended} then keeps them for the {@link dropEvents} call that follows.
+   */
+  async deleteKept(x: Exec, instanceId: string): Promise<SagaEvent[]> {
+    const kept = await x(
+      `DELETE FROM ${this.dialect.t('retained')} WHERE instance_id = ? AND retain_until = ? RETURNING event_id, ${this.dialect.jsonText('event')} AS event`,
+      [instanceId, KEEP_FOR_INSTANCE],
+    );
+    const pending = await x(`DELETE FROM ${this.dialect.t('inbox')} WHERE instance_id = ? RETURNING event_id, ${this.dialect.jsonText('event')} AS event`, [instanceId]);
+    return readableEvents([...kept.rows, ...pending.rows]);
+  }
+
+  /**
+   * A final transition of `instanceId` that deletes what is kept for it ({@link deleteKept}) is queued: false (do
+   * not) while this store remembers too many ended instances whose {@link dropEvents} has not come yet. Events
+   * accepted for it from now on may be written after that delete: its drop looks again for them.
+   */
+  ending(instanceId: string): boolean {
+    if (this.endedEvents.size >= REMEMBERED_ENDED) return false;
+    const before = this.endedEvents.get(instanceId);
+    this.endedEvents.set(instanceId, { events: before?.events ?? [], recheck: before?.recheck ?? false, committed: false });
+    return true;
+  }
+
+  /** The final transition {@link ending} announced committed (with the events it deleted) or failed (`undefined`). */
+  ended(instanceId: string, events: readonly SagaEvent[] | undefined): void {
+    const entry = this.endedEvents.get(instanceId);
+    if (entry === undefined) return;
+    if (events === undefined) {
+      if (entry.events.length === 0) this.endedEvents.delete(instanceId);
+      else entry.committed = true;
+      return;
+    }
+    this.endedEvents.set(instanceId, { events: [...entry.events, ...events], recheck: entry.recheck, committed: true });
+  }
+
+  /** An event was just kept or delivered for `instanceId`: if it had ended, its {@link dropEvents} looks again. */
+  private keptFor(instanceId: string | undefined): void {
+    const ended = instanceId === undefined ? undefined : this.endedEvents.get(instanceId);
+    if (ended !== undefined) ended.recheck = true;
   }
 
   /** Forgets every listener and stops the LISTEN connection (the store is closing). */

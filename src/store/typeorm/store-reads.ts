@@ -7,13 +7,12 @@ import type { WaiterRef } from '../../bus/wait-index';
 import type { InstanceStatus } from '../../core/flow-fields';
 import type { HistoryEntry } from '../../engine/history-entry';
 import type { InstanceRecord } from '../../engine/instance-record';
-import { CorruptRecordError } from '../../errors/runtime-errors';
 import { checkFilter } from '../instance-filter';
-import type { DueWait, InstanceFilter, InstanceSummary, RunnableDefinition } from '../instance-store';
-import { decodeRecord } from '../record-codec';
-import { Dialect, runnablePredicate } from './dialect';
+import type { DueWait, InstanceFilter, InstanceSummary, RunnableDefinition, WaitingRecord } from '../instance-store';
+import { Dialect, runnablePredicate, type Exec } from './dialect';
 import { historyEntry, lookupValues, num, parseDeadlines, parseMatchKeys, trackRef } from './rows';
 import { StorePart } from './store-session';
+import { stackRowsColumn, storedRecordOf } from './stack-rows';
 import { UNFINISHED_STATUSES } from './statuses';
 
 const NOT_FINAL = UNFINISHED_STATUSES.map((s) => `'${s.replace(/'/g, "''")}'`).join(', ');
@@ -22,8 +21,8 @@ const NOT_FINAL = UNFINISHED_STATUSES.map((s) => `'${s.replace(/'/g, "''")}'`).j
 export class StoreReads extends StorePart {
   load(id: string): Promise<InstanceRecord | undefined> {
     return this.run('load an instance', 'read', async (x) => {
-      const { rows } = await x(`SELECT ${this.dialect.jsonText('record')} AS record FROM ${this.dialect.t('instances')} WHERE id = ?`, [id]);
-      return recordOf(rows[0], id);
+      const { rows } = await x(`SELECT ${this.dialect.jsonText('record')} AS record, ${stackRowsColumn(this.dialect, 'id')} AS stack FROM ${this.dialect.t('instances')} WHERE id = ?`, [id]);
+      return this.recordOf(rows[0], id);
     });
   }
 
@@ -32,13 +31,22 @@ export class StoreReads extends StorePart {
     return this.run('load an instance', 'read', async (x) => {
       const { rows } = await x(
         `SELECT CASE WHEN lease_owner IS NOT NULL AND lease_owner <> ? AND lease_until > ? THEN NULL ELSE ${this.dialect.jsonText('record')} END AS record,
-         lease_owner AS owner FROM ${this.dialect.t('instances')} WHERE id = ?`,
+         lease_owner AS owner, ${stackRowsColumn(this.dialect, 'id')} AS stack FROM ${this.dialect.t('instances')} WHERE id = ?`,
         [owner, now, id],
       );
       const row = rows[0];
-      if (row !== undefined && row.record === null && typeof row.owner === 'string' && row.owner !== owner) return 'leased';
-      return recordOf(row, id);
+      return leasedOr(row, owner) ?? this.recordOf(row, id);
     });
+  }
+
+  /**
+   * A row's record (and stack rows) read back, undefined for no row; the stacks read are remembered for the next
+   * save. @throws CorruptRecordError
+   */
+  private recordOf(row: Record<string, unknown> | undefined, id: string): InstanceRecord | undefined {
+    const stored = storedRecordOf(row, id);
+    if (stored !== undefined) this.session.stacks.read(id, stored.record.version, stored.stacks);
+    return stored?.record;
   }
 
   history(id: string): Promise<HistoryEntry[]> {
@@ -50,32 +58,65 @@ export class StoreReads extends StorePart {
 
   findWaiting(event: SagaEvent): Promise<WaiterRef[]> {
     return this.run('find waiting instances', 'read', async (x) => {
-      const w = this.dialect.t('waits');
-      // The distinct key sets of the topic, one index seek each (a loose index scan: never a scan of the waits).
-      const keySets = await x(
-        `WITH RECURSIVE k(mk) AS (
-           SELECT MIN(match_keys) FROM ${w} WHERE topic = ?
-           UNION ALL
-           SELECT (SELECT MIN(w2.match_keys) FROM ${w} w2 WHERE w2.topic = ? AND w2.match_keys > k.mk) FROM k WHERE k.mk IS NOT NULL
-         )
-         SELECT mk FROM k WHERE mk IS NOT NULL`,
-        [event.topic, event.topic],
-      );
-      const parts: string[] = [];
-      const params: unknown[] = [];
-      for (const row of keySets.rows) {
-        const keys = parseMatchKeys(row.mk);
-        if (keys === undefined) continue;
-        const values = lookupValues(event, keys);
-        if (values === undefined) continue;
-        parts.push(`SELECT instance_id, track FROM ${w} WHERE topic = ? AND match_keys = ? AND match_values = ?${event.instanceId === undefined ? '' : ' AND instance_id = ?'}`);
-        params.push(event.topic, row.mk, values);
-        if (event.instanceId !== undefined) params.push(event.instanceId);
-      }
-      if (parts.length === 0) return [];
-      const { rows } = await x(parts.join(' UNION ALL '), params);
+      const rows = await this.waitRows(x, event, `w.instance_id, w.track FROM ${this.dialect.t('waits')} w`, []);
       return rows.map((r) => ({ instanceId: String(r.instance_id), track: trackRef(r.track) }));
     });
+  }
+
+  /**
+   * Like {@link findWaiting}, with each waiting instance's record read by the same query (the wait rows joined to
+   * their instance): as {@link load} reads it, or with `lease` as {@link loadUnleased} does.
+   */
+  findWaitingRecords(event: SagaEvent, lease?: { readonly owner: string; readonly now: number }): Promise<WaitingRecord[]> {
+    return this.run('find waiting instances', 'read', async (x) => {
+      const record = this.dialect.jsonText('i.record');
+      const select =
+        lease === undefined
+          ? `w.instance_id, w.track, ${record} AS record, NULL AS owner`
+          : `w.instance_id, w.track, CASE WHEN i.lease_owner IS NOT NULL AND i.lease_owner <> ? AND i.lease_until > ? THEN NULL ELSE ${record} END AS record, i.lease_owner AS owner`;
+      const stack = `, ${stackRowsColumn(this.dialect, 'i.id')} AS stack`;
+      const rows = await this.waitRows(x, event, `${select}${stack} FROM ${this.dialect.t('waits')} w JOIN ${this.dialect.t('instances')} i ON i.id = w.instance_id`, lease === undefined ? [] : [lease.owner, lease.now]);
+      return rows.map((r) => {
+        const ref = { instanceId: String(r.instance_id), track: trackRef(r.track) };
+        try {
+          return { ...ref, record: leasedOr(r, lease?.owner) ?? (this.recordOf(r, ref.instanceId) as InstanceRecord) };
+        } catch {
+          // Unreadable: whoever runs it loads it and meets the CorruptRecordError (for this instance only).
+          return ref;
+        }
+      });
+    });
+  }
+
+  /**
+   * The wait rows that `event` matches (`SELECT <selected> … WHERE`, one part per key set of its topic, whose
+   * own parameters come first).
+   */
+  private async waitRows(x: Exec, event: SagaEvent, selected: string, selectParams: readonly unknown[]): Promise<Record<string, unknown>[]> {
+    const w = this.dialect.t('waits');
+    // The distinct key sets of the topic, one index seek each (a loose index scan: never a scan of the waits).
+    const keySets = await x(
+      `WITH RECURSIVE k(mk) AS (
+         SELECT MIN(match_keys) FROM ${w} WHERE topic = ?
+         UNION ALL
+         SELECT (SELECT MIN(w2.match_keys) FROM ${w} w2 WHERE w2.topic = ? AND w2.match_keys > k.mk) FROM k WHERE k.mk IS NOT NULL
+       )
+       SELECT mk FROM k WHERE mk IS NOT NULL`,
+      [event.topic, event.topic],
+    );
+    const parts: string[] = [];
+    const params: unknown[] = [];
+    for (const row of keySets.rows) {
+      const keys = parseMatchKeys(row.mk);
+      if (keys === undefined) continue;
+      const values = lookupValues(event, keys);
+      if (values === undefined) continue;
+      parts.push(`SELECT ${selected} WHERE w.topic = ? AND w.match_keys = ? AND w.match_values = ?${event.instanceId === undefined ? '' : ' AND w.instance_id = ?'}`);
+      params.push(...selectParams, event.topic, row.mk, values);
+      if (event.instanceId !== undefined) params.push(event.instanceId);
+    }
+    if (parts.length === 0) return [];
+    return (await x(parts.join(' UNION ALL '), params)).rows;
   }
 
   dueWaits(now: number, limit: number, runnable?: readonly RunnableDefinition[]): Promise<DueWait[]> {
@@ -145,9 +186,9 @@ export class StoreReads extends StorePart {
   }
 }
 
-/** A row's record column read back (undefined for no row). @throws CorruptRecordError */
-function recordOf(row: Record<string, unknown> | undefined, id: string): InstanceRecord | undefined {
-  if (row === undefined) return undefined;
-  if (typeof row.record !== 'string') throw new CorruptRecordError(id, 'its record column is empty');
-  return decodeRecord(row.record, id);
+/** `'leased'` when the row's record was withheld because an owner other than `owner` holds the lease. */
+function leasedOr(row: Record<string, unknown> | undefined, owner: string | undefined): 'leased' | undefined {
+  return owner !== undefined && row !== undefined && row.record === null && typeof row.owner === 'string' && row.owner !== owner ? 'leased' : undefined;
 }
+
+

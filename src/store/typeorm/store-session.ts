@@ -11,6 +11,7 @@ import { checkSagaflowMigrationsRan, runSagaflowMigrations } from './migrate';
 import type { PgListenOptions } from './pg-listener';
 import { WriteQueue, type Lane, type Statement, type WriteStats } from './write-queue';
 import { openChecked } from './schema-check';
+import { StackMemory } from './stack-rows';
 
 /** What {@link pipeline} needs of a `pg` client: a simple query (several statements, no parameters). */
 interface PgClient {
@@ -148,6 +149,8 @@ export type Mode = 'read' | 'write' | 'tx' | 'alone';
 /** A store's connections, opened on first use, and the operations in progress on them. */
 export class StoreSession {
   readonly dialect: Dialect;
+  /** The compensation stacks this store last wrote or read per instance (its writes insert only what was pushed since). */
+  readonly stacks = new StackMemory();
   private ready: Promise<void> | null = null;
   private queue: WriteQueue | null = null;
   private closing: Promise<void> | null = null;

@@ -7,7 +7,7 @@ import type { HistoryEntry } from '../../engine/history-entry';
 import type { InstanceRecord, TrackRef } from '../../engine/instance-record';
 import { DefinitionError } from '../../errors/definition-error';
 import { quote } from '../../errors/serialized-error';
-import type { PurgeOptions, StoredOutline, RunnableDefinition, DueWait, InstanceFilter, InstanceStore, InstanceSummary, PendingEvent, TransitionWrites } from '../instance-store';
+import type { PurgeOptions, StoredOutline, RunnableDefinition, DueWait, InstanceFilter, InstanceStore, InstanceSummary, PendingEvent, TransitionWrites, WaitingRecord } from '../instance-store';
 import { driverKindOf, schemaOf, type DriverKind } from './dialect';
 import { sagaflowEntities } from './entities';
 import { checkMigrationsOwner } from './migrate';
@@ -75,9 +75,9 @@ export class TypeormStore implements InstanceStore {
 
   private constructor(private readonly setup: Setup) {
     this.session = new StoreSession(setup);
-    this.writePath = new StoreWrites(this.session);
-    this.readPath = new StoreReads(this.session);
     this.events = new StoreEvents(this.session);
+    this.writePath = new StoreWrites(this.session, this.events);
+    this.readPath = new StoreReads(this.session);
     this.workers = new SharedWorkers(this.session);
     this.operating = new StoreOperating(this.session);
     this.rateSlots = new RateSlots(this.session);
@@ -256,6 +256,10 @@ export class TypeormStore implements InstanceStore {
 
   findWaiting(event: SagaEvent): Promise<WaiterRef[]> {
     return this.readPath.findWaiting(event);
+  }
+
+  findWaitingRecords(event: SagaEvent, lease?: { readonly owner: string; readonly now: number }): Promise<WaitingRecord[]> {
+    return this.readPath.findWaitingRecords(event, lease);
   }
 
   /**

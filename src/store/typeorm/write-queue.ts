@@ -1,3 +1,4 @@
+import { setImmediate as afterTurn } from 'node:timers';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { LeasedElsewhereError, VersionConflictError } from '../../errors/runtime-errors';
 import type { Exec, ExecResult } from './dialect';
@@ -90,8 +91,25 @@ export class WriteQueue {
       this.pending.push({ run, ...(statement === undefined ? {} : { statement }), resolve: resolve, reject });
       if (this.running < this.lanes) {
         this.running += 1;
-        void this.lane();
+        const loaded = this.recentlyBusy;
+        this.markBusy();
+        void this.lane(loaded);
       }
+    });
+  }
+
+  /**
+   * True from the start or the end of a lane's work until the next turn of the event loop: writes that arrive then
+   * (others of the same burst, continuations of ones just committed: a load) wait a turn to share a batch; a write
+   * that finds the queue idle longer goes at once.
+   */
+  private recentlyBusy = false;
+
+  private markBusy(): void {
+    if (this.recentlyBusy) return;
+    this.recentlyBusy = true;
+    afterTurn(() => {
+      this.recentlyBusy = false;
     });
   }
 
@@ -101,13 +119,15 @@ export class WriteQueue {
     return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** One lane: batches until nothing is waiting. */
-  private async lane(): Promise<void> {
+  /** One lane: batches until nothing is waiting; the first at once when the queue was `idle` (not just busy). */
+  private async lane(loaded: boolean): Promise<void> {
+    let wait = loaded;
     try {
       while (this.pending.length > 0) {
-        // Let every caller that is about to write (promise continuations, I/O callbacks) queue first. (The
-        // timers module's own setImmediate: a test's fake timers replace only the global one.)
-        await nextTurn();
+        // Under load, let every caller that is about to write (promise continuations, I/O callbacks) queue first.
+        // (The timers module's own setImmediate: a test's fake timers replace only the global one.)
+        if (wait) await nextTurn();
+        wait = true;
         // Spread what waits over the lanes (each a connection the database serves in parallel); under load every
         // lane's batch still carries many writes.
         const share = Math.ceil(this.pending.length / (this.lanes - this.committing));
@@ -122,6 +142,7 @@ export class WriteQueue {
       }
     } finally {
       this.running -= 1;
+      this.markBusy();
       if (this.running === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
   }

@@ -6,6 +6,7 @@ import { SagaflowVersions1763900000000 } from './1763900000000-sagaflow-versions
 import { SagaflowOperating1764000000000 } from './1764000000000-sagaflow-operating';
 import { SagaflowOperatorRequests1764100000000 } from './1764100000000-sagaflow-operator-requests';
 import { SagaflowRateSlots1764200000000 } from './1764200000000-sagaflow-rate-slots';
+import { SagaflowStack1764300000000 } from './1764300000000-sagaflow-stack';
 
 /** A sagaflow migration class: constructed with the PostgreSQL schema to use (default: the data source's). */
 export type SagaflowMigrationClass = new (schema?: string) => MigrationInterface & { readonly name: string };
@@ -29,6 +30,7 @@ export const sagaflowMigrations: readonly SagaflowMigrationClass[] = [
   SagaflowOperating1764000000000,
   SagaflowOperatorRequests1764100000000,
   SagaflowRateSlots1764200000000,
+  SagaflowStack1764300000000,
 ];
 
 export {
@@ -39,4 +41,5 @@ export {
   SagaflowOperating1764000000000,
   SagaflowOperatorRequests1764100000000,
   SagaflowRateSlots1764200000000,
+  SagaflowStack1764300000000,
 };
