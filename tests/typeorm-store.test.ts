@@ -8,6 +8,7 @@ import type { StackEntry } from '../src/core/flow-fields';
 import type { HistoryEntry } from '../src/engine/history-entry';
 import { KEEP_FOR_INSTANCE } from '../src/store/instance-store';
 import { defaultSqliteFile, runSagaflowMigrations, SagaflowStack1764300000000, sagaflowMigrations, TypeormStore, type PostgresUrlOptions } from '../src/store/typeorm';
+import { INLINE_STACK } from '../src/store/typeorm/stack-rows';
 import { Dialect, type TableKey } from '../src/store/typeorm/dialect';
 import { LISTEN_APPLICATION_NAME } from '../src/store/typeorm/pg-listener';
 import { fails, recordingStep, waitsFor, type TestState } from './support/steps';
@@ -349,6 +350,11 @@ function durableStoreTests(h: Harness): void {
 
   describe('compensation stacks as rows', () => {
     const step = (name: string, index: number): StackEntry => ({ kind: 'step', name, index });
+    /** `count` entries named prefix0, prefix1, … from position `from`. */
+    const entries = (prefix: string, count: number, from = 0): StackEntry[] => Array.from({ length: count }, (_, i) => step(`${prefix}${from + i}`, from + i));
+    const names = (prefix: string, count: number, from = 0): string[] => entries(prefix, count, from).map((e) => e.name);
+    const N = INLINE_STACK;
+    const positions = (track: string, count: number): [string, number][] => Array.from({ length: count }, (_, i): [string, number] => [track, i]);
     /** A running record whose main line has pushed `main`, with a group whose branches have pushed `branches`. */
     function stacked(id: string, main: StackEntry[], branches: Record<string, StackEntry[]> = {}): InstanceRecord {
       const r = running(id);
@@ -373,49 +379,48 @@ function durableStoreTests(h: Harness): void {
       return { record: JSON.parse(String(row?.record)) as { flow: { stack: unknown } }, rows: rows.map((r) => [r.track, r.pos]) };
     };
 
-    it("keeps each stack as rows and the record with its depth, and reads the record back whole", async () => {
+    it('keeps each stack longer than INLINE_STACK as rows and the record with its depth, a shorter one inline, and reads the record back whole', async () => {
       const store = await open();
-      const record = stacked('s', [step('A', 0), step('B', 1)], { left: [step('L1', 0)], right: [] });
+      const record = stacked('s', entries('A', N + 2), { left: entries('L', N + 1), right: [step('R0', 0)], empty: [] });
       await store.create(record);
       const { record: json, rows } = await stored(store, 's');
-      expect(json.flow.stack).toBe(2);
-      expect(rows).toEqual([['', 0], ['', 1], ['left', 0]]);
+      expect(json.flow.stack).toBe(N + 2);
+      expect(rows).toEqual([...positions('', N + 2), ...positions('left', N + 1)]);
       expect(await store.load('s')).toEqual({ ...record, version: 1 });
       expect(await (await reopen(store)).load('s')).toEqual({ ...record, version: 1 });
     });
 
     it('writes only the entries pushed since the last write; a pop only lowers the depth, and a push after it overwrites', async () => {
       const store = await open();
-      const a = step('A', 0);
-      await store.create(stacked('s', [a]));
+      await store.create(stacked('s', entries('A', N + 1)));
       let r = (await store.load('s'))!;
-      r.flow.stack.push(step('B', 1), step('C', 2));
+      r.flow.stack.push(step('B', N + 1), step('C', N + 2));
       r.version = await store.save(r);
       await h.sql(store, 'UPDATE {stack} SET entry = ? WHERE instance_id = ? AND pos = 0', [JSON.stringify(step('untouched', 0)), 's']);
-      r.flow.stack.push(step('D', 3));
+      r.flow.stack.push(step('D', N + 3));
       r.version = await store.save(r);
-      expect((await store.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['untouched', 'B', 'C', 'D']);
+      expect((await store.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['untouched', ...names('A', N, 1), 'B', 'C', 'D']);
       r = (await store.load('s'))!;
-      r.flow.stack = r.flow.stack.slice(0, 2);
+      r.flow.stack = r.flow.stack.slice(0, N + 2);
       r.version = await store.save(r);
-      expect((await stored(store, 's')).rows).toHaveLength(4);
-      expect((await store.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['untouched', 'B']);
-      r.flow.stack = [...r.flow.stack, step('E', 2)];
+      expect((await stored(store, 's')).rows).toHaveLength(N + 4);
+      expect((await store.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['untouched', ...names('A', N, 1), 'B']);
+      r.flow.stack = [...r.flow.stack, step('E', N + 2)];
       await store.save(r);
-      expect((await store.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['untouched', 'B', 'E']);
+      expect((await store.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['untouched', ...names('A', N, 1), 'B', 'E']);
     });
 
     it('writes every entry again when it does not know what is stored (another store wrote the instance)', async () => {
       const store = await open();
       const other = await reopen(store);
-      await store.create(stacked('s', [step('A', 0)]));
+      await store.create(stacked('s', entries('A', N + 1)));
       const r = (await other.load('s'))!;
-      r.flow.stack.push(step('B', 1));
+      r.flow.stack.push(step('B', N + 1));
       await other.save(r);
       const back = (await store.load('s'))!;
-      back.flow.stack.push(step('C', 2));
+      back.flow.stack.push(step('C', N + 2));
       await store.save(back);
-      expect((await other.load('s'))!.flow.stack.map((e) => e.name)).toEqual(['A', 'B', 'C']);
+      expect((await other.load('s'))!.flow.stack.map((e) => e.name)).toEqual([...names('A', N + 1), 'B', 'C']);
     });
 
     it('reads and continues a record written before the stack rows, with its stacks inline', async () => {
@@ -426,12 +431,12 @@ function durableStoreTests(h: Harness): void {
       const again = await reopen(store);
       const loaded = (await again.load('old'))!;
       expect(loaded).toEqual({ ...inline, version: 1 });
-      loaded.flow.stack.push(step('C', 2));
+      loaded.flow.stack.push(...entries('C', N, 2));
       await again.save(loaded);
       const { record: json, rows } = await stored(again, 'old');
-      expect(json.flow.stack).toBe(3);
-      expect(rows).toEqual([['', 0], ['', 1], ['', 2], ['left', 0]]);
-      expect((await (await reopen(store)).load('old'))!.flow.stack.map((e) => e.name)).toEqual(['A', 'B', 'C']);
+      expect(json.flow.stack).toBe(N + 2);
+      expect(rows).toEqual(positions('', N + 2));
+      expect((await (await reopen(store)).load('old'))!.flow.stack.map((e) => e.name)).toEqual(['A', 'B', ...names('C', N, 2)]);
     });
 
     it('runs a saga on from a record written before the stack rows: its inline stack is compensated in reverse', async () => {
@@ -465,14 +470,14 @@ function durableStoreTests(h: Harness): void {
 
     it('gives CorruptRecordError when an entry below a depth is missing', async () => {
       const store = await open();
-      await store.create(stacked('s', [step('A', 0), step('B', 1)]));
+      await store.create(stacked('s', entries('A', N + 1)));
       await h.sql(store, 'DELETE FROM {stack} WHERE instance_id = ? AND pos = 0', ['s']);
       await expect((await reopen(store)).load('s')).rejects.toMatchObject({ code: 'CORRUPT_RECORD', details: { instanceId: 's' } });
     });
 
     it('are put back inline in the records when their migration is undone', async () => {
       const store = await open();
-      const record = stacked('s', [step('A', 0)], { left: [step('L1', 0)] });
+      const record = stacked('s', entries('A', N + 1), { left: entries('L', N + 1) });
       await store.create(record);
       const runner = store.dataSource.createQueryRunner();
       try {
@@ -488,12 +493,32 @@ function durableStoreTests(h: Harness): void {
 
     it('are purged with their instance', async () => {
       const store = await open();
-      const done = stacked('s', [step('A', 0)]);
+      const done = stacked('s', entries('A', N + 1));
       done.flow.status = 'completed';
       done.flow.inFlight = false;
       await store.create(done);
       expect(await store.purge({ before: 1, statuses: ['completed'], limit: 10 })).toEqual(['s']);
       expect(await h.sql(store, 'SELECT pos FROM {stack}')).toEqual([]);
+    });
+
+    it('moves a stack to rows when it grows past INLINE_STACK and back inline when it shrinks, reading it whole each time', async () => {
+      const store = await open();
+      await store.create(stacked('s', entries('A', N)));
+      expect(await stored(store, 's')).toMatchObject({ rows: [] });
+      expect(Array.isArray((await stored(store, 's')).record.flow.stack)).toBe(true);
+      let r = (await store.load('s'))!;
+      r.flow.stack.push(step('B', N));
+      r.version = await store.save(r);
+      expect(await stored(store, 's')).toMatchObject({ record: { flow: { stack: N + 1 } }, rows: positions('', N + 1) });
+      r.flow.stack = r.flow.stack.slice(0, N - 1);
+      r.version = await store.save(r);
+      expect(Array.isArray((await stored(store, 's')).record.flow.stack)).toBe(true);
+      expect((await store.load('s'))!.flow.stack.map((e) => e.name)).toEqual(names('A', N - 1));
+      r = (await store.load('s'))!;
+      r.flow.stack.push(step('C', N - 1), step('D', N));
+      r.version = await store.save(r);
+      expect((await stored(store, 's')).record.flow.stack).toBe(N + 1);
+      expect((await (await reopen(store)).load('s'))!.flow.stack.map((e) => e.name)).toEqual([...names('A', N - 1), 'C', 'D']);
     });
   });
 

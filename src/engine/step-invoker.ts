@@ -91,15 +91,14 @@ async function withTimeout(inv: Invocation, pending: Promise<CallResult>, where:
 }
 
 /** `step "name" func`, for messages: made once per step and function, not per call. */
-const wheres = new Map<string, string>();
+const wheres = new Map<string | null, Partial<Record<StepFunc, string>>>();
 function whereOf(stepName: string | null, func: StepFunc): string {
-  const key = `${stepName ?? ''}\u0000${func}`;
-  let where = wheres.get(key);
-  if (where === undefined) {
-    where = `step ${quote(stepName)} ${func}`;
-    if (wheres.size < 10_000) wheres.set(key, where);
+  let byFunc = wheres.get(stepName);
+  if (byFunc === undefined) {
+    byFunc = {};
+    if (wheres.size < 10_000) wheres.set(stepName, byFunc);
   }
-  return where;
+  return (byFunc[func] ??= `step ${quote(stepName)} ${func}`);
 }
 
 /**

@@ -1,8 +1,11 @@
 /**
- * Compensation stacks as append-only rows (`sagaflow_stack`): a stored record carries each stack's depth (the main
- * line's, and each branch's of the group it runs) in place of the stack, and a transition writes only the entries
- * pushed since the last write. Stack entries are immutable and shared between copies of a record, so what was pushed
- * is found by comparing entries by identity with those this store last wrote or read, position by position.
+ * Compensation stacks as append-only rows (`sagaflow_stack`), for the stacks long enough for it to pay: a stored
+ * record carries the depth of each such stack (the main line's, or a branch's of the group it runs) in place of the
+ * stack, and a transition writes only the entries pushed since the last write. Stack entries are immutable and shared
+ * between copies of a record, so what was pushed is found by comparing entries by identity with those this store
+ * last wrote or read, position by position. A stack of at most {@link INLINE_STACK} entries stays inline in the
+ * record: rewriting a few dozen bytes with the record costs less than a statement for a row (measured on a 5-step
+ * saga: 0.55 of the bare writes inline, 0.43 with rows; at 1,000 steps rows keep a transition flat).
  */
 import type { StackEntry } from '../../core/flow-fields';
 import type { InstanceRecord } from '../../engine/instance-record';
@@ -10,6 +13,14 @@ import { CorruptRecordError } from '../../errors/runtime-errors';
 import { parseJsonSafe } from '../../core/safe-json';
 import { checkRecord, parseRecord } from '../record-codec';
 import type { Dialect } from './dialect';
+
+/** A stack of at most this many entries is kept inline in the record; a longer one as rows. */
+export const INLINE_STACK = 32;
+
+/** True for a stack kept as rows (see {@link INLINE_STACK}). */
+function asRows(stack: readonly StackEntry[]): boolean {
+  return stack.length > INLINE_STACK;
+}
 
 /** The track column of the main line's stack (a branch's is its key). */
 const MAIN = '';
@@ -31,24 +42,37 @@ function stacksOf(record: InstanceRecord): Map<string, readonly StackEntry[]> {
   return stacks;
 }
 
-/** The record as stored: every stack replaced by its depth (a shallow copy; the record is not changed). */
+/** A track's flow as stored: its stack replaced by its depth when the stack is kept as rows. */
+function storedFlow<F extends { readonly stack: readonly StackEntry[] }>(flow: F): F | (Omit<F, 'stack'> & { stack: number }) {
+  return asRows(flow.stack) ? { ...flow, stack: flow.stack.length } : flow;
+}
+
+/**
+ * The record as stored: each stack kept as rows replaced by its depth (a shallow copy; the record is not changed).
+ * A record whose stacks are all short is stored as it is.
+ */
 export function storedForm(record: InstanceRecord): unknown {
   const group = record.group;
+  const branchRows = group !== null && group.branches.some((b) => asRows(b.flow.stack));
+  if (!asRows(record.flow.stack) && !branchRows) return record;
   return {
     ...record,
-    flow: { ...record.flow, stack: record.flow.stack.length },
-    ...(group === null ? {} : { group: { ...group, branches: group.branches.map((b) => ({ ...b, flow: { ...b.flow, stack: b.flow.stack.length } })) } }),
+    flow: storedFlow(record.flow),
+    ...(group === null || !branchRows ? {} : { group: { ...group, branches: group.branches.map((b) => ({ ...b, flow: storedFlow(b.flow) })) } }),
   };
 }
 
 /**
- * The entries of `record`'s stacks to write, given the stacks stored at the version it was read at (`known`:
- * undefined when unknown, then every entry is written), and its stacks to remember once they are written.
+ * The entries of `record`'s stacks kept as rows to write, given the stacks stored as rows at the version it was read
+ * at (`known`: undefined when unknown, then every entry is written), and those stacks to remember once written. A
+ * stack kept inline has no rows and is not remembered: should it grow past {@link INLINE_STACK}, all its entries are
+ * written then.
  */
 export function stackDelta(record: InstanceRecord, known: Stacks | undefined): { rows: StackRow[]; stacks: Stacks } {
   const rows: StackRow[] = [];
   const stacks = new Map<string, readonly StackEntry[]>();
   for (const [track, stack] of stacksOf(record)) {
+    if (!asRows(stack)) continue;
     const before = known?.get(track);
     let from = 0;
     if (before !== undefined) while (from < stack.length && from < before.length && stack[from] === before[from]) from += 1;
