@@ -2,7 +2,7 @@
  * The in-memory fast path: a handler call whose handler and hooks answer at once is made and applied without a
  * promise, and gives exactly what the same call answering through promises gives.
  */
-import { BaseStep, MemoryStore, SagaRuntime, Step, defineWorkflow, error, forEach, ok, silentLogger, type FlowView, type HistoryEntry, type Observer, type StepContext, type StepResult } from '../src';
+import { BaseStep, MemoryStore, SagaRuntime, Step, continueWith, defineWorkflow, error, forEach, ok, silentLogger, type FlowView, type HistoryEntry, type Observer, type SagaEvent, type StepContext, type StepResult } from '../src';
 import { invokeStep } from '../src/engine/step-invoker';
 import { ObserverRunner } from '../src/engine/observer-runner';
 import { StateCodec } from '../src/state/state-codec';
@@ -277,5 +277,37 @@ describe('closing a runtime while an observer hook runs', () => {
     release();
     for (let i = 0; i < 10; i += 1) await new Promise((r) => setImmediate(r));
     expect((await store.load('closing-1'))?.flow.status).toBe('running');
+  });
+});
+
+describe('what the MemoryStore keeps while a runHandleInfo call is in flight', () => {
+  it('is the event as it arrived, even when the handler changes the payload it was given', async () => {
+    let release: () => void = () => undefined;
+    let called = false;
+    @Step({ name: 'await-payment' })
+    class AwaitPayment extends BaseStep<Counter> {
+      override run(state: Counter): StepResult<Counter> {
+        return continueWith(state, { topic: 'paid' });
+      }
+      override runHandleInfo(event: SagaEvent, state: Counter): Promise<StepResult<Counter>> {
+        event.payload.amount = 0;
+        called = true;
+        return new Promise((resolve) => (release = () => resolve(ok(state))));
+      }
+    }
+    const wf = defineWorkflow<Counter>({ name: 'payload-kept', steps: [AwaitPayment] });
+    const store = new MemoryStore();
+    const runtime = new SagaRuntime({ store, workflows: [wf], logger: silentLogger });
+    try {
+      const handle = await runtime.start(wf, { n: 0, seen: [] }, { id: 'payload-1' });
+      await runtime.publish({ topic: 'paid', payload: { amount: 42 } });
+      for (let i = 0; i < 50 && !called; i += 1) await new Promise((r) => setImmediate(r));
+      expect(called).toBe(true);
+      expect((await store.load('payload-1'))?.flow.handling?.payload).toEqual({ amount: 42 });
+      release();
+      expect((await handle.result()).status).toBe('completed');
+    } finally {
+      await runtime.close();
+    }
   });
 });
