@@ -311,3 +311,33 @@ describe('what the MemoryStore keeps while a runHandleInfo call is in flight', (
     }
   });
 });
+
+describe('a big forEach whose items answer at once', () => {
+  it('gives the event loop turns while it runs, as it did when every result came through a promise', async () => {
+    @Step({ name: 'add-one' })
+    class AddOne extends BaseStep<number> {
+      override run(n: number): StepResult<number> {
+        return ok(n + 1);
+      }
+    }
+    const wf = defineWorkflow({ name: 'many-sync-items', steps: [forEach('items', (s: { items: number[] }) => s.items, AddOne, { maxConcurrency: 8 })] });
+    const runtime = new SagaRuntime({ store: new MemoryStore(), workflows: [wf], logger: silentLogger });
+    let turns = 0;
+    let running = true;
+    const turn = (): void => {
+      turns += 1;
+      if (running) setImmediate(turn);
+    };
+    try {
+      setImmediate(turn);
+      const handle = await runtime.start(wf, { items: Array.from({ length: 500 }, (_, i) => i) });
+      const result = await handle.result();
+      running = false;
+      expect(result.status).toBe('completed');
+      expect(turns).toBeGreaterThan(0);
+    } finally {
+      running = false;
+      await runtime.close();
+    }
+  });
+});
