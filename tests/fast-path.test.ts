@@ -341,3 +341,26 @@ describe('a big forEach whose items answer at once', () => {
     }
   });
 });
+
+describe("a step's context", () => {
+  it('keeps its signal when it is spread into a new object, as a context made as an object literal did', async () => {
+    let spread: Partial<StepContext> = {};
+    @Step({ name: 'spreads-context' })
+    class SpreadsContext extends BaseStep<Counter> {
+      override run(state: Counter, ctx: StepContext): StepResult<Counter> {
+        spread = { ...ctx, stepName: 'inner' };
+        return ok(state);
+      }
+    }
+    const wf = defineWorkflow<Counter>({ name: 'context-spread', steps: [SpreadsContext] });
+    const runtime = new SagaRuntime({ store: new MemoryStore(), workflows: [wf], logger: silentLogger });
+    try {
+      await (await runtime.start(wf, { n: 0, seen: [] })).result();
+      expect(spread.signal).toBeInstanceOf(AbortSignal);
+      expect(spread.signal?.aborted).toBe(false);
+      expect(spread.instanceId).toEqual(expect.any(String));
+    } finally {
+      await runtime.close();
+    }
+  });
+});
