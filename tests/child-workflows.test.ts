@@ -3,6 +3,7 @@ import { IsString } from 'class-validator';
 import {
   BaseStep,
   child,
+  CHILD_ENDED_TOPIC,
   continueWith,
   defineWorkflow,
   error as fail,
@@ -379,6 +380,19 @@ describe('a child workflow step', () => {
       { ok: true, value: { sku: 'c', reserved: 'r-c' } },
     ]);
     for (const i of [0, 1, 2]) expect((await runtime.store.load(`p-6:child:reserve[${i}]`))?.parent).toBe('p-6');
+  });
+
+  it('drops without a report a copy of its child’s end that reaches the parent once the parent has ended', async () => {
+    const log: Log = [];
+    const kid = twoStepChild('kid-late-copy', 'K', log);
+    const parent = defineWorkflow<TestState>({ name: 'parent-late-copy', steps: [child(kid, { input: (s: TestState) => ({ trail: [], n: s.n }) }), recordingStep('P2', log)] });
+    const { runtime, problems } = testRuntime({ workflows: [parent] });
+    const result = await (await runtime.start(parent, { trail: [], n: 1 }, { id: 'late-copy' })).result();
+    expect(result.status).toBe('completed');
+    // The second telling of the child's end (as the parent's wait found the child ended), arriving after the parent ended.
+    await runtime.publish({ topic: CHILD_ENDED_TOPIC, instanceId: 'late-copy', payload: { childId: 'late-copy:child:kid-late-copy', status: 'completed' } });
+    await runtime.idle();
+    expect(problems).toEqual([]);
   });
 
   describe('durably', () => {

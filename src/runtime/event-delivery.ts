@@ -161,13 +161,15 @@ export class EventDelivery {
 
   /**
    * Keeps an event published to `instanceId` for it (no wait of it matched): until one of its waits takes it, or it
-   * ends. False when it has already ended (the event is reported as dropped).
+   * ends. False when it has already ended (the event is reported as dropped, unless it is a copy of a child's end).
    * @throws UnknownInstanceError when there is no such instance.
    */
   private async holdFor(instanceId: string, event: SagaEvent): Promise<boolean> {
     const record = await this.instances.current(instanceId);
     if (record === undefined) throw new UnknownInstanceError(instanceId);
     if (isFinalStatus(record.flow.status)) {
+      // A child's end may be told to its parent twice (see dropEventsOf); the copy can arrive once the parent ended.
+      if (event.topic === CHILD_ENDED_TOPIC) return false;
       this.ctx.report('event-dropped', `event ${event.topic} (${event.id}) was published to instance ${instanceId}, which has ended (${record.flow.status})`, {
         code: 'INSTANCE_FINISHED',
         message: `instance ${quote(instanceId)} has ended`,
