@@ -2,7 +2,7 @@
  * The in-memory fast path: a handler call whose handler and hooks answer at once is made and applied without a
  * promise, and gives exactly what the same call answering through promises gives.
  */
-import { BaseStep, MemoryStore, SagaRuntime, Step, defineWorkflow, error, forEach, ok, silentLogger, type FlowView, type HistoryEntry, type Observer, type StepContext, type StepResult } from '../src';
+import { BaseStep, MemoryStore, SagaRuntime, Step, continueWith, defineWorkflow, error, forEach, ok, silentLogger, type FlowView, type HistoryEntry, type Observer, type SagaEvent, type StepContext, type StepResult } from '../src';
 import { invokeStep } from '../src/engine/step-invoker';
 import { ObserverRunner } from '../src/engine/observer-runner';
 import { StateCodec } from '../src/state/state-codec';
@@ -277,5 +277,90 @@ describe('closing a runtime while an observer hook runs', () => {
     release();
     for (let i = 0; i < 10; i += 1) await new Promise((r) => setImmediate(r));
     expect((await store.load('closing-1'))?.flow.status).toBe('running');
+  });
+});
+
+describe('what the MemoryStore keeps while a runHandleInfo call is in flight', () => {
+  it('is the event as it arrived, even when the handler changes the payload it was given', async () => {
+    let release: () => void = () => undefined;
+    let called = false;
+    @Step({ name: 'await-payment' })
+    class AwaitPayment extends BaseStep<Counter> {
+      override run(state: Counter): StepResult<Counter> {
+        return continueWith(state, { topic: 'paid' });
+      }
+      override runHandleInfo(event: SagaEvent, state: Counter): Promise<StepResult<Counter>> {
+        event.payload.amount = 0;
+        called = true;
+        return new Promise((resolve) => (release = () => resolve(ok(state))));
+      }
+    }
+    const wf = defineWorkflow<Counter>({ name: 'payload-kept', steps: [AwaitPayment] });
+    const store = new MemoryStore();
+    const runtime = new SagaRuntime({ store, workflows: [wf], logger: silentLogger });
+    try {
+      const handle = await runtime.start(wf, { n: 0, seen: [] }, { id: 'payload-1' });
+      await runtime.publish({ topic: 'paid', payload: { amount: 42 } });
+      for (let i = 0; i < 50 && !called; i += 1) await new Promise((r) => setImmediate(r));
+      expect(called).toBe(true);
+      expect((await store.load('payload-1'))?.flow.handling?.payload).toEqual({ amount: 42 });
+      release();
+      expect((await handle.result()).status).toBe('completed');
+    } finally {
+      await runtime.close();
+    }
+  });
+});
+
+describe('a big forEach whose items answer at once', () => {
+  it('gives the event loop turns while it runs, as it did when every result came through a promise', async () => {
+    @Step({ name: 'add-one' })
+    class AddOne extends BaseStep<number> {
+      override run(n: number): StepResult<number> {
+        return ok(n + 1);
+      }
+    }
+    const wf = defineWorkflow({ name: 'many-sync-items', steps: [forEach('items', (s: { items: number[] }) => s.items, AddOne, { maxConcurrency: 8 })] });
+    const runtime = new SagaRuntime({ store: new MemoryStore(), workflows: [wf], logger: silentLogger });
+    let turns = 0;
+    let running = true;
+    const turn = (): void => {
+      turns += 1;
+      if (running) setImmediate(turn);
+    };
+    try {
+      setImmediate(turn);
+      const handle = await runtime.start(wf, { items: Array.from({ length: 500 }, (_, i) => i) });
+      const result = await handle.result();
+      running = false;
+      expect(result.status).toBe('completed');
+      expect(turns).toBeGreaterThan(0);
+    } finally {
+      running = false;
+      await runtime.close();
+    }
+  });
+});
+
+describe("a step's context", () => {
+  it('keeps its signal when it is spread into a new object, as a context made as an object literal did', async () => {
+    let spread: Partial<StepContext> = {};
+    @Step({ name: 'spreads-context' })
+    class SpreadsContext extends BaseStep<Counter> {
+      override run(state: Counter, ctx: StepContext): StepResult<Counter> {
+        spread = { ...ctx, stepName: 'inner' };
+        return ok(state);
+      }
+    }
+    const wf = defineWorkflow<Counter>({ name: 'context-spread', steps: [SpreadsContext] });
+    const runtime = new SagaRuntime({ store: new MemoryStore(), workflows: [wf], logger: silentLogger });
+    try {
+      await (await runtime.start(wf, { n: 0, seen: [] })).result();
+      expect(spread.signal).toBeInstanceOf(AbortSignal);
+      expect(spread.signal?.aborted).toBe(false);
+      expect(spread.instanceId).toEqual(expect.any(String));
+    } finally {
+      await runtime.close();
+    }
   });
 });

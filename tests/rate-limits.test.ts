@@ -350,6 +350,39 @@ describe('rate-limited steps', () => {
   });
 });
 
+describe('a rollback asked for while a step waits for its rate limiter', () => {
+  it('never makes the call when the rollback is applied before the limiter parks the step, and does not compensate it', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({
+      name: 'rollback-before-throttled',
+      steps: [recordingStep('Book', log), recordingStep('Notify', log, {}, { rateLimit: 'mail' })],
+    });
+    // The save of Notify's intent is held, so the rollback is queued before the limiter's answer (no slot free).
+    let held: (() => void) | null = null;
+    class HoldingStore extends MemoryStore {
+      override save(...args: Parameters<MemoryStore['save']>): ReturnType<MemoryStore['save']> {
+        const [record] = args;
+        if (record.id !== 'cancelled' || record.flow.stepName !== 'Notify' || !record.flow.inFlight || held !== null) return super.save(...args);
+        return new Promise((resolve, reject) => (held = () => void super.save(...args).then(resolve, reject)));
+      }
+    }
+    const { runtime, problems } = testRuntime({ workflows: [wf], store: new HoldingStore(), rateLimiters: { mail: { limit: 1, per: '1m' } } });
+    await (await runtime.start(wf, { trail: [] }, { id: 'takes-the-slot' })).result();
+    log.length = 0;
+    const handle = await runtime.start(wf, { trail: [] }, { id: 'cancelled' });
+    for (let i = 0; i < 50 && held === null; i += 1) await new Promise((r) => setImmediate(r));
+    expect(held).not.toBeNull();
+    const asked = runtime.rollback('cancelled', 'customer cancelled');
+    for (let i = 0; i < 5; i += 1) await new Promise((r) => setImmediate(r));
+    (held as unknown as () => void)();
+    await asked;
+    const result = await handle.result();
+    expect(result.status).toBe('rolled_back');
+    expect(log).toEqual(['Book.run', 'Book.rollback']);
+    expect(problems).toEqual([]);
+  });
+});
+
 describe('rate limit definitions', () => {
   it('refuses to register a workflow whose step names a limiter the runtime does not have, with UNKNOWN_RATE_LIMITER', () => {
     const wf = defineWorkflow<TestState>({ name: 'unknown-limiter', steps: [recordingStep('Call', [], {}, { rateLimit: 'jira' })] });

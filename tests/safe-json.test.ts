@@ -109,6 +109,12 @@ describe('copying a value as JSON would', () => {
     expect(copy.list[0]).not.toBe(nested.list[0]);
   });
 
+  it('writes an array with its own toJSON as that toJSON gives it, as JSON does', () => {
+    const list: number[] & { toJSON?: () => string } = [1, 2];
+    list.toJSON = () => 'a list';
+    expect(sanitizeJson({ list })).toEqual({ list: 'a list' });
+  });
+
   it('keeps no own __proto__ key and reads a throwing getter as JSON does', () => {
     const source: Record<string, unknown> = { a: 1 };
     Object.defineProperty(source, '__proto__', { value: { polluted: true }, enumerable: true });

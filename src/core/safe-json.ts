@@ -55,7 +55,7 @@ function plainCopy(value: unknown, depth: number): unknown {
   if (value === null) return null;
   if (depth > PLAIN_DEPTH) return NOT_PLAIN;
   if (Array.isArray(value)) {
-    if (Object.getPrototypeOf(value) !== Array.prototype) return NOT_PLAIN;
+    if (Object.getPrototypeOf(value) !== Array.prototype || typeof (value as { toJSON?: unknown }).toJSON === 'function') return NOT_PLAIN;
     const out = new Array<unknown>(value.length);
     for (let i = 0; i < value.length; i += 1) {
       const item: unknown = value[i];

@@ -195,11 +195,19 @@ export class InstanceActor {
 
   private async drain(): Promise<void> {
     this.draining = true;
+    /** True once this drain applied a batch without giving the event loop a turn since. */
+    let unyielded = false;
     try {
       while (this.queue.length > 0) {
         // A big record (a forEach with many items) costs a lot to save: let the results of the calls in flight
-        // arrive first, so one save carries many of them.
-        if (this.calls.inFlight.size > 1 && groupSize(this.rec) > COALESCE_ABOVE) await new Promise<void>((resolve) => setImmediate(resolve));
+        // arrive first, so one save carries many of them. Items that answer at once are never in flight here (their
+        // results are queued already): the event loop still gets a turn between batches, else the whole group
+        // would run in microtasks, starving timers and I/O.
+        if (groupSize(this.rec) > COALESCE_ABOVE && (unyielded || this.calls.inFlight.size > 1)) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          unyielded = false;
+        }
+        unyielded = true;
         const batch = this.queue.splice(0, MAX_BATCH);
         try {
           await this.applyBatch(batch);

@@ -15,6 +15,7 @@ import type { StepFunc } from '../core/flow-fields';
 import type { Maybe } from '../core/maybe';
 import type { HookRound, ObserverRunner } from './observer-runner';
 import { withLastResult } from './flow-view';
+import { copyJson } from '../core/safe-json';
 
 /** Everything one handler call needs. */
 export interface Invocation {
@@ -36,6 +37,10 @@ export interface Invocation {
   readonly onLateSettle: (result: RollbackResult<unknown>) => void;
 }
 
+/**
+ * Calls the handler. A `*HandleInfo` handler gets its own copy of the event: the record keeps the event it handles
+ * (`handling`, shared with the MemoryStore's snapshot and read again by a retry), and user code may change what it gets.
+ */
 function callHandler(inv: Invocation, state: unknown): unknown {
   const { step, func, event, ctx } = inv;
   switch (func) {
@@ -44,9 +49,9 @@ function callHandler(inv: Invocation, state: unknown): unknown {
     case 'rollback':
       return step.rollback(state, ctx);
     case 'runHandleInfo':
-      return step.runHandleInfo(event as SagaEvent, state, ctx);
+      return step.runHandleInfo(copyJson(event as SagaEvent), state, ctx);
     case 'rollbackHandleInfo':
-      return step.rollbackHandleInfo(event as SagaEvent, state, ctx);
+      return step.rollbackHandleInfo(copyJson(event as SagaEvent), state, ctx);
   }
 }
 

@@ -180,7 +180,7 @@ export class EventDelivery {
 
   /**
    * Keeps an event published to `instanceId` for it (no wait of it matched): until one of its waits takes it, or it
-   * ends. False when it has already ended (the event is reported as dropped).
+   * ends. False when it has already ended (the event is reported as dropped, unless it is a copy of a child's end).
    * @throws UnknownInstanceError when there is no such instance.
    */
   private async holdFor(instanceId: string, event: SagaEvent): Promise<boolean> {

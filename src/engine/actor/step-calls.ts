@@ -30,11 +30,19 @@ type ContextFields = Omit<StepContext, 'signal' | 'group' | 'branch'>;
 
 /**
  * A handler call's {@link StepContext}: its fields are own data properties; its signal is made only when read, by a
- * getter on the prototype (an object literal with an accessor is made on V8's slow path, and a context is made per
- * call).
+ * getter (an object literal with an accessor is made on V8's slow path, and a context is made per call). The getter
+ * is an own enumerable property, one descriptor shared by every context, so `{ ...ctx }` keeps the signal as a
+ * context made as a literal did (a getter on the prototype would be left out).
  */
 class CallContext implements StepContext {
+  static readonly #signal: PropertyDescriptor = {
+    enumerable: true,
+    get(this: CallContext): AbortSignal {
+      return this.#abort.signal;
+    },
+  };
   readonly #abort: LazyAbort;
+  declare readonly signal: AbortSignal;
   readonly instanceId: string;
   readonly workflow: string;
   readonly stepName: string;
@@ -52,6 +60,7 @@ class CallContext implements StepContext {
 
   constructor(abort: LazyAbort, fields: ContextFields) {
     this.#abort = abort;
+    Object.defineProperty(this, 'signal', CallContext.#signal);
     this.instanceId = fields.instanceId;
     this.workflow = fields.workflow;
     this.stepName = fields.stepName;
@@ -64,10 +73,6 @@ class CallContext implements StepContext {
     this.clock = fields.clock;
     this.logger = fields.logger;
     this.publish = fields.publish;
-  }
-
-  get signal(): AbortSignal {
-    return this.#abort.signal;
   }
 }
 
