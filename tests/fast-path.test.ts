@@ -203,54 +203,6 @@ describe('synchronous and asynchronous handlers and hooks', () => {
   });
 });
 
-describe('stopping work that waits for a rate-limit slot', () => {
-  it('settles a forEach item whose shared limiter answers after a sibling failed: it never runs, and the group ends', async () => {
-    const log: string[] = [];
-    @Step({ name: 'limited-shared-item', rateLimit: { limit: 10, per: '1m' } })
-    class LimitedItem extends BaseStep<number> {
-      override run(n: number): StepResult<number> {
-        log.push(`run ${n}`);
-        return n === 1 ? error({ code: 'ITEM_FAILED', message: 'item 1 failed' }) : ok(n);
-      }
-      override rollback(n: number): StepResult<number> {
-        log.push(`rollback ${n}`);
-        return ok(n);
-      }
-    }
-    const wf = defineWorkflow({ name: 'limited-shared-items', steps: [forEach('items', (s: { items: number[] }) => s.items, LimitedItem, { maxConcurrency: 4 })] });
-    const inner = new MemoryStore({ shared: true });
-    // The store answers items 2 and 3 only once item 1's failure was applied (the group is settling by then).
-    const held: (() => void)[] = [];
-    const store = new Proxy(inner, {
-      get(target, prop, receiver) {
-        if (prop === 'reserveSlot') {
-          return (...args: Parameters<MemoryStore['reserveSlot']>) => {
-            const answer = target.reserveSlot(...args);
-            if (!args[2].endsWith('\u00002') && !args[2].endsWith('\u00003')) return answer;
-            return new Promise<number>((resolve) => held.push(() => void answer.then(resolve)));
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, receiver);
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
-    const runtime = new SagaRuntime({ store, workflows: [wf], logger: silentLogger, pollInterval: '1h' });
-    try {
-      const handle = await runtime.start(wf, { items: [0, 1, 2, 3] }, { id: 'items-1' });
-      for (let i = 0; i < 50 && (held.length < 2 || (await inner.load('items-1'))?.group?.mode !== 'settling'); i += 1) await new Promise((r) => setImmediate(r));
-      expect((await inner.load('items-1'))?.group?.mode).toBe('settling');
-      for (const release of held) release();
-      const result = await handle.result();
-      expect(result.status).toBe('rolled_back');
-      expect(result.error?.code).toBe('ITEM_FAILED');
-      expect(log.filter((l) => l.startsWith('run')).sort()).toEqual(['run 0', 'run 1']);
-      expect(log.filter((l) => l.startsWith('rollback')).sort()).toEqual(['rollback 0', 'rollback 1']);
-    } finally {
-      await runtime.close();
-    }
-  });
-});
-
 describe('closing a runtime while an observer hook runs', () => {
   it('writes nothing after close: the transition the hook was part of is left to whoever resumes the instance', async () => {
     let release: () => void = () => undefined;

@@ -421,21 +421,27 @@ describe('rate limit definitions', () => {
   });
 });
 
+/** A forEach of four items whose step has a rate limit of `limit` a minute; item 1 fails. */
+function limitedItems(name: string, limit: number) {
+  const log: string[] = [];
+  @Step({ name: `${name}-item`, rateLimit: { limit, per: '1m' } })
+  class LimitedItem extends BaseStep<number> {
+    override run(n: number): StepResult<number> {
+      log.push(`run ${n}`);
+      return n === 1 ? error({ code: 'ITEM_FAILED', message: 'item 1 failed' }) : ok(n);
+    }
+    override rollback(n: number): StepResult<number> {
+      log.push(`rollback ${n}`);
+      return ok(n);
+    }
+  }
+  const wf = defineWorkflow({ name, steps: [forEach('items', (s: { items: number[] }) => s.items, LimitedItem, { maxConcurrency: 4 })] });
+  return { wf, log };
+}
+
 describe('rate-limited item steps', () => {
   it('does not compensate forEach items still waiting for their first slot when another item fails', async () => {
-    const log: string[] = [];
-    @Step({ name: 'limited-item', rateLimit: { limit: 2, per: '1m' } })
-    class LimitedItem extends BaseStep<number> {
-      override run(n: number): StepResult<number> {
-        log.push(`run ${n}`);
-        return n === 1 ? error({ code: 'ITEM_FAILED', message: 'item 1 failed' }) : ok(n);
-      }
-      override rollback(n: number): StepResult<number> {
-        log.push(`rollback ${n}`);
-        return ok(n);
-      }
-    }
-    const wf = defineWorkflow({ name: 'limited-items', steps: [forEach('items', (s: { items: number[] }) => s.items, LimitedItem, { maxConcurrency: 4 })] });
+    const { wf, log } = limitedItems('limited-items', 2);
     const { runtime } = testRuntime({ workflows: [wf] });
     const result = await (await runtime.start(wf, { items: [0, 1, 2, 3] })).result();
     expect(result.status).toBe('rolled_back');
@@ -443,5 +449,39 @@ describe('rate-limited item steps', () => {
     // Items 2 and 3 were parked for a slot a minute away when item 1 failed: they never ran and are not undone.
     expect(log.filter((l) => l.startsWith('run')).sort()).toEqual(['run 0', 'run 1']);
     expect(log.filter((l) => l.startsWith('rollback')).sort()).toEqual(['rollback 0', 'rollback 1']);
+  });
+
+  it('settles a forEach item whose shared limiter answers after a sibling failed: it never runs, and the group ends', async () => {
+    const { wf, log } = limitedItems('limited-shared-items', 10);
+    const inner = new MemoryStore({ shared: true });
+    // The store answers items 2 and 3 only once item 1's failure was applied (the group is settling by then).
+    const held: (() => void)[] = [];
+    const store = new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop === 'reserveSlot') {
+          return (...args: Parameters<MemoryStore['reserveSlot']>) => {
+            const answer = target.reserveSlot(...args);
+            if (!args[2].endsWith('\u00002') && !args[2].endsWith('\u00003')) return answer;
+            return new Promise<number>((resolve) => held.push(() => void answer.then(resolve)));
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const runtime = new SagaRuntime({ store, workflows: [wf], logger: silentLogger, pollInterval: '1h' });
+    try {
+      const handle = await runtime.start(wf, { items: [0, 1, 2, 3] }, { id: 'items-1' });
+      for (let i = 0; i < 50 && (held.length < 2 || (await inner.load('items-1'))?.group?.mode !== 'settling'); i += 1) await new Promise((r) => setImmediate(r));
+      expect((await inner.load('items-1'))?.group?.mode).toBe('settling');
+      for (const release of held) release();
+      const result = await handle.result();
+      expect(result.status).toBe('rolled_back');
+      expect(result.error?.code).toBe('ITEM_FAILED');
+      expect(log.filter((l) => l.startsWith('run')).sort()).toEqual(['run 0', 'run 1']);
+      expect(log.filter((l) => l.startsWith('rollback')).sort()).toEqual(['rollback 0', 'rollback 1']);
+    } finally {
+      await runtime.close();
+    }
   });
 });
