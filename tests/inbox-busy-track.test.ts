@@ -1,4 +1,4 @@
-import { MemoryStore, SagaRuntime, defineWorkflow, ok, silentLogger, type RuntimeProblem } from '../src';
+import { MemoryStore, SagaRuntime, VersionConflictError, defineWorkflow, ok, silentLogger, type RuntimeProblem } from '../src';
 import { recordingStep, waitsFor, type Log, type TestState } from './support/steps';
 
 /** Polls `condition` every 20 ms for at most `ms`; true once it held. */
@@ -44,6 +44,48 @@ describe('an event in the inbox for a track whose handler is still running', () 
       expect(receipts.map((r) => r.delivered)).toEqual([1, 1]);
       expect(await within(3000, async () => (await store.load('parts-1'))?.flow.status === 'completed')).toBe(true);
       expect(log).toEqual(['W.run', 'W.runHandleInfo', 'W.runHandleInfo']);
+      expect(problems).toEqual([]);
+    } finally {
+      await publisher.close();
+      await holder.close();
+    }
+  });
+});
+
+describe('an inbox delivery that meets a newer version of its instance', () => {
+  it('stays in the inbox and is applied on the next read of it, without a report', async () => {
+    const log: Log = [];
+    const wf = defineWorkflow<TestState>({ name: 'inbox-conflict', steps: [recordingStep('W', log, { run: waitsFor('part') })] });
+    const inner = new MemoryStore({ shared: true });
+    let conflicts = 0;
+    // The first save that consumes an inbox delivery finds the instance moved on (as when another worker wrote it).
+    const store = new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop === 'save') {
+          return (...args: Parameters<MemoryStore['save']>) => {
+            const [record, writes] = args;
+            if (conflicts === 0 && (writes?.consumed?.length ?? 0) > 0) {
+              conflicts += 1;
+              return Promise.reject(new VersionConflictError(record.id, record.version, record.version + 1));
+            }
+            return target.save(...args);
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const problems: RuntimeProblem[] = [];
+    const holder = new SagaRuntime({ store, workflows: [wf], logger: silentLogger, workerId: 'holder', pollInterval: '1h' });
+    const publisher = new SagaRuntime({ store, workflows: [wf], logger: silentLogger, workerId: 'publisher', pollInterval: '1h' });
+    for (const runtime of [holder, publisher]) runtime.errors$.subscribe((p) => problems.push(p));
+    try {
+      await holder.start();
+      await holder.start(wf, { trail: [] }, { id: 'conflict-1' });
+      await holder.idle();
+      expect((await publisher.publish({ topic: 'part' })).delivered).toBe(1);
+      expect(await within(3000, async () => (await inner.load('conflict-1'))?.flow.status === 'completed')).toBe(true);
+      expect(conflicts).toBe(1);
       expect(problems).toEqual([]);
     } finally {
       await publisher.close();

@@ -124,15 +124,22 @@ export class EventDelivery {
       .catch((e: unknown) => this.ctx.report('instance-failed', `a retained event could not be delivered to ${instanceId}`, e, instanceId));
   }
 
-  /** Applies the inbox deliveries of an instance, when this worker can hold its lease. */
-  async drainInbox(id: string): Promise<void> {
+  /**
+   * Applies the inbox deliveries of an instance, when this worker can hold its lease. A delivery that meets a newer
+   * version of the instance (another worker moved it on since this one read it) stays in the inbox: the inbox is
+   * read again once at once, and else the next poll applies it.
+   */
+  async drainInbox(id: string, retries = 1): Promise<void> {
     try {
       const pending = await this.ctx.store.pendingEvents(id);
       for (const { event, track } of pending) {
         await this.instances.deliver(id, { type: 'event', track, event }, { fromInbox: true });
       }
     } catch (e) {
-      if (!(e instanceof LeasedElsewhereError || e instanceof InstanceBlockedError)) this.ctx.report('instance-failed', `the inbox of ${id} could not be applied`, e, id);
+      if (e instanceof VersionConflictError && retries > 0) return this.drainInbox(id, retries - 1);
+      if (!(e instanceof LeasedElsewhereError || e instanceof VersionConflictError || e instanceof InstanceBlockedError)) {
+        this.ctx.report('instance-failed', `the inbox of ${id} could not be applied`, e, id);
+      }
     }
   }
 
