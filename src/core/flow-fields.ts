@@ -23,6 +23,11 @@ export const StepFunc = {
 } as const;
 export type StepFunc = (typeof StepFunc)[keyof typeof StepFunc];
 
+/** The direction a handler runs in: `run` and `runHandleInfo` go up, the rollbacks down. */
+export function directionOf(func: StepFunc): Direction {
+  return func === 'run' || func === 'runHandleInfo' ? 'up' : 'down';
+}
+
 /**
  * Where an instance is in its life. `completed`, `rolled_back` and `compensation_failed` are final; `blocked` means
  * its definition (its version, or that version's structure) is not the one it started on, so it is not run until

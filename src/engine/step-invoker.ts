@@ -11,7 +11,7 @@ import { toMillis } from '../time/duration';
 import type { Outcome } from './decide';
 import { TimeoutError } from '../errors/step-errors';
 import type { Clock } from '../time/clock';
-import type { StepFunc } from '../core/flow-fields';
+import { directionOf, type StepFunc } from '../core/flow-fields';
 import type { Maybe } from '../core/maybe';
 import type { HookRound, ObserverRunner } from './observer-runner';
 import { withLastResult } from './flow-view';
@@ -184,7 +184,7 @@ function checked(inv: Invocation, raw: unknown, where: string): CallResult {
 }
 
 function isUp(func: StepFunc): boolean {
-  return func === 'run' || func === 'runHandleInfo';
+  return directionOf(func) === 'up';
 }
 
 /** The after-hooks (unless the call continued), then the outcome with the state in its stored form. */

@@ -13,6 +13,7 @@ import { trackOf, type TrackRef } from '../instance-record';
 import { LazyAbort } from '../lazy-abort';
 import { invokeStep } from '../step-invoker';
 import type { Maybe } from '../../core/maybe';
+import { directionOf } from '../../core/flow-fields';
 import type { ActorHost, WorkflowServices } from './actor-host';
 
 /** The key of a track in maps by track (the main line has no branch key). */
@@ -109,15 +110,9 @@ export class StepCalls {
         if (this.actor.idle) this.host.idle(this.actor);
         return;
       }
-      if (asking.abort.isAborted) {
-        // Told to stop while its limiter was answering: the call is not made. It settles as a step that never started,
-        // so what waits for it (a group settling, a rollback) goes on; a superseded call's old token is ignored.
-        const reason = serializeThrown(asking.abort.reason);
-        this.actor.enqueue({ type: 'settled', track: effect.track, token: effect.token, outcome: { kind: 'error', error: reason, started: false } }, (failure) =>
-          this.host.reportFailure(this.actor.record.id, `settling ${effect.step}, aborted while it waited for its rate limit, failed`, failure),
-        );
-        return;
-      }
+      // Told to stop while its limiter was answering: the call is parked instead of made, and `decide` settles a
+      // parked track it told to abort as a step that never started (a superseded call's old token is ignored).
+      if (asking.abort.isAborted) return this.park(effect, limiter.name, now);
       if (slot !== undefined) return this.admit(effect, limiter.name, slot, now);
       // The store could not book a slot: report it and ask again a window later (the track stays parked meanwhile).
       this.host.reportFailure(this.actor.record.id, `the rate limiter ${limiter.name} of ${effect.step} could not book a slot in the store; asking again later`, error);
@@ -140,7 +135,12 @@ export class StepCalls {
   /** Calls the step when its slot is now, else parks the track until the slot. */
   private admit(effect: Extract<Effect, { type: 'invoke' }>, limiter: string, at: number, now: number): void {
     if (at <= now) return this.start(effect);
-    void this.actor.post({ type: 'throttled', track: effect.track, token: effect.token, until: at, limiter }).catch((error: unknown) =>
+    this.park(effect, limiter, at);
+  }
+
+  /** Parks the track until `until` for its rate limiter (a `throttled` happening). */
+  private park(effect: Extract<Effect, { type: 'invoke' }>, limiter: string, until: number): void {
+    this.actor.enqueue({ type: 'throttled', track: effect.track, token: effect.token, until, limiter }, (error) =>
       this.host.reportFailure(this.actor.record.id, `parking ${effect.step} for its rate limit failed`, error),
     );
   }
@@ -158,7 +158,7 @@ export class StepCalls {
     const groupNode = record.group === null ? undefined : def.nodes[record.group.index];
     const item = effect.track !== null && groupNode?.kind === 'group' && groupNode.each !== undefined;
     const codec = item ? this.services.itemCodec : this.services.codec;
-    const direction = effect.func === 'run' || effect.func === 'runHandleInfo' ? 'up' : 'down';
+    const direction = directionOf(effect.func);
     const pass = track?.flow.pass ?? 0;
     const runKey = `${record.id}:${effect.step}${item ? `[${effect.track ?? ''}]` : ''}${pass > 0 ? `#${pass + 1}` : ''}`;
     const keyBase = `${runKey}:${direction}`;
@@ -178,14 +178,16 @@ export class StepCalls {
     });
     if (view.group !== undefined) ctx.group = view.group;
     if (view.branch !== undefined) ctx.branch = view.branch;
+    const lost = (error: unknown): void => {
+      if (this.inFlight.get(key) === call) this.inFlight.delete(key);
+      this.host.reportFailure(record.id, `recording the result of ${effect.step} ${effect.func} failed`, error);
+      if (this.actor.idle) this.host.idle(this.actor);
+    };
     const settle = (outcome: Outcome): void => {
       if (this.inFlight.get(key) === call) this.inFlight.delete(key);
       // Queued, not awaited: a call that answered at once is applied in the same drain of the actor as the one
       // that started it, without a promise per step.
-      this.actor.enqueue({ type: 'settled', track: effect.track, token: effect.token, outcome }, (error) => {
-        this.host.reportFailure(record.id, `recording the result of ${effect.step} ${effect.func} failed`, error);
-        if (this.actor.idle) this.host.idle(this.actor);
-      });
+      this.actor.enqueue({ type: 'settled', track: effect.track, token: effect.token, outcome }, lost);
     };
     let step: BaseStep<unknown> | undefined;
     let unavailable: Outcome | undefined;
@@ -232,10 +234,6 @@ export class StepCalls {
       });
     if (!(outcome instanceof Promise)) return settle(outcome);
     // invokeStep's promise never rejects (every failure is an outcome); the guard keeps a defect from being lost.
-    outcome.then(settle, (error: unknown) => {
-      if (this.inFlight.get(key) === call) this.inFlight.delete(key);
-      this.host.reportFailure(record.id, `recording the result of ${effect.step} ${effect.func} failed`, error);
-      if (this.actor.idle) this.host.idle(this.actor);
-    });
+    outcome.then(settle, lost);
   }
 }
