@@ -118,7 +118,12 @@ function beginSettling(c: Ctx, g: GroupRun): void {
 }
 
 function abortBranch(c: Ctx, g: GroupRun, b: BranchRun): void {
-  c.effects.push({ type: 'abort', track: b.key, reason: g.failure ?? ABORTED });
+  c.effects.push({ type: 'abort', track: b.key, reason: branchAbortReason(g) });
+}
+
+/** Why the running branches of a group that is not going up any more are aborted: its failure, when it has one. */
+export function branchAbortReason(g: GroupRun): SerializedError {
+  return g.failure ?? ABORTED;
 }
 
 /** After a restart, the handlers of a settling group are called again: abort them again, after their invoke effects. */

@@ -8,7 +8,7 @@ import { controlMain } from './compensation-control';
 import type { Ctx, DecideOps } from './context';
 import { due, resolve } from './due';
 import { compensateBranch } from './group-compensation';
-import { branchFailed, startBranchStep, startGroup, unwindGroup } from './groups';
+import { branchAbortReason, branchFailed, startBranchStep, startGroup, unwindGroup } from './groups';
 import { advanceMain, failMain } from './main-line';
 import { requestRollback, resume, retryCompensation, skipCompensation } from './requests';
 import { refreshStatuses } from './statuses';
@@ -46,14 +46,14 @@ export function applyHappening(env: DecideEnv, draft: InstanceRecord, happening:
   return { record: draft, effects: c.effects, changed };
 }
 
-const ABORTED: SerializedError = { code: 'ABORTED', name: 'AbortedError', message: 'the call was aborted before it started' };
-
-/** Why a track whose call is in flight was told to abort (its group settles or unwinds, or a rollback was asked for); null if it was not. */
+/**
+ * Why a track whose call is in flight was told to abort, as the abort effect gave it (its group settles or unwinds,
+ * or a rollback was asked for); null if it was not.
+ */
 function abortReason(rec: InstanceRecord, ref: TrackRef): SerializedError | null {
   if (ref === null) return rec.group === null ? rec.rollbackRequested : null;
   const g = rec.group;
-  if (g === null || g.mode === 'up') return null;
-  return g.failure ?? ABORTED;
+  return g === null || g.mode === 'up' ? null : branchAbortReason(g);
 }
 
 function dispatch(c: Ctx, h: Happening): boolean {
