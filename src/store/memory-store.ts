@@ -364,7 +364,7 @@ export class MemoryStore implements InstanceStore {
     return record;
   }
 
-  /** Stores `record` as `version` (its own by default), a snapshot or its text, with its index entries and history. */
+  /** Stores a snapshot of `record` as `version` (its own by default), with its index entries and history. */
   private write(record: InstanceRecord, writes: TransitionWrites, version = record.version): void {
     const previous = this.rows.get(record.id);
     if (previous !== undefined) this.waits.removeInstance(record.id, previous.tracks);
