@@ -175,9 +175,8 @@ export class StoreWrites extends StorePart {
       };
       return this.remembered(p, stacks, this.session.runStatement('save an instance', { sql, params, read }));
     }
-    const written = this.writtenAt(p, record.version);
-    const waits = written?.waits === waitsKey(p) ? 'keep' : 'replace';
-    const indexed = written?.indexed !== indexedKey(p);
+    const waits = this.waitsUnchanged(p, record.version) ? 'keep' : 'replace';
+    const indexed = this.writtenAt(p, record.version)?.indexed !== indexedKey(p);
     const lease = writes.lease;
     const free = lease?.ifFreeAt === undefined ? undefined : { owner: lease.owner, at: lease.ifFreeAt };
     // A final transition removes what is still kept for its instance in its own write (see StoreEvents.dropEvents).
