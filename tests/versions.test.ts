@@ -79,6 +79,12 @@ const stores: [string, () => { store: InstanceStore; done: () => Promise<void> }
   ],
 ];
 
+/**
+ * These tests move the simulated clock by hours; with the default 1 s poll a durable store would be polled 7,200
+ * times per hour moved (each a query), which took seconds. Nothing here depends on polling.
+ */
+const POLL = '10m';
+
 describe.each(stores)('deploying a changed workflow while an instance waits (%s)', (_name, make) => {
   let store: InstanceStore;
   let done: () => Promise<void>;
@@ -89,7 +95,7 @@ describe.each(stores)('deploying a changed workflow while an instance waits (%s)
   /** A new process on the same database, with these definitions, recovering what the last one left. */
   async function deploy(...workflows: WorkflowDefinition[]): Promise<SagaRuntime> {
     await runtime.close();
-    runtime = new SagaRuntime({ store, clock, logger: silentLogger, workflows });
+    runtime = new SagaRuntime({ store, clock, logger: silentLogger, workflows, pollInterval: POLL });
     runtime.errors$.subscribe((p) => problems.push(p));
     await runtime.start();
     await runtime.idle();
@@ -101,7 +107,7 @@ describe.each(stores)('deploying a changed workflow while an instance waits (%s)
     clock = new SimulatedClock();
     problems = [];
     log.length = 0;
-    runtime = new SagaRuntime({ store, clock, logger: silentLogger, workflows: [V1] });
+    runtime = new SagaRuntime({ store, clock, logger: silentLogger, workflows: [V1], pollInterval: POLL });
     await runtime.start(V1, { orderId: 'o-1' }, { id: 'o-1' });
     await runtime.idle();
     expect(log).toEqual(['a.run', 'b.run']);

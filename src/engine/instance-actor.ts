@@ -4,14 +4,14 @@ import { SagaflowError } from '../errors/sagaflow-error';
 import { LeasedElsewhereError, UnknownInstanceError, VersionConflictError } from '../errors/runtime-errors';
 import { serializeThrown } from '../errors/serialized-error';
 import type { TransitionWrites } from '../store/instance-store';
-import type { HistoryEntry } from './history-entry';
 import type { ActorHost, PostOptions, WorkflowServices } from './actor/actor-host';
 import { LifecycleHooks } from './actor/lifecycle-hooks';
 import { StepCalls, trackKey } from './actor/step-calls';
 import { applyHappening, type DecideEnv, type Effect, type Happening } from './decide';
 import { isFinalStatus } from '../core/flow-fields';
 import { trackOf, type InstanceRecord, type TrackRef } from './instance-record';
-import { priorTrack, transitionHistory } from './transition-history';
+import { priorTrack, transitionHistory, type PriorTrack } from './transition-history';
+import { HistoryLog, packedWrites, takesHistoryLog } from './history-log';
 import type { Maybe } from '../core/maybe';
 
 // The host types moved to actor/actor-host.ts; they stay importable from here.
@@ -36,7 +36,7 @@ interface Applied {
 interface Accumulated {
   readonly results: boolean[];
   readonly effects: Effect[];
-  readonly history: HistoryEntry[];
+  readonly history: HistoryLog;
   readonly consumed: { eventId: string; track: TrackRef }[];
   readonly requestsDone: string[];
 }
@@ -60,9 +60,12 @@ function internalFailure(happening: Happening, defect: unknown): Happening {
   };
 }
 
-/** A batch's writes, with only the parts it has (built without spreads: one is made per save). */
-function writesOf(history: HistoryEntry[], consumed: Accumulated['consumed'], requestsDone: string[], lease: TransitionWrites['lease']): TransitionWrites {
-  const writes: { -readonly [K in keyof TransitionWrites]: TransitionWrites[K] } = { history };
+/**
+ * A batch's writes, with only the parts it has (built without spreads: one is made per save). The history lines are
+ * built as objects only for a store that reads them so: the in-memory store keeps them packed until they are read.
+ */
+function writesOf(store: object, history: HistoryLog, consumed: Accumulated['consumed'], requestsDone: string[], lease: TransitionWrites['lease']): TransitionWrites {
+  const writes: { -readonly [K in keyof TransitionWrites]: TransitionWrites[K] } = takesHistoryLog(store) ? packedWrites(history) : { history: history.entries() };
   if (consumed.length > 0) writes.consumed = consumed;
   if (requestsDone.length > 0) writes.requestsDone = requestsDone;
   if (lease !== undefined) writes.lease = lease;
@@ -129,9 +132,9 @@ export class InstanceActor {
     const draft = record;
     const { effects } = applyHappening(actor.env(), draft, first);
     await actor.hooks.run(draft, effects);
-    const history = transitionHistory(prior, first, draft, effects, draft.updatedAt);
-    const lease = host.lease(record.id);
-    if (!(await host.store.create(draft, lease === undefined ? { history } : { history, lease }))) return undefined;
+    const history = new HistoryLog(record.createdAt);
+    transitionHistory(history, prior, first, draft, effects, draft.updatedAt);
+    if (!(await host.store.create(draft, writesOf(host.store, history, [], [], host.lease(record.id))))) return undefined;
     actor.rec = { ...draft, version: 1 };
     actor.performAll(effects);
     return actor;
@@ -334,7 +337,7 @@ export class InstanceActor {
    */
   private applyAll(items: readonly Queued[]): Maybe<Applied> {
     this.applying = true;
-    return this.applyFrom(items, 0, { results: [], effects: [], history: [], consumed: [], requestsDone: [] });
+    return this.applyFrom(items, 0, { results: [], effects: [], history: new HistoryLog(this.rec.createdAt), consumed: [], requestsDone: [] });
   }
 
   private applyFrom(items: readonly Queued[], from: number, acc: Accumulated): Maybe<Applied> {
@@ -353,18 +356,14 @@ export class InstanceActor {
       acc.results.push(transition.changed);
       if (!transition.changed) continue;
       if (options.request !== undefined) acc.requestsDone.push(options.request);
-      const record = (): void => {
-        acc.history.push(...transitionHistory(prior, happening, draft, transition.effects, draft.updatedAt, options.note, this.services.stateChanges));
-        acc.effects.push(...transition.effects);
-      };
       const hooked = this.hooks.run(draft, transition.effects);
       if (hooked instanceof Promise) {
         return hooked.then(() => {
-          record();
+          this.recordTransition(acc, draft, prior, happening, transition.effects, options.note);
           return this.applyFrom(items, i + 1, acc);
         });
       }
-      record();
+      this.recordTransition(acc, draft, prior, happening, transition.effects, options.note);
     }
     const { results, effects, history, consumed, requestsDone } = acc;
     if (history.length === 0 && consumed.length === 0) return { results, effects, writes: null };
@@ -372,8 +371,14 @@ export class InstanceActor {
     return {
       results,
       effects,
-      writes: writesOf(history, consumed, requestsDone, lease),
+      writes: writesOf(this.host.store, history, consumed, requestsDone, lease),
     };
+  }
+
+  /** Adds an applied transition's history lines and effects to what the batch will save and perform. */
+  private recordTransition(acc: Accumulated, draft: InstanceRecord, prior: PriorTrack | undefined, happening: Happening, effects: readonly Effect[], note: string | undefined): void {
+    transitionHistory(acc.history, prior, happening, draft, effects, draft.updatedAt, note, this.services.stateChanges);
+    for (const e of effects) acc.effects.push(e);
   }
 
   /**

@@ -4,6 +4,7 @@ import { WaitIndex, type WaiterRef } from '../bus/wait-index';
 import { LeasedElsewhereError, VersionConflictError } from '../errors/runtime-errors';
 import { isFinalStatus, type Wait } from '../core/flow-fields';
 import type { HistoryEntry } from '../engine/history-entry';
+import { HistoryLog, historyLogOf, TAKES_HISTORY_LOG } from '../engine/history-log';
 import { versionOf, type InstanceRecord, type TrackRef } from '../engine/instance-record';
 import { deadlinesOf, decodeRecord, encodeRecord, isParked, waitsOf } from './record-codec';
 import { snapshotRecord } from './record-copy';
@@ -26,13 +27,17 @@ interface Row {
   summary: InstanceSummary;
   /** The fingerprint the record carries (null: written before versions). */
   fingerprint: string | null;
-  tracks: TrackRef[];
-  deadlines: DueWait[];
+  tracks: readonly TrackRef[];
+  deadlines: readonly DueWait[];
   parked: boolean;
-  history: HistoryEntry[];
+  /** Kept packed; built into lines when someone reads it. */
+  history: HistoryLog;
   inbox: PendingEvent[];
   lease: { owner: string; until: number } | null;
 }
+
+/** The empty tracks and deadlines of a row (most rows: every finished one), shared; rows replace these lists, never change them. */
+const NONE: readonly never[] = Object.freeze([]);
 
 /** Whether an owner other than `owner` holds a lease on the row unexpired at `now`. */
 function leasedByOther(row: Row, owner: string, now: number): boolean {
@@ -52,6 +57,8 @@ function leasedByOther(row: Row, owner: string, now: number): boolean {
 export class MemoryStore implements InstanceStore {
   /** True when created with `{ shared: true }`: several runtimes in one process share it as workers share a database. */
   readonly shared: boolean;
+  /** History lines come packed from the engine and are built only when {@link history} reads them. */
+  readonly [TAKES_HISTORY_LOG]: boolean = true;
   private readonly rows = new Map<string, Row>();
   private readonly inboxListeners = new Set<(instanceId: string) => void>();
 
@@ -98,7 +105,7 @@ export class MemoryStore implements InstanceStore {
   }
 
   history(id: string): Promise<HistoryEntry[]> {
-    return Promise.resolve(structuredClone(this.rows.get(id)?.history ?? []));
+    return Promise.resolve(this.rows.get(id)?.history.entries() ?? []);
   }
 
   findWaiting(event: SagaEvent): Promise<WaiterRef[]> {
@@ -376,16 +383,20 @@ export class MemoryStore implements InstanceStore {
       const request = this.requests.get(id);
       if (request?.state === 'pending' && request.instanceId === record.id) this.requests.set(id, { ...request, state: 'done', doneAt: record.updatedAt });
     }
-    const history = previous?.history ?? [];
-    // History lines are fresh objects the writer never touches again; history() hands out copies.
-    for (const h of writes.history ?? []) history.push(h);
+    const deadlines = deadlinesOf(record);
+    const history = previous?.history ?? new HistoryLog(record.createdAt);
+    // The engine's writes carry their lines packed: they are appended as they are, and built only by history().
+    const log = historyLogOf(writes);
+    if (log !== undefined) history.addAll(log);
+    else if (writes.history !== undefined) history.addAll(HistoryLog.of(writes.history, record.createdAt));
+    if (isFinalStatus(record.flow.status)) history.trim();
     this.rows.set(record.id, {
       record: snapshotRecord(record, version),
       version,
       summary: { id: record.id, workflow: record.workflow, version: versionOf(record), status: record.flow.status, createdAt: record.createdAt, updatedAt: record.updatedAt },
       fingerprint: record.fingerprint ?? null,
-      tracks: waits.map((w) => w.track),
-      deadlines: deadlinesOf(record).map((d) => ({ instanceId: record.id, track: d.track, deadline: d.at })),
+      tracks: waits.length === 0 ? NONE : waits.map((w) => w.track),
+      deadlines: deadlines.length === 0 ? NONE : deadlines.map((d) => ({ instanceId: record.id, track: d.track, deadline: d.at })),
       parked: isParked(record),
       history,
       inbox,
