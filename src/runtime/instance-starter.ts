@@ -15,7 +15,8 @@ import { workflowDefinition, type WorkflowRef } from '../workflow/workflow-decor
 import type { Instances } from './instances';
 import type { Registry } from './registry';
 import type { Results } from './results';
-import { randomId, type RuntimeContext } from './runtime-context';
+import type { RuntimeContext } from './runtime-context';
+import { timeOrderedId } from '../core/time-ordered-id';
 import { START_OPTION_KEYS, type StartOptions, type WorkflowHandle } from './runtime-options';
 
 export class InstanceStarter {
@@ -40,7 +41,7 @@ export class InstanceStarter {
     // A definition starts on its own version; a name on the newest registered one (or the one asked for).
     const chosen = typeof workflow === 'string' ? { name: workflow, version: options.version } : ((d) => ({ name: d.name, version: options.version ?? d.version }))(workflowDefinition(workflow));
     const services = this.registry.services(chosen.name, 'start', chosen.version);
-    const id = options.id ?? randomId();
+    const id = options.id ?? timeOrderedId();
     if (typeof id !== 'string' || id.length === 0) {
       throw new SagaflowError('BAD_OPTION', `start: the instance id must be a non-empty string, got ${quote(id, 80)}`);
     }

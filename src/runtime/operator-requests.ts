@@ -14,7 +14,8 @@ import type { OperatorApi } from './operator-api';
 import { noteText } from './operator-input';
 import { PollLoop } from './poll-loop';
 import type { Registry } from './registry';
-import { randomId, type RuntimeContext } from './runtime-context';
+import type { RuntimeContext } from './runtime-context';
+import { timeOrderedId } from '../core/time-ordered-id';
 import type { OperatorNote } from './runtime-options';
 
 /**
@@ -68,7 +69,7 @@ export class OperatorRequests {
       await this.act(input);
       return;
     }
-    const request = await store.request(input, randomId(), ctx.clock.now());
+    const request = await store.request(input, timeOrderedId(), ctx.clock.now());
     try {
       await this.applyPending(input.instanceId, request.id);
     } catch (error) {

@@ -21,7 +21,7 @@ export interface Deferred<T> {
   reject(error: unknown): void;
 }
 
-/** A new random id (a UUID). */
+/** A new random id (a UUID of version 4): for names that must not tell when they were made, such as a worker's. */
 export function randomId(): string {
   return globalThis.crypto.randomUUID();
 }

@@ -115,7 +115,10 @@ export interface MigrateAllReport {
 
 /** Options of `start(workflow, input, options)`. */
 export interface StartOptions {
-  /** The instance id; starting again with an existing id returns that instance. @default a random UUID */
+  /**
+   * The instance id; starting again with an existing id returns that instance. @default a new UUID of version 7:
+   * time-ordered, so new instances and their rows go next to the last ones in the database's indexes
+   */
   readonly id?: string;
   /**
    * The version of the workflow to start. @default the version of the definition given, or, given a workflow's

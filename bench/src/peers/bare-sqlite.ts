@@ -7,9 +7,10 @@
  * write sagaflow made, and the history rows sagaflow wrote, spread over those writes. The writes of
  * `concurrency` sagas are interleaved as they are in sagaflow (each saga's first write, then each one's second,
  * …) and committed `writesPerTransaction` at a time (sagaflow's, measured over the window just run). The record
- * JSON is a finished saga's as sagaflow stored it.
+ * JSON is a finished saga's as sagaflow stored it. Instance ids are made as sagaflow makes them (time-ordered UUIDs),
+ * so both place rows in their indexes alike.
  */
-import { randomUUID } from 'node:crypto';
+import { timeOrderedId } from '../../../src/core/time-ordered-id';
 import type { SagaWrites } from './sagaflow-durable';
 
 export const BARE_SQLITE = 'bare-sqlite';
@@ -87,7 +88,7 @@ export class BareSqlite {
     const history = this.shape.historyPerSaga;
     this.writes = [];
     for (let first = 0; first < count; first += concurrency) {
-      const ids = Array.from({ length: Math.min(concurrency, count - first) }, () => randomUUID());
+      const ids = Array.from({ length: Math.min(concurrency, count - first) }, () => timeOrderedId());
       for (let k = 0; k < perSaga; k++) {
         // Write k of a saga carries history rows floor((k+1)·H/W) − floor(k·H/W): H in all, spread evenly.
         const rows = Math.floor(((k + 1) * history) / perSaga) - Math.floor((k * history) / perSaga);
