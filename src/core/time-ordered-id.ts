@@ -4,14 +4,19 @@ import { randomFillSync } from 'node:crypto';
 const POOL = Buffer.alloc(4096);
 let poolAt = POOL.length;
 
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/** The id is written here as text, then read out as one string (concatenating 20 pieces made a rope of 19 nodes). */
+const OUT = Buffer.alloc(36);
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+const DASH = 0x2d;
 
 /** The millisecond of the last id, and the counter within it (12 bits). */
 let lastMs = -1;
 let counter = 0;
 
-function hex(byte: number): string {
-  return HEX[byte & 0xff] as string;
+/** Writes the low byte of `byte` as two hex digits at `at`. */
+function put(at: number, byte: number): void {
+  OUT[at] = HEX_DIGITS[(byte >>> 4) & 15] as number;
+  OUT[at + 1] = HEX_DIGITS[byte & 15] as number;
 }
 
 /**
@@ -43,26 +48,20 @@ export function timeOrderedId(now: number = Date.now()): string {
   poolAt += 8;
   const ms = lastMs;
   const high = Math.floor(ms / 0x1000000); // the top 24 of 48 bits
-  return (
-    hex(high >>> 16) +
-    hex(high >>> 8) +
-    hex(high) +
-    hex(ms >>> 16) +
-    '-' +
-    hex(ms >>> 8) +
-    hex(ms) +
-    '-' +
-    hex(0x70 | (counter >>> 8)) +
-    hex(counter) +
-    '-' +
-    hex(0x80 | ((POOL[r] as number) & 0x3f)) +
-    hex(POOL[r + 1] as number) +
-    '-' +
-    hex(POOL[r + 2] as number) +
-    hex(POOL[r + 3] as number) +
-    hex(POOL[r + 4] as number) +
-    hex(POOL[r + 5] as number) +
-    hex(POOL[r + 6] as number) +
-    hex(POOL[r + 7] as number)
-  );
+  put(0, high >>> 16);
+  put(2, high >>> 8);
+  put(4, high);
+  put(6, ms >>> 16);
+  OUT[8] = DASH;
+  put(9, ms >>> 8);
+  put(11, ms);
+  OUT[13] = DASH;
+  put(14, 0x70 | (counter >>> 8));
+  put(16, counter);
+  OUT[18] = DASH;
+  put(19, 0x80 | ((POOL[r] as number) & 0x3f));
+  put(21, POOL[r + 1] as number);
+  OUT[23] = DASH;
+  for (let k = 0; k < 6; k++) put(24 + 2 * k, POOL[r + 2 + k] as number);
+  return OUT.toString('latin1', 0, 36);
 }
