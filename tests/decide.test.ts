@@ -26,6 +26,16 @@ describe('decide, the pure direction logic', () => {
     expect(record.flow.stack).toEqual([{ kind: 'step', name: 'A', index: 0 }]);
   });
 
+  it('shares one frozen stack entry per step among instances (entries are pushed and popped, never changed)', () => {
+    const first = decide(env, start, { type: 'begin' }).record;
+    const second = decide(env, newRecord('j', 'pure', { n: 0 }, 0), { type: 'begin' }).record;
+    expect(second.flow.stack[0]).toBe(first.flow.stack[0]);
+    expect(Object.isFrozen(first.flow.stack[0])).toBe(true);
+    const looped = settle(settle(first, { kind: 'ok', state: {} }).record, { kind: 'goto', target: 'A', state: {} }).record;
+    expect(looped.flow.stack[2]).toEqual({ kind: 'step', name: 'A', index: 0, pass: 1 });
+    expect(Object.isFrozen(looped.flow.stack[2])).toBe(false);
+  });
+
   it('does not modify the record it is given', () => {
     const before = JSON.stringify(start);
     decide(env, start, { type: 'begin' });

@@ -175,7 +175,7 @@ export class MemoryStore implements InstanceStore {
     for (const e of kept) this.retainedUntil.delete(e.id);
     const row = this.rows.get(instanceId);
     const pending = row?.inbox.map((p) => p.event) ?? [];
-    if (row !== undefined) row.inbox = [];
+    if (row !== undefined && row.inbox.length > 0) row.inbox = [];
     return Promise.resolve([...kept, ...pending]);
   }
 

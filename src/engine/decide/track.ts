@@ -31,10 +31,27 @@ function enterStep(c: Ctx, ref: TrackRef, t: Track, step: { name: string; index:
   invoke(c, ref, t, func);
 }
 
+/**
+ * The stack entries of steps entered outside a loop pass, one per compiled step: every instance shares it (stack
+ * entries are never changed in place, only pushed and popped), frozen to keep it so.
+ */
+const PLAIN_ENTRIES = new WeakMap<object, StackEntry>();
+
+/** The stack entry of `step` entered in loop pass `pass` (0: outside a loop). */
+function stepEntry(step: { name: string; index: number }, pass: number): StackEntry {
+  if (pass > 0) return { kind: 'step', name: step.name, index: step.index, pass };
+  let entry = PLAIN_ENTRIES.get(step);
+  if (entry === undefined || entry.name !== step.name || entry.index !== step.index) {
+    entry = Object.freeze({ kind: 'step', name: step.name, index: step.index });
+    PLAIN_ENTRIES.set(step, entry);
+  }
+  return entry;
+}
+
 /** Pushes a started step on a track's stack (with the loop pass it belongs to) and calls its `run`. */
 export function startStep(c: Ctx, ref: TrackRef, t: Track, step: { name: string; index: number }): void {
   const pass = c.rec.pass ?? 0;
-  t.flow.stack.push(pass > 0 ? { kind: 'step', name: step.name, index: step.index, pass } : { kind: 'step', name: step.name, index: step.index });
+  t.flow.stack.push(stepEntry(step, pass));
   enterStep(c, ref, t, step, 'run', pass);
 }
 
@@ -68,7 +85,7 @@ export function startStepAt(c: Ctx, ref: TrackRef, t: Track, step: { name: strin
     return;
   }
   const pass = c.rec.pass ?? 0;
-  t.flow.stack.push(pass > 0 ? { kind: 'step', name: step.name, index: step.index, pass } : { kind: 'step', name: step.name, index: step.index });
+  t.flow.stack.push(stepEntry(step, pass));
   t.flow.stepIndex = step.index;
   t.flow.stepName = step.name;
   t.flow.stepFunc = 'run';
