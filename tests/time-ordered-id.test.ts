@@ -43,6 +43,13 @@ describe('time-ordered ids', () => {
     expect(timeOf(after)).toBe(at);
   });
 
+  it('sort in the order made when given times with fractions of a millisecond', () => {
+    const at = Date.UTC(2032, 0, 1);
+    const ids = [0.25, 0.75, 1.1, 1.9, 2].map((f) => timeOrderedId(at + f));
+    expect([...ids].sort()).toEqual(ids);
+    expect(timeOf(ids[0]!)).toBe(at);
+  });
+
   it('are what instances started without an id get, in the order they started', async () => {
     const wf = defineWorkflow<TestState>({ name: 'ids', steps: [recordingStep('a', [])] });
     const runtime = new SagaRuntime({ store: new MemoryStore(), logger: silentLogger, workflows: [wf] });

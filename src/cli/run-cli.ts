@@ -3,7 +3,6 @@
  * (`list`, `show`, `history`, `inspect`) open the database read-only and never resume anything; `purge` deletes
  * finished instances. {@link runCli} runs a command in-process (tests call it); bin.ts wires it to the process.
  */
-import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { InstanceStatus } from '../core/flow-fields';
@@ -22,6 +21,7 @@ import { workflowDefinition } from '../workflow/workflow-decorator';
 import { startInspector } from '../inspector/inspector-server';
 import { ExitCode, exitCodeOf } from './exit-codes';
 import { table } from './table';
+import { timeOrderedId } from '../core/time-ordered-id';
 
 /** Where a command writes and what it reads from its process. */
 export interface CliIo {
@@ -250,7 +250,7 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
       const waitMs = Number(flags.wait) * 1000;
       if (!/^\d+(\.\d+)?$/.test(flags.wait)) badArgument(`--wait must be a number of seconds, got ${JSON.stringify(flags.wait)}`);
       await withStore(flags, 'write', async (store) => {
-        const request = await store.request({ instanceId: id, kind, by: flags.by, ...(flags.reason === undefined ? {} : { reason: flags.reason }) }, randomUUID(), now());
+        const request = await store.request({ instanceId: id, kind, by: flags.by, ...(flags.reason === undefined ? {} : { reason: flags.reason }) }, timeOrderedId(), now());
         io.out(`requested ${kind} of ${id} (request ${request.id}); the runtime that runs the instance applies it and records it in its history`);
         if (waitMs <= 0) return;
         const until = Date.now() + waitMs;

@@ -29,10 +29,11 @@ function put(at: number, byte: number): void {
  * put new instances, and the history and wait rows keyed by them, next to the last ones written, where random ids
  * put every new row on another page of every index (on SQLite a page written per row at each commit).
  *
- * @param now The time to take (ms since epoch); the wall clock by default, never a simulated one (an id only has
- *   to be unique and ordered, not to tell the runtime's time).
+ * @param time The time to take (ms since epoch, a fraction dropped); the wall clock by default, never a simulated
+ *   one (an id only has to be unique and ordered, not to tell the runtime's time).
  */
-export function timeOrderedId(now: number = Date.now()): string {
+export function timeOrderedId(time: number = Date.now()): string {
+  const now = Math.floor(time);
   if (now > lastMs) {
     lastMs = now;
     counter = Math.floor(Math.random() * 2048);

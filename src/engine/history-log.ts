@@ -14,12 +14,25 @@ const STATE_CHANGE = 32;
 const SAME_AT = 64;
 /** The time is kept as it is, not as an offset from the log's base (an offset would not give it back exactly). */
 const RAW_AT = 128;
-const KIND_SHIFT = 8; // 5 bits
-const DIRECTION_SHIFT = 13; // 2 bits
-const FUNC_SHIFT = 15; // 3 bits
-const STATUS_SHIFT = 18; // 3 bits
-const ATTEMPT_SHIFT = 21; // 9 bits: 0 means the attempt has its own slot
-const ATTEMPT_MAX = 510;
+/** A line given as an object of another shape (a field sagaflow does not know, one left undefined): kept whole. */
+const WHOLE = 256;
+const KIND_SHIFT = 9; // 5 bits
+const DIRECTION_SHIFT = 14; // 2 bits
+const FUNC_SHIFT = 16; // 3 bits
+const STATUS_SHIFT = 19; // 3 bits
+const ATTEMPT_SHIFT = 22; // 8 bits: 0 means the attempt has its own slot (the header stays below 2^30, a small integer)
+const ATTEMPT_MAX = 254;
+
+/** The fields of a line that the packed form keeps; `at` to `status` are always present. */
+const FIELDS = new Set(['at', 'kind', 'step', 'direction', 'func', 'attempt', 'status', 'group', 'branch', 'outcome', 'code', 'note', 'stateChange']);
+const REQUIRED = ['at', 'kind', 'step', 'direction', 'func', 'attempt', 'status'] as const;
+
+/** Whether the packed form gives `line` back as it is: only known fields, the required ones present, none undefined. */
+function packable(line: HistoryEntry): boolean {
+  for (const key of REQUIRED) if (!(key in line)) return false;
+  for (const key of Object.keys(line)) if (!FIELDS.has(key) || (line as unknown as Record<string, unknown>)[key] === undefined) return false;
+  return true;
+}
 
 /**
  * Small codes for the values a field takes (0 is kept for a value not in the list, which then has its own slot:
@@ -78,8 +91,19 @@ export class HistoryLog {
   /** A log holding `lines` (copied field by field). */
   static of(lines: readonly HistoryEntry[], base = 0): HistoryLog {
     const log = new HistoryLog(base);
-    for (const e of lines) log.add(e.at, e.kind, e.step, e.direction, e.func, e.attempt, e.status, e.group, e.branch, e.outcome, e.code, e.note, e.stateChange);
+    for (const e of lines) log.addEntry(e);
     return log;
+  }
+
+  /** Appends a line given as an object: packed when that gives it back as it is, else a copy of it kept whole. */
+  addEntry(e: HistoryEntry): void {
+    if (packable(e)) {
+      this.add(e.at, e.kind, e.step, e.direction, e.func, e.attempt, e.status, e.group, e.branch, e.outcome, e.code, e.note, e.stateChange);
+      return;
+    }
+    this.slots.push(WHOLE, structuredClone(e));
+    this.lastAt = Number.NaN;
+    this.count++;
   }
 
   /** How many lines it holds. */
@@ -142,12 +166,15 @@ export class HistoryLog {
   addAll(other: HistoryLog): void {
     if (other.count === 0) return;
     if (other.base !== this.base) {
-      for (const e of other.entries()) this.add(e.at, e.kind, e.step, e.direction, e.func, e.attempt, e.status, e.group, e.branch, e.outcome, e.code, e.note, e.stateChange);
+      for (const e of other.entries()) this.addEntry(e);
       return;
     }
-    // Same base: the slots mean the same here (the first line of `other` always has its time).
+    // Same base: the slots mean the same here (the first line of `other` always has its time). The length is read
+    // first, so a log appended to itself ends.
+    const from = other.slots;
     const to = this.slots;
-    for (const slot of other.slots) to.push(slot);
+    const n = from.length;
+    for (let i = 0; i < n; i++) to.push(from[i]);
     this.count += other.count;
     this.lastAt = other.lastAt;
   }
@@ -167,6 +194,10 @@ export class HistoryLog {
     let at = Number.NaN;
     for (let k = 0; k < s.length; ) {
       const header = s[k++] as number;
+      if ((header & WHOLE) !== 0) {
+        out.push(structuredClone(s[k++] as HistoryEntry));
+        continue;
+      }
       if ((header & SAME_AT) === 0) {
         const stored = s[k++] as number;
         at = header & RAW_AT ? stored : stored + this.base;
@@ -206,9 +237,33 @@ export function takesHistoryLog(store: object): boolean {
   return (store as { [TAKES_HISTORY_LOG]?: boolean })[TAKES_HISTORY_LOG] === true;
 }
 
-/** Writes that carry `log` packed, with no `history` field (only for a store that {@link takesHistoryLog}). */
-export function packedWrites(log: HistoryLog): { readonly history?: undefined; readonly [LOG]: HistoryLog } {
-  return { [LOG]: log };
+/**
+ * Writes that carry `log` packed (only for a store that {@link takesHistoryLog}). Their `history` is built from the
+ * log when something reads it (a wrapper around such a store, a subclass), once; the store itself takes the log.
+ */
+class PackedWrites {
+  private lines: readonly HistoryEntry[] | undefined;
+  readonly [LOG]: HistoryLog;
+
+  constructor(log: HistoryLog) {
+    this[LOG] = log;
+  }
+
+  get history(): readonly HistoryEntry[] {
+    return (this.lines ??= this[LOG].entries());
+  }
+
+  /** As JSON: the lines, with the other fields set on these writes. */
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = { history: this.history };
+    for (const [key, value] of Object.entries(this)) if (key !== 'lines') out[key] = value;
+    return out;
+  }
+}
+
+/** Writes that carry `log` packed, with `history` built only if read (for a store that {@link takesHistoryLog}). */
+export function packedWrites(log: HistoryLog): { readonly history: readonly HistoryEntry[]; readonly [LOG]: HistoryLog } {
+  return new PackedWrites(log);
 }
 
 /** The packed lines of writes made by {@link packedWrites}; undefined for any other writes. */

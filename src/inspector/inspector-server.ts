@@ -9,7 +9,8 @@ import { UnknownInstanceError } from '../errors/runtime-errors';
 import { InstanceStatus } from '../core/flow-fields';
 import type { InstanceStore } from '../store/instance-store';
 import { instancePage, LIST_CAP, listPage, messagePage } from './pages';
-import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { timeOrderedId } from '../core/time-ordered-id';
 import { SagaflowError } from '../errors/sagaflow-error';
 import type { OperatorRequestKind } from '../store/operator-request';
 import { ACTIONS, actionButtons, confirmPage } from './operator-forms';
@@ -124,7 +125,7 @@ export async function startInspector(options: InspectorOptions): Promise<Inspect
     const by = form.get('by') ?? '';
     const reason = form.get('reason') ?? '';
     try {
-      const request = await (store.request as NonNullable<InstanceStore['request']>)({ instanceId: id, kind: k, ...(by === '' ? {} : { by }), ...(reason === '' ? {} : { reason }) }, randomUUID(), Date.now());
+      const request = await (store.request as NonNullable<InstanceStore['request']>)({ instanceId: id, kind: k, ...(by === '' ? {} : { by }), ...(reason === '' ? {} : { reason }) }, timeOrderedId(), Date.now());
       res.writeHead(303, { location: `/instances/${encodeURIComponent(id)}?request=${encodeURIComponent(request.id)}` });
       res.end();
     } catch (error) {
