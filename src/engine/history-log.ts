@@ -1,4 +1,4 @@
-import type { Direction, InstanceStatus, StepFunc } from '../core/flow-fields';
+import { Direction, InstanceStatus, StepFunc } from '../core/flow-fields';
 import type { HistoryEntry, HistoryKind } from './history-entry';
 import type { StateChangeOp } from './state-change';
 
@@ -23,9 +23,9 @@ const STATUS_SHIFT = 19; // 3 bits
 const ATTEMPT_SHIFT = 22; // 8 bits: 0 means the attempt has its own slot (the header stays below 2^30, a small integer)
 const ATTEMPT_MAX = 254;
 
-/** The fields of a line that the packed form keeps; `at` to `status` are always present. */
-const FIELDS = new Set(['at', 'kind', 'step', 'direction', 'func', 'attempt', 'status', 'group', 'branch', 'outcome', 'code', 'note', 'stateChange']);
+/** The fields every line has, then all the fields of a line that the packed form keeps. */
 const REQUIRED = ['at', 'kind', 'step', 'direction', 'func', 'attempt', 'status'] as const;
+const FIELDS = new Set<string>([...REQUIRED, 'group', 'branch', 'outcome', 'code', 'note', 'stateChange']);
 
 /** Whether the packed form gives `line` back as it is: only known fields, the required ones present, none undefined. */
 function packable(line: HistoryEntry): boolean {
@@ -40,36 +40,54 @@ function packable(line: HistoryEntry): boolean {
  */
 class Codes<T> {
   private readonly code = new Map<unknown, number>();
-  constructor(readonly values: readonly T[]) {
+  /** The bits of a code, as a mask. */
+  readonly mask: number;
+
+  /** @param bits How many bits of the header the code takes: the values (and the 0) must fit. */
+  constructor(
+    readonly values: readonly T[],
+    bits: number,
+  ) {
+    this.mask = (1 << bits) - 1;
+    if (values.length > this.mask) throw new Error(`${values.length} values do not fit a code of ${bits} bits; widen the field in the header`);
     values.forEach((v, i) => this.code.set(v, i + 1));
   }
+
   of(value: T): number {
     return this.code.get(value) ?? 0;
   }
+
+  /** The value of code `code` in `header` at `shift`, or undefined for code 0 (the value has its own slot). */
+  at(header: number, shift: number): T | undefined {
+    const code = (header >>> shift) & this.mask;
+    return code === 0 ? undefined : this.values[code - 1];
+  }
 }
 
-const KINDS = new Codes<HistoryKind>([
-  'started',
-  'step-started',
-  'step-result',
-  'event',
-  'timeout',
-  'retry-scheduled',
-  'rollback-requested',
-  'resumed',
-  'finished',
-  'operator',
-  'throttled',
-  'branch-taken',
-  'undo-requested',
-  'blocked',
-  'unblocked',
-  'migrated',
-  'control',
-]);
-const DIRECTIONS = new Codes<Direction>(['up', 'down']);
-const FUNCS = new Codes<StepFunc | null>([null, 'run', 'rollback', 'runHandleInfo', 'rollbackHandleInfo']);
-const STATUSES = new Codes<InstanceStatus>(['running', 'waiting', 'completed', 'rolling_back', 'rolled_back', 'compensation_failed', 'blocked']);
+/** Every kind, each once (the type checks that none is missing); the order gives the codes, which are never stored. */
+const KIND_NAMES: Record<HistoryKind, true> = {
+  started: true,
+  'step-started': true,
+  'step-result': true,
+  event: true,
+  timeout: true,
+  'retry-scheduled': true,
+  'rollback-requested': true,
+  resumed: true,
+  finished: true,
+  operator: true,
+  throttled: true,
+  'branch-taken': true,
+  'undo-requested': true,
+  blocked: true,
+  unblocked: true,
+  migrated: true,
+  control: true,
+};
+const KINDS = new Codes(Object.keys(KIND_NAMES) as HistoryKind[], 5);
+const DIRECTIONS = new Codes<Direction>(Object.values(Direction), 2);
+const FUNCS = new Codes<StepFunc | null>([null, ...Object.values(StepFunc)], 3);
+const STATUSES = new Codes<InstanceStatus>(Object.values(InstanceStatus), 3);
 
 /**
  * History lines kept packed, one after the other in a single array, and built as objects only when read
@@ -88,7 +106,7 @@ export class HistoryLog {
   /** @param base The time offsets are taken from (the instance's creation time keeps them small integers). */
   constructor(private readonly base = 0) {}
 
-  /** A log holding `lines` (copied field by field). */
+  /** A log holding `lines` (see {@link addEntry}). */
   static of(lines: readonly HistoryEntry[], base = 0): HistoryLog {
     const log = new HistoryLog(base);
     for (const e of lines) log.addEntry(e);
@@ -204,15 +222,12 @@ export class HistoryLog {
       }
       const small = header >>> ATTEMPT_SHIFT;
       const attempt = small === 0 ? (s[k++] as number) : small - 1;
-      // Each field is its code in the header, or (code 0) the next slot.
-      let code = (header >>> KIND_SHIFT) & 31;
-      const kind = code === 0 ? (s[k++] as HistoryKind) : (KINDS.values[code - 1] as HistoryKind);
-      code = (header >>> DIRECTION_SHIFT) & 3;
-      const direction = code === 0 ? (s[k++] as Direction) : (DIRECTIONS.values[code - 1] as Direction);
-      code = (header >>> FUNC_SHIFT) & 7;
-      const func = code === 0 ? (s[k++] as StepFunc | null) : (FUNCS.values[code - 1] as StepFunc | null);
-      code = (header >>> STATUS_SHIFT) & 7;
-      const status = code === 0 ? (s[k++] as InstanceStatus) : (STATUSES.values[code - 1] as InstanceStatus);
+      // Each field is its code in the header, or (code 0) the next slot. (`null` is a function's value, never code 0.)
+      const kind = KINDS.at(header, KIND_SHIFT) ?? (s[k++] as HistoryKind);
+      const direction = DIRECTIONS.at(header, DIRECTION_SHIFT) ?? (s[k++] as Direction);
+      const funcCode = (header >>> FUNC_SHIFT) & FUNCS.mask;
+      const func = funcCode === 0 ? (s[k++] as StepFunc | null) : (FUNCS.values[funcCode - 1] as StepFunc | null);
+      const status = STATUSES.at(header, STATUS_SHIFT) ?? (s[k++] as InstanceStatus);
       const line: { -readonly [K in keyof HistoryEntry]?: HistoryEntry[K] } = { at, kind, step: s[k++] as string | null, direction, func, attempt, status };
       if (header & GROUP) line.group = s[k++] as string;
       if (header & BRANCH) line.branch = s[k++] as string;

@@ -1,17 +1,16 @@
 import type { Effect, Happening } from './decide';
-import { stateChange } from './state-change';
+import { stateChange, type StateChangeOp } from './state-change';
 import type { StateChangeRecording } from '../observers/history-observer';
 import type { HistoryEntry, HistoryKind } from './history-entry';
 import type { HistoryLog } from './history-log';
-import type { StateChangeOp } from './state-change';
 import type { StepFunc } from '../core/flow-fields';
 import { findBranch, trackOf, type InstanceRecord, type TrackRef } from './instance-record';
 
 /**
  * Appends a history line about `track` as the record is now: its step, direction, function and attempt (taken from
  * `prior` instead when given: the track as it was before the happening; `step` and `func` when given replace the
- * track's), the instance status, the group and branch (`branch` replaces the one found), then the optional fields
- * (left out when undefined).
+ * track's), the instance status, the group and branch (`otherBranch` names the branch when the group has none by
+ * that key), then the optional fields (left out when undefined).
  */
 function line(
   log: HistoryLog,
@@ -26,10 +25,11 @@ function line(
   code?: string,
   note?: string,
   stateChange?: readonly StateChangeOp[],
-  branchName?: string,
+  otherBranch?: string,
 ): void {
   const t = (track === null ? undefined : trackOf(record, track)) ?? record;
   const f = t.flow;
+  const was = prior ?? f;
   let group: string | undefined;
   let branch: string | undefined;
   if (track !== null && record.group !== null) {
@@ -42,13 +42,13 @@ function line(
   log.add(
     at,
     kind,
-    step !== undefined ? step : prior === undefined ? f.stepName : prior.stepName,
-    prior === undefined ? f.direction : prior.direction,
-    func !== undefined ? func : prior === undefined ? f.stepFunc : prior.stepFunc,
-    prior === undefined ? f.attempt : prior.attempt,
+    step !== undefined ? step : was.stepName,
+    was.direction,
+    func !== undefined ? func : was.stepFunc,
+    was.attempt,
     record.flow.status,
     group,
-    branchName ?? branch,
+    branch ?? otherBranch,
     outcome,
     code,
     note,
@@ -130,8 +130,7 @@ export function transitionHistory(
     if (e.type === 'invoke' && happening.type !== 'resume') {
       line(log, after, e.track, 'step-started', at, undefined, e.step, e.func);
     } else if (e.type === 'controlled') {
-      const branch = e.track === null ? undefined : ((after.group === null ? undefined : findBranch(after.group, e.track)?.name) ?? e.track);
-      line(log, after, e.track, 'control', at, prior, undefined, undefined, e.decision, undefined, e.note, undefined, branch);
+      line(log, after, e.track, 'control', at, prior, undefined, undefined, e.decision, undefined, e.note, undefined, e.track ?? undefined);
     } else if (e.type === 'unblocked') {
       line(log, after, null, 'unblocked', at, undefined, after.flow.stepName, null);
     } else if (e.type === 'branched') {

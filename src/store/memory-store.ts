@@ -388,7 +388,7 @@ export class MemoryStore implements InstanceStore {
     // The engine's writes carry their lines packed: they are appended as they are, and built only by history().
     const log = historyLogOf(writes);
     if (log !== undefined) history.addAll(log);
-    else if (writes.history !== undefined) history.addAll(HistoryLog.of(writes.history, record.createdAt));
+    else for (const line of writes.history ?? []) history.addEntry(line);
     if (isFinalStatus(record.flow.status)) history.trim();
     this.rows.set(record.id, {
       record: snapshotRecord(record, version),
